@@ -1,0 +1,319 @@
+//! Latency histograms and the summaries every report is built from.
+//!
+//! Method: latencies are recorded in microseconds into an HdrHistogram with 3 significant
+//! digits (relative error under 0.1 %), range 1 µs to 1 h. Percentiles come from the histogram;
+//! min, max and mean are exact. The distribution is kept as HdrHistogram's standard
+//! percentile rows, so `.hgrm` files and latency curves can be re-rendered from report.json.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::record::{CallRecord, ErrorKind};
+
+/// Highest latency the histogram tracks (1 hour, in µs); larger values are clamped.
+const MAX_US: u64 = 3_600_000_000;
+
+/// Records latencies; one per run and kind (call or chain).
+#[derive(Debug, Clone)]
+pub struct LatencyRecorder {
+    hist: Histogram<u64>,
+}
+
+impl Default for LatencyRecorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LatencyRecorder {
+    /// An empty recorder with 3 significant digits.
+    pub fn new() -> Self {
+        let hist = Histogram::new_with_bounds(1, MAX_US, 3).expect("static bounds are valid");
+        LatencyRecorder { hist }
+    }
+
+    /// Records one latency, clamped to [1 µs, 1 h].
+    pub fn record(&mut self, latency: Duration) {
+        let us = (latency.as_micros() as u64).clamp(1, MAX_US);
+        self.hist.saturating_record(us);
+    }
+
+    /// Adds every value of another recorder.
+    pub fn merge(&mut self, other: &LatencyRecorder) {
+        self.hist
+            .add(&other.hist)
+            .expect("recorders share the same bounds");
+    }
+
+    /// Number of recorded values.
+    pub fn len(&self) -> u64 {
+        self.hist.len()
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.hist.is_empty()
+    }
+
+    /// The summary figures (all zero when empty).
+    pub fn summary(&self) -> LatencySummary {
+        if self.hist.is_empty() {
+            return LatencySummary::default();
+        }
+        LatencySummary {
+            count: self.hist.len(),
+            min_us: self.hist.min(),
+            mean_us: self.hist.mean(),
+            p50_us: self.hist.value_at_quantile(0.50),
+            p90_us: self.hist.value_at_quantile(0.90),
+            p99_us: self.hist.value_at_quantile(0.99),
+            max_us: self.hist.max(),
+        }
+    }
+
+    /// The percentile distribution, as in HdrHistogram's `outputPercentileDistribution`
+    /// with 5 ticks per half distance.
+    pub fn distribution(&self) -> Vec<DistributionRow> {
+        if self.hist.is_empty() {
+            return Vec::new();
+        }
+        self.hist
+            .iter_quantiles(5)
+            .map(|v| DistributionRow {
+                value_us: self.hist.highest_equivalent(v.value_iterated_to()),
+                percentile: v.quantile_iterated_to(),
+                total_count: v.count_since_last_iteration(),
+            })
+            .scan(0u64, |total, mut row| {
+                *total += row.total_count;
+                row.total_count = *total;
+                Some(row)
+            })
+            .collect()
+    }
+}
+
+/// Latency figures of one run, in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    /// Number of values recorded.
+    pub count: u64,
+    /// Smallest value.
+    pub min_us: u64,
+    /// Arithmetic mean.
+    pub mean_us: f64,
+    /// Median.
+    pub p50_us: u64,
+    /// 90th percentile.
+    pub p90_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// Largest value.
+    pub max_us: u64,
+}
+
+/// One row of a percentile distribution (HdrHistogram `.hgrm` layout).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DistributionRow {
+    /// Latency at this percentile, µs.
+    pub value_us: u64,
+    /// Fraction of values at or below `value_us`, 0..=1.
+    pub percentile: f64,
+    /// Number of values at or below `value_us`.
+    pub total_count: u64,
+}
+
+/// Failed calls counted per kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorCounts {
+    /// HTTP 429 answers.
+    pub rate_limited: u64,
+    /// HTTP 5xx answers.
+    pub server_error: u64,
+    /// HTTP 4xx answers other than 429.
+    pub client_error: u64,
+    /// Calls that hit the per-call timeout.
+    pub timeout: u64,
+    /// Connections that could not be made.
+    pub connect: u64,
+    /// Bodies cut short or unreadable.
+    pub body: u64,
+    /// Bodies that were not the expected JSON.
+    pub decode: u64,
+}
+
+impl ErrorCounts {
+    /// Counts one failure.
+    pub fn add(&mut self, kind: ErrorKind) {
+        *self.slot(kind) += 1;
+    }
+
+    /// The count for one kind.
+    pub fn get(&self, kind: ErrorKind) -> u64 {
+        match kind {
+            ErrorKind::RateLimited => self.rate_limited,
+            ErrorKind::ServerError => self.server_error,
+            ErrorKind::ClientError => self.client_error,
+            ErrorKind::Timeout => self.timeout,
+            ErrorKind::Connect => self.connect,
+            ErrorKind::Body => self.body,
+            ErrorKind::Decode => self.decode,
+        }
+    }
+
+    fn slot(&mut self, kind: ErrorKind) -> &mut u64 {
+        match kind {
+            ErrorKind::RateLimited => &mut self.rate_limited,
+            ErrorKind::ServerError => &mut self.server_error,
+            ErrorKind::ClientError => &mut self.client_error,
+            ErrorKind::Timeout => &mut self.timeout,
+            ErrorKind::Connect => &mut self.connect,
+            ErrorKind::Body => &mut self.body,
+            ErrorKind::Decode => &mut self.decode,
+        }
+    }
+
+    /// Sum over all kinds.
+    pub fn total(&self) -> u64 {
+        ErrorKind::ALL.iter().map(|k| self.get(*k)).sum()
+    }
+
+    /// Adds every count of another set.
+    pub fn merge(&mut self, other: &ErrorCounts) {
+        for kind in ErrorKind::ALL {
+            *self.slot(kind) += other.get(kind);
+        }
+    }
+}
+
+/// Calls in flight over time, as a step function: `[t_ms, in_flight]` points, each valid until
+/// the next. At most `max_points` points: when there are more events, each bucket keeps its
+/// peak so short bursts stay visible.
+pub fn in_flight_timeline(calls: &[CallRecord], max_points: usize) -> Vec<[f64; 2]> {
+    let mut events: Vec<(u64, i32)> = Vec::with_capacity(calls.len() * 2);
+    for c in calls {
+        let start = c.start.as_micros() as u64;
+        events.push((start, 1));
+        events.push((start + c.latency.as_micros() as u64, -1));
+    }
+    // Ends sort before starts at the same instant, so back-to-back calls do not overlap.
+    events.sort_unstable();
+    let mut points: Vec<[f64; 2]> = Vec::with_capacity(events.len() + 1);
+    points.push([0.0, 0.0]);
+    let mut level = 0i64;
+    for (t, d) in events {
+        level += i64::from(d);
+        let t_ms = t as f64 / 1000.0;
+        match points.last_mut() {
+            Some(last) if last[0] == t_ms => last[1] = level as f64,
+            _ => points.push([t_ms, level as f64]),
+        }
+    }
+    downsample_peaks(points, max_points.max(2))
+}
+
+fn downsample_peaks(points: Vec<[f64; 2]>, max_points: usize) -> Vec<[f64; 2]> {
+    if points.len() <= max_points {
+        return points;
+    }
+    let end = points.last().map_or(0.0, |p| p[0]);
+    let buckets = max_points - 1;
+    let width = end / buckets as f64;
+    let mut out: Vec<[f64; 2]> = Vec::with_capacity(max_points);
+    for p in points {
+        let b = ((p[0] / width) as usize).min(buckets - 1);
+        let t = b as f64 * width;
+        match out.last_mut() {
+            Some(last) if last[0] == t => last[1] = last[1].max(p[1]),
+            _ => out.push([t, p[1]]),
+        }
+    }
+    out.push([end, 0.0]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(start_ms: u64, latency_ms: u64) -> CallRecord {
+        CallRecord {
+            row: 0,
+            step: 0,
+            pass: 0,
+            try_no: 0,
+            start: Duration::from_millis(start_ms),
+            latency: Duration::from_millis(latency_ms),
+            status: Some(200),
+            error: None,
+            bytes: 0,
+            tokens: None,
+        }
+    }
+
+    #[test]
+    fn summary_percentiles_match_recorded_values_within_precision() {
+        let mut r = LatencyRecorder::new();
+        for ms in 1..=100u64 {
+            r.record(Duration::from_millis(ms));
+        }
+        let s = r.summary();
+        assert_eq!(s.count, 100);
+        assert_eq!(s.min_us, 1000);
+        assert!((s.p50_us as f64 - 50_000.0).abs() <= 50.0, "{}", s.p50_us);
+        assert!((s.p99_us as f64 - 99_000.0).abs() <= 99.0, "{}", s.p99_us);
+        assert!((s.max_us as f64 - 100_000.0).abs() <= 100.0, "{}", s.max_us);
+    }
+
+    #[test]
+    fn distribution_ends_at_full_count_and_is_monotonic() {
+        let mut r = LatencyRecorder::new();
+        for us in [100u64, 200, 300, 5000, 9000] {
+            r.record(Duration::from_micros(us));
+        }
+        let d = r.distribution();
+        assert_eq!(d.last().map(|x| x.total_count), Some(5));
+        assert!(d.windows(2).all(|w| w[0].value_us <= w[1].value_us));
+        assert!(d.windows(2).all(|w| w[0].percentile <= w[1].percentile));
+    }
+
+    #[test]
+    fn merge_adds_counts() {
+        let mut a = LatencyRecorder::new();
+        let mut b = LatencyRecorder::new();
+        a.record(Duration::from_millis(1));
+        b.record(Duration::from_millis(2));
+        a.merge(&b);
+        assert_eq!(a.len(), 2);
+    }
+
+    #[test]
+    fn error_counts_total_every_kind() {
+        let mut e = ErrorCounts::default();
+        for k in ErrorKind::ALL {
+            e.add(k);
+        }
+        e.add(ErrorKind::Timeout);
+        assert_eq!(e.total(), 8);
+        assert_eq!(e.get(ErrorKind::Timeout), 2);
+    }
+
+    #[test]
+    fn timeline_counts_overlapping_calls() {
+        let calls = [call(0, 10), call(5, 10), call(20, 5)];
+        let t = in_flight_timeline(&calls, 100);
+        let peak = t.iter().map(|p| p[1]).fold(0.0, f64::max);
+        assert_eq!(peak, 2.0);
+        assert_eq!(t.last().map(|p| p[1]), Some(0.0));
+    }
+
+    #[test]
+    fn timeline_downsampling_keeps_peak() {
+        let calls: Vec<_> = (0..1000).map(|i| call(i, 3)).collect();
+        let t = in_flight_timeline(&calls, 50);
+        assert!(t.len() <= 51);
+        assert_eq!(t.iter().map(|p| p[1]).fold(0.0, f64::max), 3.0);
+    }
+}

@@ -1,0 +1,1 @@
+//! Reports: every output format, computed from a [`crate::sweep::SweepReport`] alone.

@@ -1,0 +1,123 @@
+//! The serializable outcome of a sweep: one source for every report format.
+//!
+//! NOTE: adding or renaming a field changes report.json, summary.csv and the golden outputs of
+//! report/; bump `SCHEMA_VERSION` when a change is not backwards compatible.
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{DistributionRow, ErrorCounts, LatencySummary};
+use crate::record::Pooling;
+
+/// Version of the report.json layout. Readers refuse a newer version.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything a sweep produced, as written to report.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepReport {
+    /// Layout version of this document; see [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// `loadchain <version>` that produced it.
+    pub tool: String,
+    /// When the sweep started, RFC 3339 UTC.
+    pub started_utc: String,
+    /// Every setting needed to repeat the sweep.
+    pub settings: Settings,
+    /// One entry per size × limit × pooling, in the order they ran.
+    pub runs: Vec<RunSummary>,
+}
+
+/// The effective settings of a sweep, printed in every report header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// `embedded mock` or the target URL.
+    pub target: String,
+    /// API format: `openai` (chat completions) or `raw`.
+    pub api: String,
+    /// Model name sent in each request (OpenAI format).
+    pub model: String,
+    /// Step names of the chain, in order.
+    pub steps: Vec<String>,
+    /// Batch sizes (number of chains per run).
+    pub sizes: Vec<usize>,
+    /// Concurrency limits (1 = sequential).
+    pub limits: Vec<usize>,
+    /// Pooling modes measured.
+    pub pooling: Vec<Pooling>,
+    /// The limit speedup is measured against (1 when the sweep includes it).
+    pub baseline_limit: usize,
+    /// Retry-failed passes after the first pass.
+    pub retry_passes: u32,
+    /// Backoff retries per call after 429/503.
+    pub max_retries: u32,
+    /// Per-call timeout, in ms.
+    pub timeout_ms: u64,
+    /// Client-side request-per-minute cap, if any.
+    pub rpm: Option<u32>,
+    /// Client-side token-per-minute cap, if any.
+    pub tpm: Option<u32>,
+    /// The embedded mock's settings, as `key = value` lines of its TOML config (None for a
+    /// real target).
+    pub mock: Option<String>,
+    /// What wall time excludes, in words.
+    pub wall_time_excludes: String,
+    /// Machine the sweep ran on: OS, architecture and logical CPUs.
+    pub machine: String,
+    /// The command line that repeats this sweep.
+    pub command: String,
+}
+
+/// Figures of one run: one batch of `size` chains at one `limit` and `pooling` mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Number of chains (rows) in the batch.
+    pub size: usize,
+    /// Maximum chains in flight.
+    pub limit: usize,
+    /// Pooled or fresh connection per call.
+    pub pooling: Pooling,
+    /// First chain start to last chain end, retry passes included, ms.
+    pub wall_ms: f64,
+    /// Wall time of the retry-failed passes alone, ms (0 when none ran).
+    pub retry_wall_ms: f64,
+    /// Chains finished successfully per second of wall time.
+    pub chains_per_s: f64,
+    /// Calls sent per second of wall time (failed calls and retries included).
+    pub calls_per_s: f64,
+    /// wall(baseline limit) / wall(this limit), same size and pooling; None without a baseline.
+    pub speedup: Option<f64>,
+    /// speedup / (min(limit, size) / min(baseline, size)); 1.0 is the semaphore's ceiling.
+    pub efficiency: Option<f64>,
+    /// Chains that succeeded, after every pass.
+    pub chains_ok: usize,
+    /// Chains still failed after every pass.
+    pub chains_failed: usize,
+    /// Chains that failed on the first pass and were run again.
+    pub chains_retried: usize,
+    /// Calls sent, every pass and backoff retry included.
+    pub calls: u64,
+    /// Calls that failed (each is counted in `errors`).
+    pub calls_failed: u64,
+    /// Latency of successful calls.
+    pub call_latency: LatencySummary,
+    /// Latency of successful chains (their last attempt).
+    pub chain_latency: LatencySummary,
+    /// Failed calls per kind.
+    pub errors: ErrorCounts,
+    /// Connections the server accepted during the run (known for the embedded mock only).
+    pub connections: Option<u64>,
+    /// Rows whose final output differs from the same row in the first run of this size.
+    pub outputs_differ: usize,
+    /// Percentile distribution of successful call latency (HdrHistogram rows).
+    pub call_distribution: Vec<DistributionRow>,
+    /// Calls in flight over time: `[t_ms, in_flight]` step points, at most ~400.
+    pub timeline: Vec<[f64; 2]>,
+}
+
+impl SweepReport {
+    /// The run for one cell, if it was measured.
+    pub fn run(&self, size: usize, limit: usize, pooling: Pooling) -> Option<&RunSummary> {
+        self.runs
+            .iter()
+            .find(|r| r.size == size && r.limit == limit && r.pooling == pooling)
+    }
+}
