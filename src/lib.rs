@@ -6,6 +6,7 @@
 //! - [`sweep`]: sizes × limits × pooling → runs → [`sweep::SweepReport`].
 //! - [`report`]: terminal tables, Markdown, CSV, JSON, `.hgrm` and PNG charts.
 
+pub mod chain;
 pub mod metrics;
 pub mod record;
 pub mod report;
