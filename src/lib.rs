@@ -1,13 +1,26 @@
 //! loadchain: benchmark and load-test concurrent API calls and multi-step LLM chains.
 //!
 //! A tour of the crate, in the direction data flows:
-//! - [`record`]: raw per-call and per-chain records the runner emits.
-//! - [`metrics`]: HdrHistogram recording and the summaries reports are built from.
-//! - [`sweep`]: sizes × limits × pooling → runs → [`sweep::SweepReport`].
+//! - [`cli`] → [`config`]: flags as typed, then checked settings (the embedded mock's
+//!   defaults live in `config`).
+//! - [`target`]: what a call is (URL, format, auth) and the pooled/unpooled HTTP client.
+//! - [`chain`]: steps whose prompts are templates over a row and the previous output.
+//! - [`runner`]: one batch at one limit: semaphore, isolation, backoff, retry passes.
+//! - [`record`] → [`metrics`]: raw records, then HdrHistogram summaries.
+//! - [`sweep`]: sizes × limits × pooling → [`sweep::SweepReport`].
 //! - [`report`]: terminal tables, Markdown, CSV, JSON, `.hgrm` and PNG charts.
+//! - [`app`], [`progress`], [`error`]: the binary's glue, progress bars and exit codes.
 
+pub mod app;
+pub mod batch;
 pub mod chain;
+pub mod cli;
+pub mod config;
+pub mod error;
 pub mod metrics;
+pub mod progress;
 pub mod record;
 pub mod report;
+pub mod runner;
 pub mod sweep;
+pub mod target;

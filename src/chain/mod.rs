@@ -78,7 +78,9 @@ pub enum ChainError {
         source: TemplateError,
     },
     /// A template names a column the rows do not have.
-    #[error("{origin}: step {step:?} uses {{{{{column}}}}}, but {rows} has no column {column:?} (columns: {available})")]
+    #[error(
+        "{origin}: step {step:?} uses {{{{{column}}}}}, but {rows} has no column {column:?} (columns: {available})"
+    )]
     MissingColumn {
         origin: String,
         step: String,
@@ -108,7 +110,10 @@ struct StepFile {
 
 /// Names of the default chain's steps: the course's research → write → edit.
 const DEFAULT_STEPS: [(&str, &str); 3] = [
-    ("research", "Research the topic \"{{topic}}\" and list the key facts."),
+    (
+        "research",
+        "Research the topic \"{{topic}}\" and list the key facts.",
+    ),
     (
         "write",
         "Write a 1,000-word article about \"{{topic}}\" from these notes:\n{{previous}}",
@@ -268,7 +273,10 @@ prompt = "Translate: {{previous}}"
         let c = Chain::from_toml_str(text, Path::new("c.toml")).unwrap();
         assert_eq!(c.step_names(), ["summarize", "translate"]);
         assert_eq!(c.steps[0].max_tokens, Some(50));
-        assert!(c.check_columns(&["title".into()], "c.toml", "rows.csv").is_ok());
+        assert!(
+            c.check_columns(&["title".into()], "c.toml", "rows.csv")
+                .is_ok()
+        );
         let err = c
             .check_columns(&["id".into()], "c.toml", "rows.csv")
             .unwrap_err();

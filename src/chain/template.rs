@@ -17,7 +17,9 @@ pub enum TemplateError {
     #[error("column {column}: '{{{{' is not closed by '}}}}'")]
     Unclosed { column: usize },
     /// `{{}}` or a name with characters other than letters, digits, `_`, `-`, `.`.
-    #[error("column {column}: invalid placeholder name {name:?} (use letters, digits, '_', '-' or '.')")]
+    #[error(
+        "column {column}: invalid placeholder name {name:?} (use letters, digits, '_', '-' or '.')"
+    )]
     BadName { column: usize, name: String },
 }
 

@@ -1,5 +1,356 @@
-//! Sweeps: every batch size at every concurrency limit and pooling mode.
+//! Sweeps: every batch size at every concurrency limit and pooling mode, against the
+//! embedded mock or a real target, summarised into a [`SweepReport`].
+//!
+//! Runs go size → limit → pooling, so a pooled and an unpooled run of the same cell sit next
+//! to each other in time and share whatever drift the machine has. Each run gets a fresh
+//! client, so every run starts with a cold pool.
 
 mod result;
 
-pub use result::{RunSummary, Settings, SCHEMA_VERSION, SweepReport};
+pub use result::{RunSummary, SCHEMA_VERSION, Settings, SweepReport};
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use loadchain_mock::{MockConfig, MockServer};
+use thiserror::Error;
+
+use crate::chain::{Chain, Row};
+use crate::metrics::{ErrorCounts, LatencyRecorder, in_flight_timeline};
+use crate::record::{CallRecord, Pooling};
+use crate::runner::{BatchResult, Observer, RateLimiter, RunSpec, Runner};
+use crate::target::{ApiFormat, ClientOptions, HttpClient, Target};
+
+/// Points kept in each run's in-flight timeline.
+const TIMELINE_POINTS: usize = 400;
+
+/// Where a sweep sends its calls.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// Start the bundled mock in-process with this config (127.0.0.1, ephemeral port).
+    Embedded(MockConfig),
+    /// A real endpoint.
+    Remote(Target),
+}
+
+/// A checked sweep configuration.
+#[derive(Debug, Clone)]
+pub struct SweepConfig {
+    /// Batch sizes, ascending.
+    pub sizes: Vec<usize>,
+    /// Concurrency limits, ascending, deduplicated.
+    pub limits: Vec<usize>,
+    /// Pooling modes to measure.
+    pub pooling: Vec<Pooling>,
+    /// The chain every row runs.
+    pub chain: Chain,
+    /// Where calls go.
+    pub endpoint: Endpoint,
+    /// Model name (OpenAI format) for the embedded mock.
+    pub model: String,
+    /// Client timeouts and TLS.
+    pub client: ClientOptions,
+    /// Retry passes, backoff; `limit` is set per run.
+    pub spec: RunSpec,
+    /// Client-side request-per-minute cap.
+    pub rpm: Option<u32>,
+    /// Client-side token-per-minute cap.
+    pub tpm: Option<u32>,
+    /// The command line, for the report header.
+    pub command: String,
+}
+
+/// Why a sweep could not run at all (individual call failures are data, not errors).
+#[derive(Debug, Error)]
+pub enum SweepError {
+    /// The embedded mock failed to start.
+    #[error("cannot start the embedded mock server: {0}")]
+    Mock(String),
+    /// The HTTP client could not be built.
+    #[error(transparent)]
+    Client(#[from] crate::target::ClientError),
+    /// The preflight call showed the target unusable.
+    #[error("preflight call to {url} failed: {message}")]
+    Preflight { url: String, message: String },
+}
+
+/// Progress hooks of a sweep; the CLI draws bars, tests pass [`Quiet`].
+pub trait SweepUi: Send + Sync {
+    /// A run begins; the returned observer sees its calls and chains.
+    fn run_started(&self, size: usize, limit: usize, pooling: Pooling) -> Arc<dyn Observer>;
+    /// A run ended.
+    fn run_finished(&self, _summary: &RunSummary) {}
+}
+
+/// A [`SweepUi`] that shows nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Quiet;
+
+impl SweepUi for Quiet {
+    fn run_started(&self, _: usize, _: usize, _: Pooling) -> Arc<dyn Observer> {
+        Arc::new(crate::runner::NoObserver)
+    }
+}
+
+/// The calls of one run, kept for calls.csv.
+#[derive(Debug, Clone)]
+pub struct RunCallLog {
+    /// Batch size of the run.
+    pub size: usize,
+    /// Concurrency limit of the run.
+    pub limit: usize,
+    /// Pooling mode of the run.
+    pub pooling: Pooling,
+    /// Every call of the run.
+    pub calls: Vec<CallRecord>,
+}
+
+/// A finished sweep: the report plus the raw calls.
+#[derive(Debug, Clone)]
+pub struct SweepOutcome {
+    /// Everything the report formats need.
+    pub report: SweepReport,
+    /// Raw calls per run.
+    pub calls: Vec<RunCallLog>,
+}
+
+/// Runs the whole grid. Starts (and stops) the embedded mock when asked to.
+pub async fn run_sweep(cfg: &SweepConfig, ui: &dyn SweepUi) -> Result<SweepOutcome, SweepError> {
+    let started_utc = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let (mock, target) = match &cfg.endpoint {
+        Endpoint::Embedded(mock_cfg) => {
+            let server = MockServer::start(mock_cfg.clone())
+                .await
+                .map_err(|e| SweepError::Mock(e.to_string()))?;
+            let target = embedded_target(&server.url(), &cfg.model);
+            (Some(server), target)
+        }
+        Endpoint::Remote(t) => (None, t.clone()),
+    };
+    let target = Arc::new(target);
+    let chain = Arc::new(cfg.chain.clone());
+    preflight(&target, &chain, &cfg.client).await?;
+
+    let mut runs = Vec::new();
+    let mut logs = Vec::new();
+    for &size in &cfg.sizes {
+        let rows: Arc<[Row]> = Row::synthetic(size).into();
+        let mut reference: Option<Vec<Option<u64>>> = None;
+        for &limit in &cfg.limits {
+            for &pooling in &cfg.pooling {
+                let observer = ui.run_started(size, limit, pooling);
+                let runner = Runner {
+                    client: HttpClient::new(pooling, &cfg.client)?,
+                    target: Arc::clone(&target),
+                    chain: Arc::clone(&chain),
+                    limiter: RateLimiter::new(cfg.rpm, cfg.tpm).map(Arc::new),
+                    spec: RunSpec {
+                        limit,
+                        ..cfg.spec.clone()
+                    },
+                };
+                let before = mock.as_ref().map(|m| m.stats().connections_accepted);
+                let batch = runner.run_batch(Arc::clone(&rows), observer).await;
+                drop(runner); // closes pooled connections before the next run
+                let connections = mock
+                    .as_ref()
+                    .zip(before)
+                    .map(|(m, b)| m.stats().connections_accepted - b);
+                let hashes = output_hashes(&batch);
+                let differ = reference
+                    .as_ref()
+                    .map_or(0, |r| count_differences(r, &hashes));
+                reference.get_or_insert(hashes);
+                let summary = summarize(size, limit, pooling, &batch, connections, differ);
+                ui.run_finished(&summary);
+                runs.push(summary);
+                logs.push(RunCallLog {
+                    size,
+                    limit,
+                    pooling,
+                    calls: batch.calls,
+                });
+            }
+        }
+    }
+    let baseline_limit = cfg.limits.first().copied().unwrap_or(1);
+    apply_speedups(&mut runs, baseline_limit);
+    if let Some(server) = mock {
+        server.shutdown().await;
+    }
+    let settings = Settings {
+        target: match &cfg.endpoint {
+            Endpoint::Embedded(_) => "embedded mock".to_string(),
+            Endpoint::Remote(t) => t.url.to_string(),
+        },
+        api: target.format.as_str().to_string(),
+        model: target.model.clone(),
+        steps: cfg.chain.step_names(),
+        sizes: cfg.sizes.clone(),
+        limits: cfg.limits.clone(),
+        pooling: cfg.pooling.clone(),
+        baseline_limit,
+        retry_passes: cfg.spec.retry_passes,
+        max_retries: cfg.spec.max_retries,
+        timeout_ms: cfg.client.timeout.as_millis() as u64,
+        rpm: cfg.rpm,
+        tpm: cfg.tpm,
+        mock: match &cfg.endpoint {
+            Endpoint::Embedded(m) => Some(toml::to_string(m).unwrap_or_default()),
+            Endpoint::Remote(_) => None,
+        },
+        wall_time_excludes: "client construction, mock start-up and the preflight call".to_string(),
+        machine: machine(),
+        command: cfg.command.clone(),
+    };
+    Ok(SweepOutcome {
+        report: SweepReport {
+            schema_version: SCHEMA_VERSION,
+            tool: format!("loadchain {}", env!("CARGO_PKG_VERSION")),
+            started_utc,
+            settings,
+            runs,
+        },
+        calls: logs,
+    })
+}
+
+/// The OpenAI-format target of a mock at `url`.
+pub fn embedded_target(url: &str, model: &str) -> Target {
+    Target::new(
+        &format!("{url}/v1"),
+        ApiFormat::OpenAi,
+        reqwest::Method::POST,
+        model.to_string(),
+        &[],
+        None,
+        None,
+    )
+    .expect("the mock's own URL is valid")
+}
+
+/// One call with a throw-away client: fail fast on a target that is unreachable or rejects
+/// us (4xx other than 429). 5xx and 429 are transient and are measured, not fatal.
+pub async fn preflight(
+    target: &Target,
+    chain: &Chain,
+    opts: &ClientOptions,
+) -> Result<(), SweepError> {
+    let client = HttpClient::new(Pooling::Off, opts)?;
+    let row = &Row::synthetic(1)[0];
+    let out = client
+        .call(target, target.body(&chain.steps[0], row, None))
+        .await;
+    use crate::record::ErrorKind as K;
+    match out.error {
+        None | Some(K::ServerError | K::RateLimited) => Ok(()),
+        Some(_) => Err(SweepError::Preflight {
+            url: target.url.to_string(),
+            message: out.message,
+        }),
+    }
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!(
+        "{} {}, {cpus} logical CPUs",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}
+
+fn output_hashes(batch: &BatchResult) -> Vec<Option<u64>> {
+    batch
+        .chains
+        .iter()
+        .map(|c| {
+            c.final_output().map(|o| {
+                let mut h = DefaultHasher::new();
+                o.hash(&mut h);
+                h.finish()
+            })
+        })
+        .collect()
+}
+
+/// Rows that succeeded in both runs but whose outputs differ.
+fn count_differences(reference: &[Option<u64>], hashes: &[Option<u64>]) -> usize {
+    reference
+        .iter()
+        .zip(hashes)
+        .filter(|(a, b)| matches!((a, b), (Some(x), Some(y)) if x != y))
+        .count()
+}
+
+/// Aggregates one batch into its summary (speedup filled in later).
+pub fn summarize(
+    size: usize,
+    limit: usize,
+    pooling: Pooling,
+    batch: &BatchResult,
+    connections: Option<u64>,
+    outputs_differ: usize,
+) -> RunSummary {
+    let mut call_latency = LatencyRecorder::new();
+    let mut errors = ErrorCounts::default();
+    for call in &batch.calls {
+        match call.error {
+            None => call_latency.record(call.latency),
+            Some(kind) => errors.add(kind),
+        }
+    }
+    let mut chain_latency = LatencyRecorder::new();
+    for chain in batch.chains.iter().filter(|c| c.ok()) {
+        chain_latency.record(chain.latency);
+    }
+    let chains_ok = batch.chains.iter().filter(|c| c.ok()).count();
+    let wall_s = batch.wall.as_secs_f64().max(f64::MIN_POSITIVE);
+    RunSummary {
+        size,
+        limit,
+        pooling,
+        wall_ms: batch.wall.as_secs_f64() * 1000.0,
+        retry_wall_ms: batch.retry_wall.as_secs_f64() * 1000.0,
+        chains_per_s: chains_ok as f64 / wall_s,
+        calls_per_s: batch.calls.len() as f64 / wall_s,
+        speedup: None,
+        efficiency: None,
+        chains_ok,
+        chains_failed: batch.chains.len() - chains_ok,
+        chains_retried: batch.retried,
+        calls: batch.calls.len() as u64,
+        calls_failed: errors.total(),
+        call_latency: call_latency.summary(),
+        chain_latency: chain_latency.summary(),
+        errors,
+        connections,
+        outputs_differ,
+        call_distribution: call_latency.distribution(),
+        timeline: in_flight_timeline(&batch.calls, TIMELINE_POINTS),
+    }
+}
+
+/// Speedup = wall(baseline) / wall(run) for the same size and pooling;
+/// efficiency = speedup / (min(limit, size) / min(baseline, size)).
+pub fn apply_speedups(runs: &mut [RunSummary], baseline_limit: usize) {
+    let baselines: Vec<(usize, Pooling, f64)> = runs
+        .iter()
+        .filter(|r| r.limit == baseline_limit)
+        .map(|r| (r.size, r.pooling, r.wall_ms))
+        .collect();
+    for run in runs.iter_mut() {
+        let base = baselines
+            .iter()
+            .find(|(s, p, _)| *s == run.size && *p == run.pooling);
+        if let Some(&(_, _, base_ms)) = base
+            && run.wall_ms > 0.0
+        {
+            let speedup = base_ms / run.wall_ms;
+            let ideal = run.limit.min(run.size) as f64 / baseline_limit.min(run.size) as f64;
+            run.speedup = Some(speedup);
+            run.efficiency = Some(speedup / ideal);
+        }
+    }
+}

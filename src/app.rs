@@ -1,0 +1,150 @@
+//! The subcommands as the binary runs them: flags → config → library → output. Prints; the
+//! library below it does not.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+
+use crate::cli::{Cli, Command, ReportArgs, SweepArgs};
+use crate::config::{redacted_command, sweep_config};
+use crate::error::InputError;
+use crate::progress::{Progress, run_line};
+use crate::report::{self, RunCalls};
+use crate::sweep::{Endpoint, SweepConfig, run_sweep};
+
+/// Runs one parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Sweep(args) => sweep(args).await,
+        Command::Run(args) => crate::batch::run(args).await,
+        Command::Mock(args) => loadchain_mock::run_cli(args).await,
+        Command::Report(args) => report_cmd(&args),
+    }
+}
+
+async fn sweep(args: SweepArgs) -> Result<()> {
+    let cfg = sweep_config(&args, redacted_command(std::env::args()))?;
+    let out = if args.output.no_report {
+        None
+    } else {
+        let dir = match &args.output.out {
+            Some(d) => d.clone(),
+            None => report::default_report_dir(Path::new("reports"), SystemTime::now(), "sweep"),
+        };
+        Some(prepare_out_dir(&dir)?)
+    };
+    let quiet = args.output.quiet;
+    if !quiet {
+        eprintln!("{}", banner(&cfg));
+    }
+    let ui = Progress::new(quiet, cfg.chain.step_names());
+    let outcome = run_sweep(&cfg, &ui).await?;
+    drop(ui);
+    if quiet {
+        // Bars were hidden; nothing else to show while running.
+    } else if !console_is_tty() {
+        for r in &outcome.report.runs {
+            eprintln!("{}", run_line(r));
+        }
+    }
+    if let Some(dir) = &out {
+        let calls: Vec<RunCalls<'_>> = outcome
+            .calls
+            .iter()
+            .map(|l| RunCalls {
+                size: l.size,
+                limit: l.limit,
+                pooling: l.pooling,
+                calls: &l.calls,
+            })
+            .collect();
+        report::write_report(dir, &outcome.report, &calls)
+            .with_context(|| format!("writing the report to {}", dir.display()))?;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if args.output.json {
+        serde_json::to_writer_pretty(&mut stdout, &outcome.report)?;
+        writeln!(stdout)?;
+    } else {
+        write!(stdout, "{}", report::render_terminal(&outcome.report))?;
+        if let Some(dir) = &out {
+            writeln!(stdout, "\nReport: {}/", dir.display())?;
+        }
+    }
+    Ok(())
+}
+
+/// Fails early, before any call, when the report folder cannot be used.
+fn prepare_out_dir(dir: &Path) -> Result<PathBuf> {
+    if dir.exists() {
+        return Err(InputError(format!(
+            "--out: {} already exists; choose a new folder",
+            dir.display()
+        ))
+        .into());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("--out: cannot create {}", parent.display()))?;
+    }
+    Ok(dir.to_path_buf())
+}
+
+fn report_cmd(args: &ReportArgs) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match args.dirs.as_slice() {
+        [dir] => {
+            report::rerender(dir)?;
+            let r = report::read_report(dir)?;
+            write!(stdout, "{}", report::render_terminal(&r))?;
+            writeln!(stdout, "\nRe-rendered {}", dir.display())?;
+        }
+        [a, b] => {
+            let ra = report::read_report(a)?;
+            let rb = report::read_report(b)?;
+            write!(stdout, "{}", report::compare(&ra, &rb))?;
+        }
+        _ => unreachable!("clap allows one or two folders"),
+    }
+    Ok(())
+}
+
+/// The effective settings, so a run can be repeated exactly.
+fn banner(cfg: &SweepConfig) -> String {
+    let target = match &cfg.endpoint {
+        Endpoint::Embedded(m) => format!(
+            "embedded mock (127.0.0.1, ephemeral port)\n    {}",
+            toml::to_string(m)
+                .unwrap_or_default()
+                .trim_end()
+                .replace('\n', "\n    ")
+        ),
+        Endpoint::Remote(t) => format!(
+            "{} ({} format, model {})",
+            t.url,
+            t.format.as_str(),
+            t.model
+        ),
+    };
+    let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+    let pooling: Vec<&str> = cfg.pooling.iter().map(|p| p.as_str()).collect();
+    format!(
+        "loadchain {} sweep\n  target: {target}\n  chain: {} ({} steps)\n  sizes: {}  limits: {}  pooling: {}\n  retry passes: {}  max retries (429/503): {}  timeout: {}",
+        env!("CARGO_PKG_VERSION"),
+        cfg.chain.step_names().join(" → "),
+        cfg.chain.steps.len(),
+        list(&cfg.sizes),
+        list(&cfg.limits),
+        pooling.join(","),
+        cfg.spec.retry_passes,
+        cfg.spec.max_retries,
+        humantime::format_duration(cfg.client.timeout),
+    )
+}
+
+fn console_is_tty() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+}

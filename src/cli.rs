@@ -1,0 +1,323 @@
+//! Command-line types (clap derive) and value parsers. No I/O: `config` turns these into
+//! checked settings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use loadchain_mock::{Latency, MockArgs};
+
+/// Benchmark and load-test concurrent API calls and multi-step LLM chains.
+#[derive(Debug, Parser)]
+#[command(name = "loadchain", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run N chains at several concurrency limits, pooled and unpooled, and report speedup.
+    Sweep(SweepArgs),
+    /// Run a CSV manifest of rows through a chain: resumable, retries only failed rows.
+    Run(RunArgs),
+    /// Start the mock API server on its own (same as the loadchain-mock binary).
+    Mock(MockArgs),
+    /// Re-render a report folder from its report.json, or compare two report folders.
+    Report(ReportArgs),
+}
+
+/// `loadchain sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Concurrency limits to measure, comma-separated (1 = sequential).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_count, default_value = "1,5,10,25")]
+    pub limits: Vec<usize>,
+    /// Batch size: chains per run (accepts 10k). Ignored when --sizes is given.
+    #[arg(short = 'n', long = "n", value_name = "N", value_parser = parse_count, default_value = "100")]
+    pub n: usize,
+    /// Several batch sizes, comma-separated, e.g. 10,25,50,100 (the course table).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_count)]
+    pub sizes: Option<Vec<usize>>,
+    /// Measure with a pooled client, a fresh connection per call, or both.
+    #[arg(long, value_enum, default_value_t = PoolingArg::Both)]
+    pub pooling: PoolingArg,
+    /// Chain shape and calls.
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    /// Target and protocol.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Retries, timeouts and rate limits.
+    #[command(flatten)]
+    pub calls: CallArgs,
+    /// Embedded mock settings.
+    #[command(flatten)]
+    pub mock: MockFlags,
+    /// Output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `loadchain run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// CSV file with a header row; one chain per row.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: PathBuf,
+    /// Name of the column that identifies a row.
+    #[arg(long, value_name = "NAME", default_value = "id")]
+    pub id_column: String,
+    /// Maximum chains in flight (1 = sequential).
+    #[arg(long, short = 'c', value_name = "N", value_parser = parse_count, default_value = "10")]
+    pub limit: usize,
+    /// Output folder for results.jsonl, failed.csv and summary.json [default: reports/<UTC time>-run].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Continue a run in --out: skip rows that already succeeded, retry the rest.
+    #[arg(long)]
+    pub resume: bool,
+    /// Chain shape and calls.
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    /// Target and protocol.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Retries, timeouts and rate limits.
+    #[command(flatten)]
+    pub calls: CallArgs,
+    /// Embedded mock settings.
+    #[command(flatten)]
+    pub mock: MockFlags,
+    /// Hide the progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `loadchain report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A report folder (or its report.json) to re-render; give two to compare them.
+    #[arg(value_name = "DIR", num_args = 1..=2, required = true)]
+    pub dirs: Vec<PathBuf>,
+}
+
+/// Which pooling modes a sweep measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PoolingArg {
+    /// One shared client, connections reused.
+    On,
+    /// A fresh connection for every call.
+    Off,
+    /// Both, side by side.
+    Both,
+}
+
+/// Request/response format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApiArg {
+    /// OpenAI chat completions.
+    Openai,
+    /// Plain HTTP: the body template is sent as is, the response body is the output.
+    Raw,
+}
+
+/// Chain shape.
+#[derive(Debug, Args)]
+pub struct ChainArgs {
+    /// Dependent calls per chain: step k's prompt carries step k-1's output.
+    #[arg(long, value_name = "N", value_parser = parse_count, default_value = "3")]
+    pub steps: usize,
+    /// TOML chain file ([[steps]] with name, prompt, optional system, max_tokens); replaces --steps.
+    #[arg(long, value_name = "FILE")]
+    pub chain: Option<PathBuf>,
+}
+
+/// Where calls go.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Endpoint URL (OpenAI: base like https://api.openai.com/v1). Without it, the embedded mock.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Request format.
+    #[arg(long, value_enum, default_value_t = ApiArg::Openai)]
+    pub api: ApiArg,
+    /// Model name sent with each OpenAI request.
+    #[arg(long, value_name = "NAME", default_value = "gpt-4o-mini")]
+    pub model: String,
+    /// Environment variable holding the API key (sent as a Bearer token; unset = no header).
+    #[arg(long, value_name = "VAR", default_value = "OPENAI_API_KEY")]
+    pub api_key_env: String,
+    /// Extra request header, 'Name: value' (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    pub headers: Vec<String>,
+    /// HTTP method (raw mode).
+    #[arg(long, value_name = "METHOD", default_value = "POST")]
+    pub method: String,
+    /// Body template for raw mode ({{column}}, {{previous}}); default: the step's prompt.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub body: Option<String>,
+    /// Accept invalid TLS certificates (self-signed test servers only).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Speak HTTP/2 without negotiation (h2c); default HTTP/1.1 or ALPN.
+    #[arg(long)]
+    pub http2: bool,
+}
+
+/// Retries, timeouts and client-side rate limits.
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// Passes over the failed rows after the first pass.
+    #[arg(long, value_name = "N", default_value = "1")]
+    pub retry_passes: u32,
+    /// Backoff retries per call after 429 or 503 (exponential, full jitter, honours Retry-After).
+    #[arg(long, value_name = "N", default_value = "3")]
+    pub max_retries: u32,
+    /// Per-call timeout, send to last byte (e.g. 30s, 500ms).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub timeout: Duration,
+    /// Connection set-up timeout.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub connect_timeout: Duration,
+    /// Client-side cap on requests per minute (sends are paced evenly).
+    #[arg(long, value_name = "N", value_parser = parse_count_u32)]
+    pub rpm: Option<u32>,
+    /// Client-side cap on tokens per minute (prompt bytes / 4 + max_tokens, estimated).
+    #[arg(long, value_name = "N", value_parser = parse_count_u32)]
+    pub tpm: Option<u32>,
+}
+
+/// Overrides of the embedded mock's defaults: the mock's own flags with a `mock-` prefix.
+#[derive(Debug, Args, Default)]
+pub struct MockFlags {
+    /// Mock per-call latency: fixed:80ms, uniform:30ms..150ms, normal:90ms,20ms, lognormal:90ms,0.5.
+    #[arg(long, value_name = "DIST", help_heading = "Embedded mock")]
+    pub mock_latency: Option<Latency>,
+    /// Mock time per output token.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Embedded mock")]
+    pub mock_token_time: Option<Duration>,
+    /// Mock completion length in tokens.
+    #[arg(long, value_name = "N", help_heading = "Embedded mock")]
+    pub mock_output_tokens: Option<u32>,
+    /// Mock fraction of calls answered with a 5xx (0..1).
+    #[arg(long, value_name = "FRACTION", value_parser = parse_fraction, help_heading = "Embedded mock")]
+    pub mock_failure_rate: Option<f64>,
+    /// Mock status codes for injected failures, comma-separated.
+    #[arg(long, value_name = "CODES", value_delimiter = ',', value_parser = parse_status, help_heading = "Embedded mock")]
+    pub mock_failure_statuses: Option<Vec<u16>>,
+    /// Mock rate limit in requests per minute (excess gets 429 + Retry-After).
+    #[arg(long, value_name = "N", value_parser = parse_count_u32, help_heading = "Embedded mock")]
+    pub mock_rpm: Option<u32>,
+    /// Mock extra wait on each new connection's first request (TCP+TLS set-up).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Embedded mock")]
+    pub mock_conn_cost: Option<Duration>,
+    /// Mock fraction of calls that never answer (0..1).
+    #[arg(long, value_name = "FRACTION", value_parser = parse_fraction, help_heading = "Embedded mock")]
+    pub mock_hang_rate: Option<f64>,
+    /// Mock maximum requests processed at once; the rest queue.
+    #[arg(long, value_name = "N", value_parser = parse_count, help_heading = "Embedded mock")]
+    pub mock_capacity: Option<usize>,
+    /// Mock seed for every random choice.
+    #[arg(long, value_name = "N", help_heading = "Embedded mock")]
+    pub mock_seed: Option<u64>,
+    /// Mock TOML config file; --mock-* flags override it.
+    #[arg(long, value_name = "FILE", help_heading = "Embedded mock")]
+    pub mock_config: Option<PathBuf>,
+}
+
+/// Sweep output.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Report folder [default: reports/<UTC time>-sweep].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Write no report folder.
+    #[arg(long, conflicts_with = "out")]
+    pub no_report: bool,
+    /// Print the full result as JSON on stdout instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Hide progress bars and the settings banner.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// A positive count; accepts `k`/`m` suffixes (10k = 10,000).
+pub fn parse_count(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (digits, mult) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1_000),
+        Some((i, 'm' | 'M')) => (&t[..i], 1_000_000),
+        _ => (t, 1),
+    };
+    let v: usize = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number"))?;
+    let v = v
+        .checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))?;
+    if v == 0 {
+        return Err("must be at least 1".to_string());
+    }
+    Ok(v)
+}
+
+fn parse_count_u32(s: &str) -> Result<u32, String> {
+    let v = parse_count(s)?;
+    u32::try_from(v).map_err(|_| format!("{s:?} is too large"))
+}
+
+/// A duration like `30s`, `500ms`, `1m 30s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{s:?} is not a duration ({e}); use e.g. 30s, 500ms"))
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a fraction from 0 to 1")),
+    }
+}
+
+fn parse_status(s: &str) -> Result<u16, String> {
+    match s.trim().parse::<u16>() {
+        Ok(v) if (100..=599).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not an HTTP status code (100..=599)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn counts_accept_suffixes_and_reject_zero() {
+        assert_eq!(parse_count("10k"), Ok(10_000));
+        assert_eq!(parse_count("25"), Ok(25));
+        assert!(parse_count("0").is_err());
+        assert!(parse_count("").is_err());
+        assert!(parse_count("five").is_err());
+    }
+
+    #[test]
+    fn sweep_defaults_are_the_main_job() {
+        let cli = Cli::try_parse_from(["loadchain", "sweep"]).unwrap();
+        let Command::Sweep(args) = cli.command else {
+            panic!("not a sweep")
+        };
+        assert_eq!(args.limits, vec![1, 5, 10, 25]);
+        assert_eq!(args.n, 100);
+        assert_eq!(args.pooling, PoolingArg::Both);
+        assert_eq!(args.chain.steps, 3);
+    }
+}

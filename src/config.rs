@@ -1,0 +1,340 @@
+//! Checked settings built from the command line: every rule that spans several flags, the
+//! embedded mock's defaults, the target and the chain. Library code takes these, never `Cli`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use loadchain_mock::{Latency, MockConfig};
+use thiserror::Error;
+
+use crate::chain::{Chain, ChainError, Template};
+use crate::cli::{ApiArg, CallArgs, ChainArgs, MockFlags, PoolingArg, SweepArgs, TargetArgs};
+use crate::record::Pooling;
+use crate::runner::RunSpec;
+use crate::sweep::{Endpoint, SweepConfig};
+use crate::target::{ApiFormat, ClientOptions, Target, TargetError};
+
+/// A combination of flags that cannot work. Always a usage error (exit 2).
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// A flag's value is unusable.
+    #[error("{flag}: {message}")]
+    Flag { flag: &'static str, message: String },
+    /// The target could not be built.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// The chain file or step count is unusable.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The mock config file or a --mock-* value is unusable.
+    #[error("{0}")]
+    Mock(String),
+}
+
+/// The embedded default: the course's world at 1/100 time scale. A 3–15 s call becomes
+/// 30–150 ms, the 100–200 ms TCP+TLS set-up becomes 1.5 ms on a connection's first request,
+/// and 2 % of calls fail with a 5xx so the retry pass has work to do. Fixed seed.
+pub fn embedded_mock_defaults() -> MockConfig {
+    MockConfig {
+        latency: Latency::Uniform {
+            min: Duration::from_millis(30),
+            max: Duration::from_millis(150),
+        },
+        conn_cost: Duration::from_micros(1500),
+        failure_rate: 0.02,
+        failure_statuses: vec![500, 502],
+        seed: 42,
+        ..MockConfig::default()
+    }
+}
+
+impl MockFlags {
+    /// Whether any --mock-* flag was given.
+    pub fn any(&self) -> bool {
+        self.mock_latency.is_some()
+            || self.mock_token_time.is_some()
+            || self.mock_output_tokens.is_some()
+            || self.mock_failure_rate.is_some()
+            || self.mock_failure_statuses.is_some()
+            || self.mock_rpm.is_some()
+            || self.mock_conn_cost.is_some()
+            || self.mock_hang_rate.is_some()
+            || self.mock_capacity.is_some()
+            || self.mock_seed.is_some()
+            || self.mock_config.is_some()
+    }
+
+    /// The embedded defaults (or --mock-config) with every given flag applied on top.
+    pub fn to_config(&self) -> Result<MockConfig, ConfigError> {
+        let mut c = match &self.mock_config {
+            Some(path) => {
+                MockConfig::from_toml_file(path).map_err(|e| ConfigError::Mock(e.to_string()))?
+            }
+            None => embedded_mock_defaults(),
+        };
+        if let Some(v) = self.mock_latency {
+            c.latency = v;
+        }
+        if let Some(v) = self.mock_token_time {
+            c.token_time = v;
+        }
+        if let Some(v) = self.mock_output_tokens {
+            c.output_tokens = v;
+        }
+        if let Some(v) = self.mock_failure_rate {
+            c.failure_rate = v;
+        }
+        if let Some(v) = &self.mock_failure_statuses {
+            c.failure_statuses = v.clone();
+        }
+        if let Some(v) = self.mock_rpm {
+            c.rpm = Some(v);
+        }
+        if let Some(v) = self.mock_conn_cost {
+            c.conn_cost = v;
+        }
+        if let Some(v) = self.mock_hang_rate {
+            c.hang_rate = v;
+        }
+        if let Some(v) = self.mock_capacity {
+            c.capacity = Some(v);
+        }
+        if let Some(v) = self.mock_seed {
+            c.seed = v;
+        }
+        c.validate().map_err(|e| ConfigError::Mock(e.to_string()))?;
+        Ok(c)
+    }
+}
+
+/// The chain from --chain or --steps.
+pub fn chain_from_args(args: &ChainArgs) -> Result<Chain, ConfigError> {
+    Ok(match &args.chain {
+        Some(path) => Chain::from_toml_file(path)?,
+        None => Chain::default_steps(args.steps)?,
+    })
+}
+
+/// The endpoint: a real target from --target, or the embedded mock.
+pub fn endpoint_from_args(t: &TargetArgs, mock: &MockFlags) -> Result<Endpoint, ConfigError> {
+    let Some(url) = &t.target else {
+        if t.api == ApiArg::Raw {
+            return Err(flag(
+                "--api",
+                "raw needs --target (the embedded mock speaks OpenAI)",
+            ));
+        }
+        if t.body.is_some() {
+            return Err(flag("--body", "needs --target and --api raw"));
+        }
+        return Ok(Endpoint::Embedded(mock.to_config()?));
+    };
+    if mock.any() {
+        return Err(flag(
+            "--mock-*",
+            "mock settings apply only to the embedded mock; drop them or drop --target",
+        ));
+    }
+    let format = match t.api {
+        ApiArg::Openai => ApiFormat::OpenAi,
+        ApiArg::Raw => ApiFormat::Raw,
+    };
+    let method = reqwest::Method::from_bytes(t.method.trim().to_ascii_uppercase().as_bytes())
+        .map_err(|_| flag("--method", format!("{:?} is not an HTTP method", t.method)))?;
+    if format == ApiFormat::OpenAi && method != reqwest::Method::POST {
+        return Err(flag(
+            "--method",
+            "OpenAI chat completions are POST; use --api raw",
+        ));
+    }
+    let body = match &t.body {
+        Some(_) if format == ApiFormat::OpenAi => {
+            return Err(flag("--body", "only with --api raw"));
+        }
+        Some(b) => Some(Template::parse(b).map_err(|e| flag("--body", e.to_string()))?),
+        None => None,
+    };
+    let key = std::env::var(&t.api_key_env)
+        .ok()
+        .filter(|k| !k.trim().is_empty());
+    let target = Target::new(
+        url,
+        format,
+        method,
+        t.model.clone(),
+        &t.headers,
+        key.map(|k| (t.api_key_env.as_str(), k.trim().to_string())),
+        body,
+    )?;
+    Ok(Endpoint::Remote(target))
+}
+
+/// Client options from the flags.
+pub fn client_options(t: &TargetArgs, c: &CallArgs) -> ClientOptions {
+    ClientOptions {
+        timeout: c.timeout,
+        connect_timeout: c.connect_timeout,
+        insecure: t.insecure,
+        http2_prior_knowledge: t.http2,
+    }
+}
+
+/// Retry settings from the flags; `limit` is filled in per run.
+pub fn run_spec(c: &CallArgs, limit: usize) -> RunSpec {
+    RunSpec {
+        limit,
+        retry_passes: c.retry_passes,
+        max_retries: c.max_retries,
+        ..RunSpec::default()
+    }
+}
+
+/// Checks `loadchain sweep` flags and builds its configuration.
+pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, ConfigError> {
+    let mut limits = args.limits.clone();
+    if limits.is_empty() {
+        return Err(flag("--limits", "give at least one limit, e.g. 1,5,10"));
+    }
+    limits.sort_unstable();
+    limits.dedup();
+    let mut sizes = args.sizes.clone().unwrap_or_else(|| vec![args.n]);
+    if sizes.is_empty() {
+        return Err(flag("--sizes", "give at least one size, e.g. 10,25,50,100"));
+    }
+    sizes.sort_unstable();
+    sizes.dedup();
+    let pooling = match args.pooling {
+        PoolingArg::On => vec![Pooling::On],
+        PoolingArg::Off => vec![Pooling::Off],
+        PoolingArg::Both => vec![Pooling::On, Pooling::Off],
+    };
+    let endpoint = endpoint_from_args(&args.target, &args.mock)?;
+    Ok(SweepConfig {
+        sizes,
+        limits,
+        pooling,
+        chain: chain_from_args(&args.chain)?,
+        endpoint,
+        model: args.target.model.clone(),
+        client: client_options(&args.target, &args.calls),
+        spec: run_spec(&args.calls, 1),
+        rpm: args.calls.rpm,
+        tpm: args.calls.tpm,
+        command,
+    })
+}
+
+/// The command line as typed, with header values redacted (they often carry keys).
+pub fn redacted_command(args: impl IntoIterator<Item = String>) -> String {
+    let mut out = Vec::new();
+    let mut redact_next = false;
+    for (i, arg) in args.into_iter().enumerate() {
+        let shown = if redact_next {
+            redact_next = false;
+            redact_header_value(&arg)
+        } else if arg == "-H" || arg == "--header" {
+            redact_next = true;
+            arg
+        } else if let Some(v) = arg.strip_prefix("--header=") {
+            format!("--header={}", redact_header_value(v))
+        } else if let Some(v) = arg.strip_prefix("-H").filter(|v| !v.is_empty()) {
+            format!("-H{}", redact_header_value(v))
+        } else if i == 0 {
+            Path::new(&arg)
+                .file_name()
+                .map_or(arg.clone(), |f| f.to_string_lossy().into_owned())
+        } else {
+            arg
+        };
+        out.push(shell_quote(&shown));
+    }
+    out.join(" ")
+}
+
+fn redact_header_value(h: &str) -> String {
+    match h.split_once(':') {
+        Some((name, _)) => format!("{}: <redacted>", name.trim()),
+        None => "<redacted>".to_string(),
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=.,:/@%+".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+fn flag(flag: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Flag {
+        flag,
+        message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn sweep(args: &[&str]) -> Result<SweepConfig, ConfigError> {
+        let mut all = vec!["loadchain", "sweep"];
+        all.extend_from_slice(args);
+        let Command::Sweep(a) = Cli::try_parse_from(all).unwrap().command else {
+            panic!("not a sweep")
+        };
+        sweep_config(&a, String::new())
+    }
+
+    #[test]
+    fn limits_and_sizes_are_sorted_and_deduplicated() {
+        let c = sweep(&["--limits", "10,1,5,5", "--sizes", "50,10"]).unwrap();
+        assert_eq!(c.limits, vec![1, 5, 10]);
+        assert_eq!(c.sizes, vec![10, 50]);
+        assert!(matches!(c.endpoint, Endpoint::Embedded(_)));
+    }
+
+    #[test]
+    fn mock_flags_override_the_embedded_defaults() {
+        let c = sweep(&["--mock-latency", "fixed:5ms", "--mock-failure-rate", "0"]).unwrap();
+        let Endpoint::Embedded(m) = c.endpoint else {
+            panic!("not embedded")
+        };
+        assert_eq!(m.latency, Latency::Fixed(Duration::from_millis(5)));
+        assert_eq!(m.failure_rate, 0.0);
+        assert_eq!(m.conn_cost, Duration::from_micros(1500));
+    }
+
+    #[test]
+    fn mock_flags_with_a_target_are_rejected() {
+        let err = sweep(&["--target", "http://127.0.0.1:1/v1", "--mock-seed", "1"]).unwrap_err();
+        assert!(err.to_string().starts_with("--mock-*"), "{err}");
+    }
+
+    #[test]
+    fn raw_mode_needs_a_target() {
+        let err = sweep(&["--api", "raw"]).unwrap_err();
+        assert!(err.to_string().starts_with("--api"), "{err}");
+    }
+
+    #[test]
+    fn header_values_are_redacted_in_the_command() {
+        let cmd = redacted_command(
+            [
+                "/usr/bin/loadchain",
+                "sweep",
+                "-H",
+                "Authorization: Bearer sk-1",
+                "--n",
+                "5",
+            ]
+            .map(String::from),
+        );
+        assert_eq!(cmd, "loadchain sweep -H 'Authorization: <redacted>' --n 5");
+    }
+}

@@ -1,0 +1,317 @@
+//! One batch at one concurrency limit: the semaphore pattern, failure isolation, backoff
+//! retries and retry-failed passes. Emits [`CallRecord`]s and [`ChainRecord`]s; never prints.
+//!
+//! Concurrency: the spawning loop takes an owned permit from a `Semaphore` of `limit` permits
+//! *before* spawning a chain's task, and the task drops it when the chain ends, so at most
+//! `limit` chains exist at once (limit 1 is sequential) and a batch of 10,000 rows never holds
+//! 10,000 futures. Each chain is its own task: a failure, timeout or even a panic in one is
+//! recorded against its row and never touches the others.
+//!
+//! Clock: `tokio::time::Instant`, monotonic. Wall time runs from just before the first chain
+//! is spawned to the end of the last call of the last pass; client construction is excluded.
+
+mod rate;
+
+pub use rate::{RateLimiter, estimate_tokens};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngExt;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::chain::{Chain, Row};
+use crate::record::{CallRecord, ChainFailure, ChainRecord, ErrorKind};
+use crate::target::{HttpClient, Target};
+
+/// Receives progress as it happens (progress bars, durable logs). Called from worker tasks:
+/// keep implementations quick and non-blocking.
+pub trait Observer: Send + Sync {
+    /// A pass over `rows` rows begins (pass 0 is the first, 1.. retry the failed rows).
+    fn pass_started(&self, _pass: u16, _rows: usize) {}
+    /// One call finished, successfully or not.
+    fn call_done(&self, _call: &CallRecord) {}
+    /// One chain finished. `is_final` is true when no later pass will run this row again:
+    /// it succeeded, or it failed in the last pass.
+    fn chain_done(&self, _row: &Row, _chain: &ChainRecord, _is_final: bool) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoObserver;
+
+impl Observer for NoObserver {}
+
+/// How a batch is run.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Maximum chains in flight (≥ 1).
+    pub limit: usize,
+    /// Passes over the failed rows after the first pass.
+    pub retry_passes: u32,
+    /// Backoff retries of one call after 429 or 503.
+    pub max_retries: u32,
+    /// First backoff ceiling; doubles each try (full jitter below it).
+    pub backoff_base: Duration,
+    /// Largest backoff ceiling.
+    pub backoff_cap: Duration,
+}
+
+impl Default for RunSpec {
+    fn default() -> Self {
+        RunSpec {
+            limit: 1,
+            retry_passes: 1,
+            max_retries: 3,
+            backoff_base: Duration::from_millis(250),
+            backoff_cap: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Everything one chain needs, shared by all its tasks.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    /// Client in the batch's pooling mode.
+    pub client: HttpClient,
+    /// Where calls go.
+    pub target: Arc<Target>,
+    /// The steps of every chain.
+    pub chain: Arc<Chain>,
+    /// Client-side rate limit, shared by every chain.
+    pub limiter: Option<Arc<RateLimiter>>,
+    /// Limit, retries and backoff.
+    pub spec: RunSpec,
+}
+
+/// What a batch produced.
+#[derive(Debug, Clone)]
+pub struct BatchResult {
+    /// Final record of every row, indexed like the input rows.
+    pub chains: Vec<ChainRecord>,
+    /// Every call of every pass, in completion order.
+    pub calls: Vec<CallRecord>,
+    /// First chain start to last chain end, every pass included.
+    pub wall: Duration,
+    /// Wall time of the retry passes alone.
+    pub retry_wall: Duration,
+    /// Rows that failed the first pass and were run again.
+    pub retried: usize,
+}
+
+struct ChainRun {
+    record: ChainRecord,
+    calls: Vec<CallRecord>,
+    end: Instant,
+}
+
+impl Runner {
+    /// Runs every row through the chain at `spec.limit`, then re-runs only the failed rows
+    /// for up to `spec.retry_passes` passes.
+    pub async fn run_batch(&self, rows: Arc<[Row]>, observer: Arc<dyn Observer>) -> BatchResult {
+        let limit = self.spec.limit.max(1);
+        let mut finals: Vec<Option<ChainRecord>> = vec![None; rows.len()];
+        let mut calls = Vec::with_capacity(rows.len() * self.chain.steps.len());
+        let mut pending: Vec<usize> = (0..rows.len()).collect();
+        let mut retried = 0;
+        let t0 = Instant::now();
+        let mut last_end = t0;
+        let mut retry_start = None;
+        for pass in 0..=self.spec.retry_passes {
+            if pending.is_empty() {
+                break;
+            }
+            let pass = pass as u16;
+            if pass == 1 {
+                retried = pending.len();
+                retry_start = Some(Instant::now());
+            }
+            observer.pass_started(pass, pending.len());
+            let is_last = u32::from(pass) == self.spec.retry_passes;
+            let semaphore = Arc::new(Semaphore::new(limit));
+            let mut tasks = JoinSet::new();
+            let mut task_rows = HashMap::new();
+            let mut failed = Vec::new();
+            let mut settle =
+                |idx: usize, run: Result<ChainRun, String>, calls: &mut Vec<CallRecord>| {
+                    let run = run.unwrap_or_else(|message| panicked(idx, pass, message));
+                    last_end = last_end.max(run.end);
+                    let ok = run.record.ok();
+                    observer.chain_done(&rows[idx], &run.record, ok || is_last);
+                    if !ok {
+                        failed.push(idx);
+                    }
+                    calls.extend(run.calls);
+                    let passes = finals[idx].as_ref().map_or(0, |r| r.passes) + 1;
+                    finals[idx] = Some(ChainRecord {
+                        passes,
+                        ..run.record
+                    });
+                };
+            for idx in pending.drain(..) {
+                let permit = Arc::clone(&semaphore)
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                let (runner, rows, observer) =
+                    (self.clone(), Arc::clone(&rows), Arc::clone(&observer));
+                let handle = tasks.spawn(async move {
+                    let run = runner
+                        .run_chain(&rows, idx, pass, t0, observer.as_ref())
+                        .await;
+                    drop(permit);
+                    run
+                });
+                task_rows.insert(handle.id(), idx);
+                while let Some(done) = tasks.try_join_next_with_id() {
+                    let (idx, run) = joined(&task_rows, done);
+                    settle(idx, run, &mut calls);
+                }
+            }
+            while let Some(done) = tasks.join_next_with_id().await {
+                let (idx, run) = joined(&task_rows, done);
+                settle(idx, run, &mut calls);
+            }
+            failed.sort_unstable();
+            pending = failed;
+        }
+        BatchResult {
+            chains: finals
+                .into_iter()
+                .map(|r| r.expect("every row ran in the first pass"))
+                .collect(),
+            calls,
+            wall: last_end.duration_since(t0),
+            retry_wall: retry_start
+                .map_or(Duration::ZERO, |s| last_end.saturating_duration_since(s)),
+            retried,
+        }
+    }
+
+    /// One chain: its steps in order, each step's output feeding the next.
+    async fn run_chain(
+        &self,
+        rows: &[Row],
+        idx: usize,
+        pass: u16,
+        t0: Instant,
+        observer: &dyn Observer,
+    ) -> ChainRun {
+        let row = &rows[idx];
+        let mut record = ChainRecord {
+            row: idx as u32,
+            passes: 1,
+            latency: Duration::ZERO,
+            outputs: Vec::with_capacity(self.chain.steps.len()),
+            step_latencies: Vec::with_capacity(self.chain.steps.len()),
+            failure: None,
+        };
+        let mut calls = Vec::with_capacity(self.chain.steps.len());
+        let mut first_send = None;
+        let mut end = Instant::now();
+        'steps: for (k, step) in self.chain.steps.iter().enumerate() {
+            let previous = record.outputs.last().map(String::as_str);
+            let body = self.target.body(step, row, previous);
+            let tokens = estimate_tokens(body.len(), step.max_tokens);
+            let mut try_no = 0u16;
+            loop {
+                if let Some(limiter) = &self.limiter {
+                    limiter.acquire(tokens).await;
+                }
+                let sent = Instant::now();
+                first_send.get_or_insert(sent);
+                let out = self.client.call(&self.target, body.clone()).await;
+                end = sent + out.latency;
+                let call = CallRecord {
+                    row: idx as u32,
+                    step: k as u16,
+                    pass,
+                    try_no,
+                    start: sent.duration_since(t0),
+                    latency: out.latency,
+                    status: out.status,
+                    error: out.error,
+                    bytes: out.bytes,
+                    tokens: out.tokens,
+                };
+                observer.call_done(&call);
+                calls.push(call);
+                match out.error {
+                    None => {
+                        record.outputs.push(out.output.unwrap_or_default());
+                        record.step_latencies.push(out.latency);
+                        continue 'steps;
+                    }
+                    Some(kind)
+                        if kind.is_backoff_retryable(out.status)
+                            && u32::from(try_no) < self.spec.max_retries =>
+                    {
+                        tokio::time::sleep(self.backoff(try_no, out.retry_after)).await;
+                        try_no += 1;
+                    }
+                    Some(kind) => {
+                        record.failure = Some(ChainFailure {
+                            step: k as u16,
+                            kind,
+                            status: out.status,
+                            message: out.message,
+                        });
+                        break 'steps;
+                    }
+                }
+            }
+        }
+        record.latency = first_send.map_or(Duration::ZERO, |s| end.duration_since(s));
+        ChainRun { record, calls, end }
+    }
+
+    /// Exponential backoff with full jitter; a server's Retry-After is a floor.
+    fn backoff(&self, try_no: u16, retry_after: Option<Duration>) -> Duration {
+        let ceiling = self
+            .spec
+            .backoff_base
+            .saturating_mul(1u32 << try_no.min(16))
+            .min(self.spec.backoff_cap);
+        let jitter = ceiling.mul_f64(rand::rng().random_range(0.0..=1.0));
+        match retry_after {
+            Some(ra) => ra.min(self.spec.backoff_cap.max(ra)) + jitter / 4,
+            None => jitter,
+        }
+    }
+}
+
+type Joined = (tokio::task::Id, ChainRun);
+
+/// Maps a finished task back to its row; a panic becomes that row's failure.
+fn joined(
+    task_rows: &HashMap<tokio::task::Id, usize>,
+    done: Result<Joined, tokio::task::JoinError>,
+) -> (usize, Result<ChainRun, String>) {
+    match done {
+        Ok((id, run)) => (task_rows[&id], Ok(run)),
+        Err(e) => (task_rows[&e.id()], Err(format!("chain task panicked: {e}"))),
+    }
+}
+
+fn panicked(idx: usize, pass: u16, message: String) -> ChainRun {
+    ChainRun {
+        record: ChainRecord {
+            row: idx as u32,
+            passes: u16::from(pass > 0) + 1,
+            latency: Duration::ZERO,
+            outputs: Vec::new(),
+            step_latencies: Vec::new(),
+            failure: Some(ChainFailure {
+                step: 0,
+                kind: ErrorKind::Body,
+                status: None,
+                message,
+            }),
+        },
+        calls: Vec::new(),
+        end: Instant::now(),
+    }
+}
