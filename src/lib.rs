@@ -7,6 +7,7 @@
 //! - [`chain`]: steps whose prompts are templates over a row and the previous output.
 //! - [`runner`]: one batch at one limit: semaphore, isolation, backoff, retry passes.
 //! - [`record`] → [`metrics`]: raw records, then HdrHistogram summaries.
+//! - [`manifest`]: CSV rows in, durable results.jsonl out, resume (for `loadchain run`).
 //! - [`sweep`]: sizes × limits × pooling → [`sweep::SweepReport`].
 //! - [`report`]: terminal tables, Markdown, CSV, JSON, `.hgrm` and PNG charts.
 //! - [`app`], [`progress`], [`error`]: the binary's glue, progress bars and exit codes.
@@ -17,6 +18,7 @@ pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod manifest;
 pub mod metrics;
 pub mod progress;
 pub mod record;

@@ -1,0 +1,312 @@
+//! End-of-run files: `summary.json` (the accounting and the speedup against sequential) and
+//! `failed.csv` (rows that still failed, for the user to inspect or fix). Both are written
+//! atomically, so a crash while writing leaves the previous version, never half a file.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Manifest, ManifestError, ResultError, ResultLine, write_atomically};
+use crate::metrics::{ErrorCounts, LatencySummary};
+
+/// File name of the run summary inside the output folder.
+pub const SUMMARY_FILE: &str = "summary.json";
+/// File name of the failed-rows table inside the output folder.
+pub const FAILED_FILE: &str = "failed.csv";
+/// Version of the summary.json layout; bump it when a change is not backwards compatible.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// summary.json: what happened to every manifest row, and what concurrency bought.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummaryFile {
+    /// Layout version; see [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Rows in the manifest; equals `succeeded + failed + skipped`.
+    pub rows_in_manifest: usize,
+    /// Rows that succeeded in this session.
+    pub succeeded: usize,
+    /// Rows that still failed after this session's last pass.
+    pub failed: usize,
+    /// Rows not run because an earlier session already succeeded on them.
+    pub skipped: usize,
+    /// This session's wall time: first task start to last task end, ms.
+    pub wall_ms: f64,
+    /// Sum of this session's chain latencies, ms: what running them one after another
+    /// would have taken, so no second, sequential run is needed to compare.
+    pub sum_chain_ms: f64,
+    /// `sum_chain_ms / wall_ms`; null when nothing ran.
+    pub speedup: Option<f64>,
+    /// Concurrency limit (chains in flight).
+    pub limit: usize,
+    /// Passes run over the batch (1 + retry-failed passes).
+    pub passes: u16,
+    /// HTTP calls sent, backoff retries included.
+    pub calls: u64,
+    /// Failed calls per kind.
+    pub errors: ErrorCounts,
+    /// Per-call latency.
+    pub call_latency: LatencySummary,
+    /// Per-chain latency.
+    pub chain_latency: LatencySummary,
+    /// Line number of a torn last line in results.jsonl that resume cut off, if any.
+    pub torn_line_ignored: Option<usize>,
+}
+
+impl RunSummaryFile {
+    /// Verifies that every manifest row is accounted for exactly once; the message says how
+    /// the counts disagree. A failure here is a bug in the run, not bad input.
+    pub fn check_accounting(&self) -> Result<(), String> {
+        let total = self.succeeded + self.failed + self.skipped;
+        if total == self.rows_in_manifest {
+            return Ok(());
+        }
+        Err(format!(
+            "row accounting does not add up: succeeded {} + failed {} + skipped {} = {total}, \
+             but the manifest has {} rows",
+            self.succeeded, self.failed, self.skipped, self.rows_in_manifest
+        ))
+    }
+
+    /// Writes `dir/summary.json` atomically and returns its path.
+    pub fn write(&self, dir: &Path) -> Result<PathBuf, ManifestError> {
+        let path = dir.join(SUMMARY_FILE);
+        write_atomically(&path, |w| {
+            serde_json::to_writer_pretty(&mut *w, self)?;
+            w.write_all(b"\n")
+        })?;
+        Ok(path)
+    }
+}
+
+/// Speedup against sequential: the sum of chain times over the wall time; None when nothing
+/// ran (wall time zero), since no ratio is meaningful then.
+pub fn speedup(sum_chain_ms: f64, wall_ms: f64) -> Option<f64> {
+    (wall_ms > 0.0).then(|| sum_chain_ms / wall_ms)
+}
+
+/// One row of failed.csv.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedRow {
+    /// The row's id.
+    pub id: String,
+    /// Where and why it failed.
+    pub error: ResultError,
+}
+
+/// Counts this session's appended lines so the summary and failed.csv come from exactly what
+/// results.jsonl holds. A row appended more than once (once per pass) counts by its latest line.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    // id -> None when the latest line is ok, or its error. Outputs are not kept: they can be large.
+    latest: HashMap<String, Option<ResultError>>,
+    sum_chain_ms: f64,
+}
+
+impl Tally {
+    /// An empty tally.
+    pub fn new() -> Tally {
+        Tally::default()
+    }
+
+    /// Counts a line just appended to the log.
+    pub fn record(&mut self, line: &ResultLine) {
+        self.sum_chain_ms += line.chain_latency_ms;
+        self.latest.insert(line.id.clone(), line.error.clone());
+    }
+
+    /// Rows whose latest line is ok.
+    pub fn succeeded(&self) -> usize {
+        self.latest.values().filter(|e| e.is_none()).count()
+    }
+
+    /// Rows whose latest line is failed.
+    pub fn failed(&self) -> usize {
+        self.latest.len() - self.succeeded()
+    }
+
+    /// Sum of the chain latencies of every recorded line, ms (each attempt took real time).
+    pub fn sum_chain_ms(&self) -> f64 {
+        self.sum_chain_ms
+    }
+
+    /// The rows that failed, in manifest order (ids the manifest lacks last, sorted).
+    pub fn failed_rows(&self, manifest: &Manifest) -> Vec<FailedRow> {
+        let mut failed: HashMap<&str, &ResultError> = self
+            .latest
+            .iter()
+            .filter_map(|(id, e)| e.as_ref().map(|e| (id.as_str(), e)))
+            .collect();
+        let mut rows = Vec::with_capacity(failed.len());
+        for row in &manifest.rows {
+            if let Some(error) = failed.remove(row.id.as_str()) {
+                rows.push(FailedRow {
+                    id: row.id.clone(),
+                    error: error.clone(),
+                });
+            }
+        }
+        let mut rest: Vec<_> = failed.into_iter().collect();
+        rest.sort_unstable_by_key(|(id, _)| *id);
+        rows.extend(rest.into_iter().map(|(id, error)| FailedRow {
+            id: id.to_string(),
+            error: error.clone(),
+        }));
+        rows
+    }
+}
+
+/// Writes `dir/failed.csv` (id, step, error_kind, status, message) atomically and returns its
+/// path. Written even when empty, so a resumed run replaces the list of an earlier session.
+pub fn write_failed_csv(dir: &Path, rows: &[FailedRow]) -> Result<PathBuf, ManifestError> {
+    let path = dir.join(FAILED_FILE);
+    write_atomically(&path, |w| {
+        let mut out = csv::Writer::from_writer(w);
+        out.write_record(["id", "step", "error_kind", "status", "message"])?;
+        for row in rows {
+            let status = row.error.status.map(|s| s.to_string()).unwrap_or_default();
+            out.write_record([
+                row.id.as_str(),
+                row.error.step.as_str(),
+                row.error.kind.as_str(),
+                status.as_str(),
+                row.error.message.as_str(),
+            ])?;
+        }
+        out.flush()
+    })
+    .map(|()| path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::ErrorKind;
+
+    fn summary(succeeded: usize, failed: usize, skipped: usize) -> RunSummaryFile {
+        RunSummaryFile {
+            schema_version: SCHEMA_VERSION,
+            rows_in_manifest: 10,
+            succeeded,
+            failed,
+            skipped,
+            wall_ms: 1000.0,
+            sum_chain_ms: 5000.0,
+            speedup: speedup(5000.0, 1000.0),
+            limit: 5,
+            passes: 2,
+            calls: 30,
+            errors: ErrorCounts::default(),
+            call_latency: LatencySummary::default(),
+            chain_latency: LatencySummary::default(),
+            torn_line_ignored: Some(4),
+        }
+    }
+
+    fn line(id: &str, failed: bool, chain_ms: f64) -> ResultLine {
+        ResultLine {
+            id: id.into(),
+            status: if failed {
+                ResultStatus::Failed
+            } else {
+                ResultStatus::Ok
+            },
+            steps: Vec::new(),
+            attempts: 1,
+            chain_latency_ms: chain_ms,
+            error: failed.then(|| ResultError {
+                step: "write".into(),
+                kind: ErrorKind::Timeout,
+                status: None,
+                message: format!("{id}: timed out, \"quoted\""),
+            }),
+        }
+    }
+
+    fn manifest(ids: &[&str]) -> Manifest {
+        Manifest {
+            path: "rows.csv".into(),
+            columns: vec!["id".into()],
+            rows: ids
+                .iter()
+                .map(|id| crate::chain::Row {
+                    id: id.to_string(),
+                    vars: [("id".to_string(), id.to_string())].into(),
+                })
+                .collect(),
+        }
+    }
+
+    use super::super::ResultStatus;
+
+    #[test]
+    fn accounting_holds_only_when_every_row_is_counted_once() {
+        assert!(summary(5, 2, 3).check_accounting().is_ok());
+        let msg = summary(5, 2, 2).check_accounting().unwrap_err();
+        assert!(msg.contains("= 9, but the manifest has 10 rows"), "{msg}");
+    }
+
+    #[test]
+    fn speedup_is_sum_over_wall_and_undefined_without_wall_time() {
+        assert_eq!(speedup(5000.0, 1000.0), Some(5.0));
+        assert_eq!(speedup(0.0, 0.0), None);
+    }
+
+    #[test]
+    fn summary_json_round_trips_with_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = summary(5, 2, 3);
+        let path = s.write(dir.path()).unwrap();
+        let text = std::fs::read_to_string(path).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["schema_version"], 1);
+        assert_eq!(value["torn_line_ignored"], 4);
+        assert_eq!(serde_json::from_str::<RunSummaryFile>(&text).unwrap(), s);
+    }
+
+    #[test]
+    fn tally_counts_latest_line_per_row_and_sums_every_attempt() {
+        let mut t = Tally::new();
+        t.record(&line("a", true, 10.0));
+        t.record(&line("b", true, 20.0));
+        t.record(&line("a", false, 30.0));
+        assert_eq!((t.succeeded(), t.failed()), (1, 1));
+        assert_eq!(t.sum_chain_ms(), 60.0);
+    }
+
+    #[test]
+    fn failed_csv_lists_failures_in_manifest_order_and_quotes_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Tally::new();
+        for (id, failed) in [("z", true), ("x", false), ("y", true), ("extra", true)] {
+            t.record(&line(id, failed, 1.0));
+        }
+        let rows = t.failed_rows(&manifest(&["x", "y", "z"]));
+        let ids: Vec<_> = rows.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["y", "z", "extra"]);
+        let path = write_failed_csv(dir.path(), &rows).unwrap();
+        let mut reader = csv::Reader::from_path(path).unwrap();
+        let header: Vec<_> = reader.headers().unwrap().iter().map(String::from).collect();
+        assert_eq!(header, ["id", "step", "error_kind", "status", "message"]);
+        let first = reader.records().next().unwrap().unwrap();
+        assert_eq!(&first[0], "y");
+        assert_eq!(&first[2], "timeout");
+        assert_eq!(&first[3], "");
+        assert_eq!(&first[4], "y: timed out, \"quoted\"");
+    }
+
+    #[test]
+    fn empty_failed_csv_still_replaces_an_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = vec![FailedRow {
+            id: "a".into(),
+            error: line("a", true, 1.0).error.unwrap(),
+        }];
+        write_failed_csv(dir.path(), &old).unwrap();
+        let path = write_failed_csv(dir.path(), &[]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(path).unwrap(),
+            "id,step,error_kind,status,message\n"
+        );
+    }
+}
