@@ -1,10 +1,209 @@
-//! `loadchain run`: a manifest of rows through the chain, durable and resumable.
+//! `loadchain run`: a manifest of rows through the chain at one limit, with every finished
+//! row appended to results.jsonl before it is reported done, so a crash loses nothing that
+//! was reported and `--resume` picks up exactly where it stopped.
+//!
+//! Single writer: the runner's observer only forwards final chain records over an unbounded
+//! channel; one collector task owns the results log and the tally, appends, then moves the
+//! progress bar. The channel closes when the runner (and with it every clone of the
+//! observer) is dropped, which ends the collector.
 
-use anyhow::Result;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
 
+use anyhow::{Context, Result, anyhow};
+use loadchain_mock::MockServer;
+use tokio::sync::mpsc;
+
+use crate::chain::Row;
 use crate::cli::RunArgs;
+use crate::config::{chain_from_args, client_options, endpoint_from_args, run_spec};
+use crate::manifest::{
+    Manifest, ResultLine, ResultsLog, RunSummaryFile, Tally, select_rows, speedup, write_failed_csv,
+};
+use crate::progress::{BarObserver, Progress};
+use crate::record::{ChainRecord, Pooling};
+use crate::runner::{Observer, RateLimiter, Runner};
+use crate::sweep::{Endpoint, embedded_target, preflight, summarize};
+use crate::target::HttpClient;
 
-/// Runs a manifest (wired up with the manifest module).
-pub async fn run(_args: RunArgs) -> Result<()> {
-    anyhow::bail!("loadchain run is not available yet")
+/// Forwards each row's final record to the collector; drives the bar for retries.
+struct Forward {
+    tx: mpsc::UnboundedSender<(String, ChainRecord)>,
+    bar: Arc<BarObserver>,
+}
+
+impl Observer for Forward {
+    fn pass_started(&self, pass: u16, rows: usize) {
+        if pass > 0 {
+            self.bar
+                .set_message(format!("retry pass {pass}: {rows} rows"));
+        }
+    }
+
+    fn chain_done(&self, row: &Row, chain: &ChainRecord, is_final: bool) {
+        if is_final {
+            // The collector outlives the runner; a send can only fail after it stopped on
+            // a write error, which it reports itself.
+            let _ = self.tx.send((row.id.clone(), chain.clone()));
+        }
+    }
+}
+
+/// Runs `loadchain run`.
+pub async fn run(args: RunArgs) -> Result<()> {
+    // Every input check comes before anything is written.
+    let chain = chain_from_args(&args.chain)?;
+    let manifest = Manifest::load(&args.manifest, &args.id_column)?;
+    let origin = args
+        .chain
+        .chain
+        .as_ref()
+        .map_or("default chain".to_string(), |p| {
+            format!("chain file {}", p.display())
+        });
+    chain.check_columns(
+        &manifest.columns,
+        &origin,
+        &manifest.path.display().to_string(),
+    )?;
+    let endpoint = endpoint_from_args(&args.target, &args.mock)?;
+    let client_opts = client_options(&args.target, &args.calls);
+    let out = args.out.clone().unwrap_or_else(|| {
+        crate::report::default_report_dir(Path::new("reports"), SystemTime::now(), "run")
+    });
+
+    let (mock, target) = match endpoint {
+        Endpoint::Embedded(cfg) => {
+            let server = MockServer::start(cfg)
+                .await
+                .context("starting the embedded mock server")?;
+            let target = embedded_target(&server.url(), &args.target.model);
+            (Some(server), target)
+        }
+        Endpoint::Remote(t) => (None, t),
+    };
+    let chain = Arc::new(chain);
+    preflight(&target, &chain, &client_opts).await?;
+
+    let (mut log, resume) = ResultsLog::open(&out, args.resume)?;
+    let (todo, skipped) = select_rows(&manifest, &resume);
+    if let Some(line) = resume.torn_line {
+        eprintln!(
+            "note: {} line {line} was cut short by a crash; it was ignored and removed",
+            log.path().display()
+        );
+    }
+    let strangers = resume.ids_not_in(&manifest);
+    if !strangers.is_empty() {
+        eprintln!(
+            "note: {} ids in {} are not in {} (first: {})",
+            strangers.len(),
+            log.path().display(),
+            manifest.path.display(),
+            strangers[0]
+        );
+    }
+
+    let step_names = chain.step_names();
+    let progress = Progress::new(args.quiet, step_names.clone());
+    let bar = progress.bar(todo.len() as u64, format!("run c={}", args.limit));
+    let (tx, mut rx) = mpsc::unbounded_channel::<(String, ChainRecord)>();
+    let collector_bar = Arc::clone(&bar);
+    let names = step_names.clone();
+    let collector = tokio::spawn(async move {
+        let mut tally = Tally::new();
+        while let Some((id, record)) = rx.recv().await {
+            let line = ResultLine::from_chain(&id, &names, &record);
+            log.append(&line)
+                .with_context(|| format!("appending to {}", log.path().display()))?;
+            tally.record(&line);
+            collector_bar.record_done(&id, &record);
+        }
+        log.sync()
+            .with_context(|| format!("syncing {}", log.path().display()))?;
+        Ok::<_, anyhow::Error>(tally)
+    });
+
+    let runner = Runner {
+        client: HttpClient::new(Pooling::On, &client_opts)?,
+        target: Arc::new(target),
+        chain: Arc::clone(&chain),
+        limiter: RateLimiter::new(args.calls.rpm, args.calls.tpm).map(Arc::new),
+        spec: run_spec(&args.calls, args.limit),
+    };
+    let rows: Arc<[Row]> = todo.into();
+    let observer: Arc<dyn Observer> = Arc::new(Forward {
+        tx,
+        bar: Arc::clone(&bar),
+    });
+    let batch = runner.run_batch(Arc::clone(&rows), observer).await;
+    drop(runner);
+    let tally = collector
+        .await
+        .map_err(|e| anyhow!("the results writer stopped: {e}"))??;
+    bar.finish();
+    drop(progress);
+    if let Some(server) = mock {
+        server.shutdown().await;
+    }
+
+    write_failed_csv(&out, &tally.failed_rows(&manifest))?;
+    let stats = summarize(rows.len(), args.limit, Pooling::On, &batch, None, 0);
+    let wall_ms = batch.wall.as_secs_f64() * 1000.0;
+    let summary = RunSummaryFile {
+        schema_version: crate::manifest::SCHEMA_VERSION,
+        rows_in_manifest: manifest.rows.len(),
+        succeeded: tally.succeeded(),
+        failed: tally.failed(),
+        skipped,
+        wall_ms,
+        sum_chain_ms: tally.sum_chain_ms(),
+        speedup: speedup(tally.sum_chain_ms(), wall_ms),
+        limit: args.limit,
+        passes: batch.chains.iter().map(|c| c.passes).max().unwrap_or(0),
+        calls: stats.calls,
+        errors: stats.errors,
+        call_latency: stats.call_latency,
+        chain_latency: stats.chain_latency,
+        torn_line_ignored: resume.torn_line,
+    };
+    summary
+        .check_accounting()
+        .map_err(|m| anyhow!("row accounting failed (a bug, please report it): {m}"))?;
+    summary.write(&out)?;
+    println!("{}", describe(&summary, &out));
+    Ok(())
+}
+
+fn describe(s: &RunSummaryFile, out: &Path) -> String {
+    let secs = |ms: f64| format!("{:.2} s", ms / 1000.0);
+    let mut text = format!(
+        "rows: {} in manifest = {} succeeded + {} failed + {} skipped (already done)\n\
+         wall time: {} at limit {}; sum of chain times: {} (sequential estimate)",
+        s.rows_in_manifest,
+        s.succeeded,
+        s.failed,
+        s.skipped,
+        secs(s.wall_ms),
+        s.limit,
+        secs(s.sum_chain_ms),
+    );
+    if let Some(x) = s.speedup {
+        text.push_str(&format!("; speedup ×{x:.1}"));
+    }
+    let e = &s.errors;
+    text.push_str(&format!(
+        "\ncalls: {} ({} failed: {} rate-limited, {} 5xx, {} 4xx, {} timeout, {} connect, {} body/decode)",
+        s.calls,
+        e.total(),
+        e.rate_limited,
+        e.server_error,
+        e.client_error,
+        e.timeout,
+        e.connect,
+        e.body + e.decode
+    ));
+    text.push_str(&format!("\nresults: {}/", out.display()));
+    text
 }

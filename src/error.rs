@@ -25,7 +25,10 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             || cause.is::<loadchain_mock::ConfigError>()
             || cause
                 .downcast_ref::<ReportError>()
-                .is_some_and(ReportError::is_input_error);
+                .is_some_and(ReportError::is_input_error)
+            || cause
+                .downcast_ref::<crate::manifest::ManifestError>()
+                .is_some_and(crate::manifest::ManifestError::is_input_error);
         if input {
             return USAGE;
         }

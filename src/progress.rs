@@ -83,6 +83,32 @@ impl BarObserver {
     pub fn finish(&self) {
         self.bar.finish();
     }
+
+    /// Sets the text beside the bar.
+    pub fn set_message(&self, msg: String) {
+        self.bar.set_message(msg);
+    }
+
+    /// Counts one finished row and logs it if it failed.
+    pub fn record_done(&self, row_id: &str, chain: &ChainRecord) {
+        self.bar.inc(1);
+        let Some(f) = &chain.failure else { return };
+        let failed = self.failed.fetch_add(1, Ordering::Relaxed) + 1;
+        self.bar.set_message(format!("{failed} failed"));
+        if self.quiet || self.logged.fetch_add(1, Ordering::Relaxed) >= MAX_LOGGED_FAILURES {
+            return;
+        }
+        let step = self
+            .step_names
+            .get(usize::from(f.step))
+            .map_or("?", String::as_str);
+        let _ = self.multi.println(format!(
+            "row {row_id} failed at step {} ({step}): {} — {}",
+            f.step + 1,
+            f.kind,
+            f.message
+        ));
+    }
 }
 
 impl Drop for BarObserver {
@@ -101,24 +127,7 @@ impl Observer for BarObserver {
     }
 
     fn chain_done(&self, row: &Row, chain: &ChainRecord, _is_final: bool) {
-        self.bar.inc(1);
-        let Some(f) = &chain.failure else { return };
-        let failed = self.failed.fetch_add(1, Ordering::Relaxed) + 1;
-        self.bar.set_message(format!("{failed} failed"));
-        if self.quiet || self.logged.fetch_add(1, Ordering::Relaxed) >= MAX_LOGGED_FAILURES {
-            return;
-        }
-        let step = self
-            .step_names
-            .get(usize::from(f.step))
-            .map_or("?", String::as_str);
-        let _ = self.multi.println(format!(
-            "row {} failed at step {} ({step}): {} — {}",
-            row.id,
-            f.step + 1,
-            f.kind,
-            f.message
-        ));
+        self.record_done(&row.id, chain);
     }
 }
 
