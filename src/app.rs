@@ -121,6 +121,7 @@ fn banner(cfg: &SweepConfig) -> String {
                 .trim_end()
                 .replace('\n', "\n    ")
         ),
+        Endpoint::Running(m) => format!("mock at {}", m.url()),
         Endpoint::Remote(t) => format!(
             "{} ({} format, model {})",
             t.url,

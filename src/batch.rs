@@ -81,6 +81,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
             let target = embedded_target(&server.url(), &args.target.model);
             (Some(server), target)
         }
+        Endpoint::Running(server) => (None, embedded_target(&server.url(), &args.target.model)),
         Endpoint::Remote(t) => (None, t),
     };
     let chain = Arc::new(chain);

@@ -137,19 +137,16 @@ impl Runner {
             let mut failed = Vec::new();
             let mut settle =
                 |idx: usize, run: Result<ChainRun, String>, calls: &mut Vec<CallRecord>| {
-                    let run = run.unwrap_or_else(|message| panicked(idx, pass, message));
+                    let mut run = run.unwrap_or_else(|message| panicked(idx, message));
                     last_end = last_end.max(run.end);
+                    run.record.passes = finals[idx].as_ref().map_or(0, |r| r.passes) + 1;
                     let ok = run.record.ok();
                     observer.chain_done(&rows[idx], &run.record, ok || is_last);
                     if !ok {
                         failed.push(idx);
                     }
                     calls.extend(run.calls);
-                    let passes = finals[idx].as_ref().map_or(0, |r| r.passes) + 1;
-                    finals[idx] = Some(ChainRecord {
-                        passes,
-                        ..run.record
-                    });
+                    finals[idx] = Some(run.record);
                 };
             for idx in pending.drain(..) {
                 let permit = Arc::clone(&semaphore)
@@ -296,11 +293,11 @@ fn joined(
     }
 }
 
-fn panicked(idx: usize, pass: u16, message: String) -> ChainRun {
+fn panicked(idx: usize, message: String) -> ChainRun {
     ChainRun {
         record: ChainRecord {
             row: idx as u32,
-            passes: u16::from(pass > 0) + 1,
+            passes: 1,
             latency: Duration::ZERO,
             outputs: Vec::new(),
             step_latencies: Vec::new(),

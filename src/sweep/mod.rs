@@ -30,6 +30,8 @@ const TIMELINE_POINTS: usize = 400;
 pub enum Endpoint {
     /// Start the bundled mock in-process with this config (127.0.0.1, ephemeral port).
     Embedded(MockConfig),
+    /// A mock already running in this process (tests, benches); its counters are read.
+    Running(Arc<MockServer>),
     /// A real endpoint.
     Remote(Target),
 }
@@ -124,7 +126,11 @@ pub async fn run_sweep(cfg: &SweepConfig, ui: &dyn SweepUi) -> Result<SweepOutco
                 .await
                 .map_err(|e| SweepError::Mock(e.to_string()))?;
             let target = embedded_target(&server.url(), &cfg.model);
-            (Some(server), target)
+            (Some(Arc::new(server)), target)
+        }
+        Endpoint::Running(server) => {
+            let target = embedded_target(&server.url(), &cfg.model);
+            (Some(Arc::clone(server)), target)
         }
         Endpoint::Remote(t) => (None, t.clone()),
     };
@@ -176,12 +182,16 @@ pub async fn run_sweep(cfg: &SweepConfig, ui: &dyn SweepUi) -> Result<SweepOutco
     }
     let baseline_limit = cfg.limits.first().copied().unwrap_or(1);
     apply_speedups(&mut runs, baseline_limit);
-    if let Some(server) = mock {
+    // Shut down a mock this sweep started; a running one belongs to the caller.
+    if let (Some(server), Endpoint::Embedded(_)) = (mock, &cfg.endpoint)
+        && let Ok(server) = Arc::try_unwrap(server)
+    {
         server.shutdown().await;
     }
     let settings = Settings {
         target: match &cfg.endpoint {
             Endpoint::Embedded(_) => "embedded mock".to_string(),
+            Endpoint::Running(m) => format!("mock at {}", m.url()),
             Endpoint::Remote(t) => t.url.to_string(),
         },
         api: target.format.as_str().to_string(),
@@ -198,6 +208,7 @@ pub async fn run_sweep(cfg: &SweepConfig, ui: &dyn SweepUi) -> Result<SweepOutco
         tpm: cfg.tpm,
         mock: match &cfg.endpoint {
             Endpoint::Embedded(m) => Some(toml::to_string(m).unwrap_or_default()),
+            Endpoint::Running(m) => Some(toml::to_string(m.config()).unwrap_or_default()),
             Endpoint::Remote(_) => None,
         },
         wall_time_excludes: "client construction, mock start-up and the preflight call".to_string(),
@@ -230,8 +241,9 @@ pub fn embedded_target(url: &str, model: &str) -> Target {
     .expect("the mock's own URL is valid")
 }
 
-/// One call with a throw-away client: fail fast on a target that is unreachable or rejects
-/// us (4xx other than 429). 5xx and 429 are transient and are measured, not fatal.
+/// One call with a throw-away client: fail fast on a target that is unreachable, rejects
+/// us (4xx other than 429) or does not speak the API format. 5xx, 429, timeouts and cut
+/// bodies are what a load test measures, so they do not stop it.
 pub async fn preflight(
     target: &Target,
     chain: &Chain,
@@ -244,7 +256,7 @@ pub async fn preflight(
         .await;
     use crate::record::ErrorKind as K;
     match out.error {
-        None | Some(K::ServerError | K::RateLimited) => Ok(()),
+        None | Some(K::ServerError | K::RateLimited | K::Timeout | K::Body) => Ok(()),
         Some(_) => Err(SweepError::Preflight {
             url: target.url.to_string(),
             message: out.message,

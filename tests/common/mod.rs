@@ -1,0 +1,60 @@
+//! Shared helpers: mock configs, sweep configs and a handle on the built binary.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use loadchain::chain::Chain;
+use loadchain::record::Pooling;
+use loadchain::runner::RunSpec;
+use loadchain::sweep::{Endpoint, SweepConfig};
+use loadchain::target::ClientOptions;
+use loadchain_mock::{Latency, MockConfig, MockServer};
+
+/// A mock with fixed latency, no failures and no connection cost.
+pub fn fixed(ms: u64) -> MockConfig {
+    MockConfig {
+        latency: Latency::Fixed(Duration::from_millis(ms)),
+        ..MockConfig::default()
+    }
+}
+
+/// Starts a mock on an ephemeral loopback port; it shuts down when the last handle drops.
+pub async fn spawn_mock(cfg: MockConfig) -> Arc<MockServer> {
+    Arc::new(MockServer::start(cfg).await.expect("mock starts"))
+}
+
+/// A sweep against a running mock, one size, pooled only, one step.
+pub fn sweep_config(
+    mock: &Arc<MockServer>,
+    n: usize,
+    limits: &[usize],
+    steps: usize,
+) -> SweepConfig {
+    SweepConfig {
+        sizes: vec![n],
+        limits: limits.to_vec(),
+        pooling: vec![Pooling::On],
+        chain: Chain::default_steps(steps).unwrap(),
+        endpoint: Endpoint::Running(Arc::clone(mock)),
+        model: "test-model".into(),
+        client: ClientOptions {
+            timeout: Duration::from_secs(10),
+            ..ClientOptions::default()
+        },
+        spec: RunSpec {
+            backoff_base: Duration::from_millis(20),
+            ..RunSpec::default()
+        },
+        rpm: None,
+        tpm: None,
+        command: "test".into(),
+    }
+}
+
+/// The loadchain binary, with no API key in its environment.
+pub fn loadchain() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("loadchain").expect("binary is built");
+    cmd.env_remove("OPENAI_API_KEY");
+    cmd.timeout(Duration::from_secs(120));
+    cmd
+}

@@ -1,0 +1,176 @@
+//! `loadchain run`: durable results, resume after SIGKILL, retries, rate limits, bad input.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use loadchain::manifest::{ResultStatus, ResultsLog};
+
+use crate::common::loadchain;
+
+fn manifest(dir: &Path, rows: usize) -> std::path::PathBuf {
+    let path = dir.join("rows.csv");
+    let mut text = String::from("id,topic\n");
+    for i in 1..=rows {
+        text.push_str(&format!("row-{i},subject {i}\n"));
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn outputs_by_id(out: &Path) -> HashMap<String, String> {
+    ResultsLog::read_all(out)
+        .unwrap()
+        .into_iter()
+        .map(|l| {
+            (
+                l.id,
+                l.steps.last().map(|s| s.output.clone()).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn killed_run_resumes_with_every_row_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = manifest(dir.path(), 120);
+    let out = dir.path().join("out");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_loadchain"))
+        .args(["run", "--manifest"])
+        .arg(&rows)
+        .args([
+            "--limit",
+            "4",
+            "--steps",
+            "1",
+            "--mock-latency",
+            "fixed:40ms",
+        ])
+        .args([
+            "--mock-failure-rate",
+            "0",
+            "--mock-conn-cost",
+            "0ms",
+            "--out",
+        ])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until some rows are durable, then kill without warning.
+    let results = out.join("results.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let lines = std::fs::read_to_string(&results).map_or(0, |t| t.lines().count());
+        if lines >= 10 || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    // Complete lines only: the kill itself may have torn the last one.
+    let before = std::fs::read_to_string(&results)
+        .unwrap()
+        .matches('\n')
+        .count();
+    assert!(
+        (10..120).contains(&before),
+        "killed too late or too early: {before} lines"
+    );
+    // Simulate the worst moment: a crash in the middle of writing a line.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&results)
+        .unwrap();
+    std::io::Write::write_all(&mut f, br#"{"id":"row-999","status":"o"#).unwrap();
+    drop(f);
+
+    let assert = loadchain()
+        .args(["run", "--manifest"])
+        .arg(&rows)
+        .args([
+            "--limit",
+            "8",
+            "--steps",
+            "1",
+            "--mock-latency",
+            "fixed:5ms",
+        ])
+        .args(["--mock-failure-rate", "0", "--resume", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(stderr.contains("cut short"), "{stderr}");
+    let lines = ResultsLog::read_all(&out).unwrap();
+    let ids: Vec<&str> = lines.iter().map(|l| l.id.as_str()).collect();
+    let unique: HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), 120, "every row exactly once");
+    assert_eq!(unique.len(), 120);
+    assert!(!unique.contains("row-999"));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["skipped"], before);
+    assert_eq!(
+        summary["succeeded"].as_u64().unwrap() as usize,
+        120 - before
+    );
+    assert_eq!(summary["torn_line_ignored"], before + 1);
+}
+
+#[test]
+fn thirty_percent_failures_end_with_every_row_succeeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = manifest(dir.path(), 50);
+    let out = dir.path().join("out");
+    loadchain()
+        .args(["run", "--manifest"])
+        .arg(&rows)
+        .args(["--limit", "10", "--steps", "1", "--retry-passes", "10"])
+        .args(["--mock-latency", "fixed:1ms"])
+        .args(["--mock-failure-rate", "0.3", "--mock-seed", "11", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    let lines = ResultsLog::read_all(&out).unwrap();
+    assert_eq!(lines.len(), 50);
+    assert!(lines.iter().all(|l| l.status == ResultStatus::Ok));
+    assert!(
+        lines.iter().any(|l| l.attempts > 1),
+        "some rows needed a retry pass"
+    );
+    let failed = std::fs::read_to_string(out.join("failed.csv")).unwrap();
+    assert_eq!(failed.lines().count(), 1, "header only: {failed}");
+}
+
+#[test]
+fn outputs_are_identical_at_limit_1_and_limit_10() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = manifest(dir.path(), 25);
+    let mut outputs = Vec::new();
+    for limit in ["1", "10"] {
+        let out = dir.path().join(format!("out-{limit}"));
+        loadchain()
+            .args(["run", "--manifest"])
+            .arg(&rows)
+            .args([
+                "--limit",
+                limit,
+                "--mock-latency",
+                "fixed:1ms",
+                "--mock-failure-rate",
+                "0",
+            ])
+            .arg("--out")
+            .arg(&out)
+            .assert()
+            .success();
+        outputs.push(outputs_by_id(&out));
+    }
+    assert_eq!(outputs[0].len(), 25);
+    assert_eq!(outputs[0], outputs[1]);
+}

@@ -1,0 +1,162 @@
+//! `loadchain sweep` against the mock: speedup, retries, pooling, consistency.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use loadchain::chain::{Chain, Row};
+use loadchain::record::Pooling;
+use loadchain::runner::{NoObserver, RunSpec, Runner};
+use loadchain::sweep::{Quiet, embedded_target, run_sweep};
+use loadchain::target::{ClientOptions, HttpClient};
+use loadchain_mock::MockConfig;
+
+use crate::common::{fixed, spawn_mock, sweep_config};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_latency_makes_limit_5_about_5x_faster_than_sequential() {
+    let mock = spawn_mock(fixed(40)).await;
+    let cfg = sweep_config(&mock, 20, &[1, 5], 1);
+    let out = run_sweep(&cfg, &Quiet).await.unwrap();
+    let seq = out.report.run(20, 1, Pooling::On).unwrap();
+    let c5 = out.report.run(20, 5, Pooling::On).unwrap();
+    assert_eq!(seq.speedup, Some(1.0));
+    let speedup = c5.speedup.unwrap();
+    // Ideal is 5.0; loopback overhead on a busy 2-core machine costs a little.
+    assert!((3.5..=5.3).contains(&speedup), "speedup {speedup}");
+    assert!(c5.efficiency.unwrap() > 0.7);
+    // Sequential wall time cannot beat n × latency.
+    assert!(seq.wall_ms >= 20.0 * 40.0, "{}", seq.wall_ms);
+    assert_eq!(seq.chains_ok, 20);
+    assert_eq!(seq.call_latency.count, 20);
+    assert!(seq.call_latency.p50_us >= 40_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_rows_are_retried_and_every_row_is_accounted_for() {
+    let mock = spawn_mock(MockConfig {
+        failure_rate: 0.3,
+        failure_statuses: vec![500],
+        seed: 7,
+        ..fixed(1)
+    })
+    .await;
+    let mut cfg = sweep_config(&mock, 60, &[1, 10], 2);
+    cfg.spec.retry_passes = 6;
+    let out = run_sweep(&cfg, &Quiet).await.unwrap();
+    for run in &out.report.runs {
+        assert_eq!(run.chains_ok + run.chains_failed, 60);
+        assert!(
+            run.chains_retried > 0,
+            "30% failures must leave rows to retry"
+        );
+        assert!(run.errors.server_error > 0);
+        assert_eq!(run.calls_failed, run.errors.server_error);
+        // Six passes at 30% per call leave (1 - 0.49)^7 ≈ 1% per row failing.
+        assert!(
+            run.chains_failed <= 5,
+            "{} rows left failed",
+            run.chains_failed
+        );
+        assert!(run.retry_wall_ms > 0.0);
+    }
+    // Exact call accounting against the server's own counter (+1 for the preflight).
+    let sent: u64 = out.report.runs.iter().map(|r| r.calls).sum();
+    let logged: usize = out.calls.iter().map(|l| l.calls.len()).sum();
+    assert_eq!(sent as usize, logged);
+    assert_eq!(mock.stats().requests_total, sent + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooling_on_reuses_connections_and_off_opens_one_per_call() {
+    let mock = spawn_mock(fixed(5)).await;
+    let mut cfg = sweep_config(&mock, 20, &[1, 5], 2);
+    cfg.pooling = vec![Pooling::On, Pooling::Off];
+    let out = run_sweep(&cfg, &Quiet).await.unwrap();
+    for run in &out.report.runs {
+        let conns = run.connections.expect("mock counts connections");
+        match run.pooling {
+            // A pool never needs more connections than calls in flight.
+            Pooling::On => assert!(conns <= run.limit as u64, "{conns} > {}", run.limit),
+            Pooling::Off => assert_eq!(conns, run.calls, "one connection per call"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_are_identical_across_limits_and_pooling() {
+    let mock = spawn_mock(MockConfig {
+        latency: loadchain_mock::Latency::Uniform {
+            min: Duration::from_millis(1),
+            max: Duration::from_millis(20),
+        },
+        ..MockConfig::default()
+    })
+    .await;
+    let mut cfg = sweep_config(&mock, 30, &[1, 10], 3);
+    cfg.pooling = vec![Pooling::On, Pooling::Off];
+    let out = run_sweep(&cfg, &Quiet).await.unwrap();
+    assert_eq!(out.report.runs.len(), 4);
+    assert!(out.report.runs.iter().all(|r| r.outputs_differ == 0));
+
+    // And directly: the final output of every row, limit 1 vs limit 10.
+    let outputs = |limit: usize| {
+        let runner = Runner {
+            client: HttpClient::new(Pooling::On, &ClientOptions::default()).unwrap(),
+            target: Arc::new(embedded_target(&mock.url(), "m")),
+            chain: Arc::new(Chain::default_steps(3).unwrap()),
+            limiter: None,
+            spec: RunSpec {
+                limit,
+                ..RunSpec::default()
+            },
+        };
+        async move {
+            let batch = runner
+                .run_batch(Row::synthetic(30).into(), Arc::new(NoObserver))
+                .await;
+            batch
+                .chains
+                .iter()
+                .map(|c| c.final_output().map(str::to_string))
+                .collect::<Vec<_>>()
+        }
+    };
+    let (a, b) = (outputs(1).await, outputs(10).await);
+    assert!(a.iter().all(Option::is_some));
+    assert_eq!(a, b);
+    // Different rows get different outputs, so the comparison means something.
+    assert_ne!(a[0], a[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn semaphore_caps_calls_in_flight_at_the_limit() {
+    let mock = spawn_mock(fixed(30)).await;
+    let cfg = sweep_config(&mock, 24, &[3], 1);
+    mock.reset_stats();
+    let out = run_sweep(&cfg, &Quiet).await.unwrap();
+    assert_eq!(mock.stats().peak_in_flight, 3);
+    let peak = out.report.runs[0]
+        .timeline
+        .iter()
+        .map(|p| p[1])
+        .fold(0.0, f64::max);
+    assert_eq!(peak, 3.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_are_counted_and_do_not_stop_other_chains() {
+    let mock = spawn_mock(MockConfig {
+        hang_rate: 0.2,
+        seed: 3,
+        ..fixed(1)
+    })
+    .await;
+    let mut cfg = sweep_config(&mock, 30, &[10], 1);
+    cfg.client.timeout = Duration::from_millis(300);
+    cfg.spec.retry_passes = 0;
+    let out = run_sweep(&cfg, &Quiet).await.unwrap();
+    let run = &out.report.runs[0];
+    assert!(run.errors.timeout > 0);
+    assert_eq!(run.chains_failed as u64, run.errors.timeout);
+    assert_eq!(run.chains_ok + run.chains_failed, 30);
+}
