@@ -8,6 +8,7 @@ use loadchain::error::{FAILURE, exit_code};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -34,4 +35,12 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// Every connection is a file descriptor; a limit of 1,000 needs about 2,000 (client and
+/// in-process mock) while many systems default to a soft limit of 1,024. Raise the soft limit
+/// to the hard one, as oha and wrk do; if that fails, connect errors will say so.
+fn raise_open_file_limit() {
+    #[cfg(unix)]
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
 }

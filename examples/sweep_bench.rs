@@ -1,0 +1,83 @@
+//! Scale and overhead figures for `loadchain sweep` (run by scripts/sweep-bench.sh):
+//! efficiency at large limits against a fixed-latency mock, the harness's own overhead on
+//! call latency, and the process's peak RSS. Loopback only; every run is bounded in size.
+//!
+//! Efficiency here is ideal wall / measured wall, where ideal = ceil(n / limit) × steps ×
+//! latency: the same figure as speedup / limit against a perfect sequential run. A real
+//! sequential baseline at these sizes would take up to 17 minutes, and is itself slower than
+//! ideal, so this is the stricter measure.
+
+use std::time::Duration;
+
+use loadchain::chain::Chain;
+use loadchain::config::embedded_mock_defaults;
+use loadchain::record::Pooling;
+use loadchain::runner::RunSpec;
+use loadchain::sweep::{Endpoint, Quiet, SweepConfig, run_sweep};
+use loadchain::target::ClientOptions;
+use loadchain_mock::Latency;
+
+fn config(latency_ms: u64, n: usize, limit: usize) -> SweepConfig {
+    let mock = loadchain_mock::MockConfig {
+        latency: Latency::Fixed(Duration::from_millis(latency_ms)),
+        failure_rate: 0.0,
+        conn_cost: Duration::ZERO,
+        ..embedded_mock_defaults()
+    };
+    SweepConfig {
+        sizes: vec![n],
+        limits: vec![limit],
+        pooling: vec![Pooling::On],
+        chain: Chain::default_steps(1).expect("one step"),
+        endpoint: Endpoint::Embedded(mock),
+        model: "bench".into(),
+        client: ClientOptions {
+            timeout: Duration::from_secs(60),
+            ..ClientOptions::default()
+        },
+        spec: RunSpec::default(),
+        rpm: None,
+        tpm: None,
+        command: "sweep_bench".into(),
+    }
+}
+
+/// Peak resident set size of this process (client and in-process mock), Linux only.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+async fn measure(latency_ms: u64, n: usize, limit: usize) {
+    let out = run_sweep(&config(latency_ms, n, limit), &Quiet)
+        .await
+        .expect("sweep runs");
+    let run = &out.report.runs[0];
+    let ideal_ms = n.div_ceil(limit) as f64 * latency_ms as f64;
+    let overhead_p50 = run.call_latency.p50_us as f64 / 1000.0 - latency_ms as f64;
+    let overhead_p99 = run.call_latency.p99_us as f64 / 1000.0 - latency_ms as f64;
+    println!(
+        "fixed {latency_ms} ms, n={n}, limit {limit}: wall {:.0} ms (ideal {ideal_ms:.0} ms), \
+         efficiency {:.3}, ok {}/{n}, call p50 {:+.3} ms / p99 {:+.3} ms over configured, \
+         peak RSS so far {:.1} MB",
+        run.wall_ms,
+        ideal_ms / run.wall_ms,
+        run.chains_ok,
+        overhead_p50,
+        overhead_p99,
+        peak_rss_mb().unwrap_or(f64::NAN),
+    );
+}
+
+fn main() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        println!("harness overhead (target: p50 under 1 ms over configured):");
+        measure(50, 1000, 10).await;
+        println!("efficiency (targets: >= 0.95, then >= 0.90 with RSS under 150 MB):");
+        measure(50, 1000, 100).await;
+        measure(100, 10_000, 1000).await;
+    });
+}
