@@ -241,6 +241,15 @@ pub(crate) fn detail_table(report: &SweepReport) -> Table {
     t
 }
 
+/// `1 chain`, `3 chains`.
+fn chains(n: usize) -> String {
+    if n == 1 {
+        "1 chain".to_string()
+    } else {
+        format!("{n} chains")
+    }
+}
+
 /// The error kinds of one run as words, e.g. `3 × 429 (rate limited), 1 timeout`.
 fn error_words(e: &ErrorCounts) -> Vec<String> {
     ErrorKind::ALL
@@ -271,21 +280,22 @@ pub(crate) fn issues(report: &SweepReport) -> Vec<String> {
         if r.chains_retried > 0 {
             let recovered = r.chains_retried.saturating_sub(r.chains_failed);
             parts.push(format!(
-                "{} chains retried, {recovered} recovered",
-                r.chains_retried
+                "{} retried, {recovered} recovered",
+                chains(r.chains_retried)
             ));
         }
         if r.chains_failed > 0 {
             parts.push(format!(
-                "{} chains still failed after every pass",
-                r.chains_failed
+                "{} still failed after every pass",
+                chains(r.chains_failed)
             ));
         }
         if r.outputs_differ > 0 {
-            parts.push(format!(
-                "{} outputs differ from the first run of this size",
-                r.outputs_differ
-            ));
+            let (n, verb) = match r.outputs_differ {
+                1 => ("1 output".to_string(), "differs"),
+                n => (format!("{n} outputs"), "differ"),
+            };
+            parts.push(format!("{n} {verb} from the first run of this size"));
         }
         if !parts.is_empty() {
             lines.push(format!(

@@ -196,7 +196,7 @@ impl Ranged for KeyedAxis {
 /// Picks a readable time unit for an axis whose largest value is `max_ms`: the divisor and
 /// the unit's name.
 pub fn time_unit(max_ms: f64) -> (f64, &'static str) {
-    if max_ms < 2_000.0 {
+    if max_ms < 1_000.0 {
         (1.0, "ms")
     } else if max_ms < 300_000.0 {
         (1_000.0, "s")
@@ -222,6 +222,7 @@ mod tests {
     #[test]
     fn time_unit_switches_at_readable_points() {
         assert_eq!(time_unit(850.0).1, "ms");
+        assert_eq!(time_unit(1_650.0).1, "s");
         assert_eq!(time_unit(42_000.0).1, "s");
         assert_eq!(time_unit(2_500_000.0).1, "min");
     }

@@ -60,12 +60,22 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
         .configure_mesh()
         .bold_line_style(super::grid(true))
         .light_line_style(super::grid(false))
+        .max_light_lines(1)
         .x_desc("concurrency limit (chains in flight)")
-        .y_desc(format!("speedup (× faster than limit {baseline})"))
+        .y_desc(format!(
+            "speedup (× faster than {})",
+            format::limit_header(baseline)
+        ))
         .axis_desc_style(super::axis_desc_style())
         .label_style(super::tick_style())
         .x_label_formatter(&|x| super::tick(*x))
-        .y_label_formatter(&|y| format!("×{}", super::tick(*y)))
+        .y_label_formatter(&|y| {
+            if *y == 0.0 {
+                "0".to_string()
+            } else {
+                format!("×{}", super::tick(*y))
+            }
+        })
         .draw()?;
 
     // The ideal every size shares while limit <= size.

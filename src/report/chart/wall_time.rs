@@ -12,6 +12,34 @@ use crate::sweep::SweepReport;
 
 /// Fraction of a group's width the bars take; the rest separates the groups.
 const GROUP_FILL: f64 = 0.8;
+/// Widest a bar may be, as a fraction of its group.
+const MAX_BAR: f64 = 0.3;
+
+/// The largest font (16 px down to 10 px) at which every bar's value label fits within its
+/// bar; None when even 10 px would overlap the neighbours, and the labels are left out.
+fn label_font_px(
+    root: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    report: &SweepReport,
+    pooling: crate::record::Pooling,
+    bar_fraction: f64,
+) -> Option<u32> {
+    // Plot width: the chart minus its margins and the y label area.
+    let plot_px = f64::from(SIZE.0) - 2.0 * 24.0 - 80.0;
+    let bar_px = bar_fraction * plot_px * 0.96;
+    let labels: Vec<String> = report
+        .runs
+        .iter()
+        .filter(|r| r.pooling == pooling)
+        .map(|r| format::duration_ms(r.wall_ms))
+        .collect();
+    (10..=16u32).rev().find(|&px| {
+        let style = super::small_style(px);
+        labels.iter().all(|l| {
+            root.estimate_text_size(l, &style)
+                .is_ok_and(|(w, _)| f64::from(w) <= bar_px)
+        })
+    })
+}
 
 /// Draws the chart into `path` (PNG).
 pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
@@ -57,25 +85,19 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
         .disable_x_mesh()
         .bold_line_style(super::grid(true))
         .light_line_style(super::grid(false))
+        .max_light_lines(1)
         .x_desc("batch size")
-        .y_desc(format!("wall time ({unit})"))
+        .y_desc(format!("wall time ({unit}), lower is better"))
         .axis_desc_style(super::axis_desc_style())
         .label_style(super::tick_style())
         .x_label_formatter(&size_label)
         .y_label_formatter(&|y| super::tick(*y))
         .draw()?;
 
-    let bar_w = GROUP_FILL / limits.len() as f64;
-    // Bar width in pixels decides whether the value labels fit.
-    let plot_px = f64::from(SIZE.0) - 2.0 * 24.0 - 80.0;
-    let bar_px = bar_w / groups * plot_px;
-    let longest = report
-        .runs
-        .iter()
-        .map(|r| format::duration_ms(r.wall_ms).chars().count())
-        .max()
-        .unwrap_or(1) as f64;
-    let font_px = (bar_px * 1.6 / (0.6 * longest)).min(17.0);
+    // A lone bar per group would fill the whole group; keep bars bar-shaped.
+    let bar_w = (GROUP_FILL / limits.len() as f64).min(MAX_BAR);
+    let group_pad = (1.0 - bar_w * limits.len() as f64) / 2.0;
+    let font_px = label_font_px(&root, report, pooling, bar_w / groups);
     for (j, &limit) in limits.iter().enumerate() {
         let color = super::color(j);
         let bars: Vec<(f64, f64, f64)> = sizes
@@ -83,7 +105,7 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
             .enumerate()
             .filter_map(|(i, &size)| {
                 let run = report.run(size, limit, pooling)?;
-                let x0 = i as f64 + (1.0 - GROUP_FILL) / 2.0 + j as f64 * bar_w;
+                let x0 = i as f64 + group_pad + j as f64 * bar_w;
                 Some((x0, x0 + bar_w, run.wall_ms))
             })
             .collect();
@@ -97,9 +119,8 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
             }))?
             .label(format::limit_header(limit))
             .legend(move |(x, y)| Rectangle::new([(x, y - 8), (x + 22, y + 8)], color.filled()));
-        if font_px >= 11.0 {
-            let style =
-                super::small_style(font_px as u32).pos(Pos::new(HPos::Center, VPos::Bottom));
+        if let Some(px) = font_px {
+            let style = super::small_style(px).pos(Pos::new(HPos::Center, VPos::Bottom));
             chart.draw_series(bars.iter().map(|&(x0, x1, ms)| {
                 Text::new(
                     format::duration_ms(ms),

@@ -288,7 +288,7 @@ fn issues_name_each_kind_of_trouble_or_say_none() {
         "1 × timeout",
         "2 × 5xx",
         "2 chains retried, 1 recovered",
-        "1 chains still failed",
+        "1 chain still failed",
     ] {
         assert!(line.contains(needle), "{needle:?} not in {line}");
     }
@@ -364,6 +364,51 @@ fn default_report_dir_is_a_compact_utc_timestamp() {
     let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_814_024);
     let dir = report::default_report_dir(Path::new("reports"), now, "sweep");
     assert_eq!(dir, Path::new("reports/20261127T211344Z-sweep"));
+}
+
+#[test]
+fn a_sweep_without_runs_still_writes_a_complete_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut report = fixture();
+    report.runs.clear();
+    let out = dir.path().join("empty");
+    report::write_report(&out, &report, &[]).unwrap();
+    for f in FILES {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let mut r = ::csv::Reader::from_path(out.join("summary.csv")).unwrap();
+    assert_eq!(r.headers().unwrap().get(0), Some("size"));
+    assert_eq!(r.records().count(), 0);
+}
+
+#[test]
+fn a_single_pooling_mode_without_baseline_still_renders() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut report = fixture();
+    report
+        .runs
+        .retain(|r| r.pooling == Pooling::Off && r.limit == 5);
+    for r in &mut report.runs {
+        r.speedup = None;
+        r.efficiency = None;
+    }
+    let out = dir.path().join("off");
+    report::write_report(&out, &report, &[]).unwrap();
+    let md = fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("Only pooling off was measured"), "{md}");
+    let run = report.run(25, 5, Pooling::Off).unwrap();
+    let cell = format!(
+        "| 25 chains | {} [1 failed] |",
+        report::format::duration_ms(run.wall_ms)
+    );
+    assert!(md.contains(&cell), "{cell:?} missing:\n{md}");
+    let img = image::open(out.join("latency.png")).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), report::chart::SIZE);
+    if let Some(keep) = std::env::var_os("LOADCHAIN_KEEP_REPORT") {
+        // For looking at the charts by hand.
+        let _ = fs::remove_dir_all(&keep);
+        fs::rename(&out, &keep).unwrap();
+    }
 }
 
 /// Renders the course-shaped example into docs/example/ for a person to look at:
