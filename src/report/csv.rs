@@ -16,61 +16,111 @@ use crate::sweep::RunSummary;
 /// One row of summary.csv: a [`RunSummary`] without nesting, as spreadsheets want it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SummaryRow {
+    /// Batch size (chains).
     pub size: usize,
+    /// Concurrency limit.
     pub limit: usize,
+    /// `on` or `off`.
     pub pooling: String,
+    /// Wall time of the batch, retry passes included.
     pub wall_ms: f64,
+    /// Wall time of the retry passes alone.
     pub retry_wall_ms: f64,
+    /// Successful chains per second of wall time.
     pub chains_per_s: f64,
+    /// Calls sent per second of wall time.
     pub calls_per_s: f64,
+    /// Against the baseline limit; empty without one.
     pub speedup: Option<f64>,
+    /// Speedup over its ideal; 1.0 is the ceiling.
     pub efficiency: Option<f64>,
+    /// Chains that succeeded.
     pub chains_ok: usize,
+    /// Chains still failed after every pass.
     pub chains_failed: usize,
+    /// Chains run again by a retry pass.
     pub chains_retried: usize,
+    /// Calls sent, retries included.
     pub calls: u64,
+    /// Calls that failed.
     pub calls_failed: u64,
+    /// Successful calls measured.
     pub call_count: u64,
+    /// Fastest successful call.
     pub call_min_ms: f64,
+    /// Median call latency.
     pub call_p50_ms: f64,
+    /// 90th percentile call latency.
     pub call_p90_ms: f64,
+    /// 99th percentile call latency.
     pub call_p99_ms: f64,
+    /// Slowest successful call.
     pub call_max_ms: f64,
+    /// Mean call latency.
     pub call_mean_ms: f64,
+    /// Successful chains measured.
     pub chain_count: u64,
+    /// Fastest chain.
     pub chain_min_ms: f64,
+    /// Median chain latency.
     pub chain_p50_ms: f64,
+    /// 90th percentile chain latency.
     pub chain_p90_ms: f64,
+    /// 99th percentile chain latency.
     pub chain_p99_ms: f64,
+    /// Slowest chain.
     pub chain_max_ms: f64,
+    /// Mean chain latency.
     pub chain_mean_ms: f64,
+    /// HTTP 429 answers.
     pub errors_rate_limited: u64,
+    /// HTTP 5xx answers.
     pub errors_server_error: u64,
+    /// HTTP 4xx answers other than 429.
     pub errors_client_error: u64,
+    /// Calls that timed out.
     pub errors_timeout: u64,
+    /// Connections that failed.
     pub errors_connect: u64,
+    /// Bodies cut short.
     pub errors_body: u64,
+    /// Bodies that were not the expected JSON.
     pub errors_decode: u64,
+    /// Connections the server accepted; empty when unknown.
     pub connections: Option<u64>,
+    /// Rows whose output differs from the first run of this size.
     pub outputs_differ: usize,
 }
 
 /// One row of calls.csv: a [`crate::record::CallRecord`] with the run it belongs to.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CallRow {
+    /// Batch size of the run.
     pub size: usize,
+    /// Concurrency limit of the run.
     pub limit: usize,
+    /// `on` or `off`.
     pub pooling: String,
+    /// Row (chain) index, 0-based.
     pub row: u32,
+    /// Step of the chain, 0-based.
     pub step: u16,
+    /// 0 = first pass, 1.. = retry passes.
     pub pass: u16,
     #[serde(rename = "try")]
+    /// 0 = first send, 1.. = backoff retries after 429/503.
     pub try_no: u16,
+    /// When the call was sent, from the run's start.
     pub start_offset_ms: f64,
+    /// Send to last byte of the body.
     pub latency_ms: f64,
+    /// HTTP status; empty when no response arrived.
     pub status: Option<u16>,
+    /// Why the call failed (`rate_limited`, `timeout`, …); empty on success.
     pub error_kind: Option<String>,
+    /// Response body size.
     pub bytes: u64,
+    /// Completion tokens, when known.
     pub tokens: Option<u32>,
 }
 
