@@ -317,12 +317,9 @@ every chain succeeded; every output matched the first run of its size.";
 /// Every setting as a single-line `(name, value)` pair, in a fixed order; the mock's
 /// multi-line config is left to the caller.
 pub(crate) fn settings_rows(s: &Settings) -> Vec<(&'static str, String)> {
-    let list = |v: &[usize]| {
-        v.iter()
-            .map(|x| x.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    fn list<T: std::fmt::Display>(v: &[T]) -> String {
+        v.iter().map(T::to_string).collect::<Vec<_>>().join(", ")
+    }
     let opt = |v: Option<u32>| v.map_or("none".to_string(), |v| v.to_string());
     vec![
         ("target", s.target.clone()),
@@ -331,14 +328,7 @@ pub(crate) fn settings_rows(s: &Settings) -> Vec<(&'static str, String)> {
         ("steps", s.steps.join(" → ")),
         ("sizes", list(&s.sizes)),
         ("limits", list(&s.limits)),
-        (
-            "pooling",
-            s.pooling
-                .iter()
-                .map(|p| p.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        ),
+        ("pooling", list(&s.pooling)),
         ("baseline limit", s.baseline_limit.to_string()),
         ("retry passes", s.retry_passes.to_string()),
         ("max retries (429/503)", s.max_retries.to_string()),
@@ -349,4 +339,53 @@ pub(crate) fn settings_rows(s: &Settings) -> Vec<(&'static str, String)> {
         ("machine", s.machine.clone()),
         ("command", s.command.clone()),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::fixture;
+
+    #[test]
+    fn course_table_cells_show_wall_time_and_speedup() {
+        let report = fixture();
+        let t = course_table(&report, Pooling::On);
+        assert_eq!(t.header, ["Batch size", "sequential", "5 concurrent"]);
+        assert_eq!(t.rows.len(), 2);
+        assert_eq!(t.rows[0][0], "10 chains");
+        let r = report.run(25, 5, Pooling::On).unwrap();
+        let expected = format!(
+            "{} (×{:.1})",
+            format::duration_ms(r.wall_ms),
+            r.speedup.unwrap()
+        );
+        assert_eq!(t.rows[1][2], expected);
+        assert!(
+            !t.rows[1][1].contains('×'),
+            "the baseline shows no speedup: {}",
+            t.rows[1][1]
+        );
+        let md = t.to_markdown();
+        assert!(
+            md.starts_with(
+                "| Batch size | sequential | 5 concurrent |\n|:---|---:|---:|\n| 10 chains | "
+            ),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn course_cells_use_the_course_duration_style() {
+        let mut report = fixture();
+        let run = report
+            .runs
+            .iter_mut()
+            .find(|r| (r.size, r.limit, r.pooling) == (10, 5, Pooling::On))
+            .unwrap();
+        run.wall_ms = 2_500_000.0;
+        run.speedup = Some(4.93);
+        assert_eq!(course_cell(run, 1), "41 min 40 s (×4.9)");
+        run.wall_ms = 4_210.0;
+        assert_eq!(course_cell(run, 1), "4.21 s (×4.9)");
+    }
 }

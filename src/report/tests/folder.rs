@@ -200,49 +200,6 @@ fn rerender_reproduces_summary_md_and_hgrm_byte_for_byte() {
 }
 
 #[test]
-fn course_table_cells_show_wall_time_and_speedup() {
-    let report = fixture();
-    let t = table::course_table(&report, Pooling::On);
-    assert_eq!(t.header, ["Batch size", "sequential", "5 concurrent"]);
-    assert_eq!(t.rows.len(), 2);
-    assert_eq!(t.rows[0][0], "10 chains");
-    let r = report.run(25, 5, Pooling::On).unwrap();
-    let expected = format!(
-        "{} (×{:.1})",
-        report::format::duration_ms(r.wall_ms),
-        r.speedup.unwrap()
-    );
-    assert_eq!(t.rows[1][2], expected);
-    assert!(
-        !t.rows[1][1].contains('×'),
-        "the baseline shows no speedup: {}",
-        t.rows[1][1]
-    );
-    let md = t.to_markdown();
-    assert!(
-        md.starts_with(
-            "| Batch size | sequential | 5 concurrent |\n|:---|---:|---:|\n| 10 chains | "
-        ),
-        "{md}"
-    );
-}
-
-#[test]
-fn course_cells_use_the_course_duration_style() {
-    let mut report = fixture();
-    let run = report
-        .runs
-        .iter_mut()
-        .find(|r| (r.size, r.limit, r.pooling) == (10, 5, Pooling::On))
-        .unwrap();
-    run.wall_ms = 2_500_000.0;
-    run.speedup = Some(4.93);
-    assert_eq!(table::course_cell(run, 1), "41 min 40 s (×4.9)");
-    run.wall_ms = 4_210.0;
-    assert_eq!(table::course_cell(run, 1), "4.21 s (×4.9)");
-}
-
-#[test]
 fn write_report_refuses_an_existing_folder() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
