@@ -1,73 +1,390 @@
-//! Reports: every output format, computed from a [`crate::sweep::SweepReport`] alone.
-//! (Placeholder API until the report module lands.)
+//! Reports: every output format, computed from a [`SweepReport`] alone.
+//!
+//! A report folder holds report.json (the source of truth), summary.csv, calls.csv,
+//! summary.md, one `.hgrm` per run and four PNG charts. It is written into a hidden temporary
+//! folder and renamed into place at the end, so a crash never leaves half a report.
+//! Everything except calls.csv can be rebuilt from report.json ([`rerender`]).
+//!
+//! This module owns formats and files; it never touches the network and knows nothing of how
+//! the runs were measured.
 
+pub(crate) mod chart;
+pub(crate) mod csv;
+pub(crate) mod format;
+pub(crate) mod hgrm;
+mod json;
+mod markdown;
+pub(crate) mod table;
+#[cfg(test)]
+pub(crate) mod tests;
+mod text;
+
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::record::{CallRecord, Pooling};
 use crate::sweep::SweepReport;
 
-/// Placeholder.
+pub use self::csv::{CallRow, SummaryRow};
+pub use self::json::MIN_SCHEMA_VERSION;
+
+/// Why a report could not be read or written. The caller branches on
+/// [`ReportError::is_input_error`] to pick the exit code.
 #[derive(Debug, thiserror::Error)]
-#[error("report error")]
-pub struct ReportError;
+pub enum ReportError {
+    /// A file or folder of the report could not be written.
+    #[error("cannot write {}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// report.json exists but could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// report.json is not valid JSON, or not the shape of a report.
+    #[error(
+        "{}: not a valid loadchain report at line {}, column {}",
+        path.display(), source.line(), source.column()
+    )]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// serde_json's error, with the line and column.
+        source: serde_json::Error,
+    },
+    /// report.json has no `schema_version`: not something loadchain wrote.
+    #[error("{}: no schema_version field; not a loadchain report", path.display())]
+    MissingSchema {
+        /// The file.
+        path: PathBuf,
+    },
+    /// report.json was written by a newer loadchain with a layout this build cannot read.
+    #[error(
+        "{}: report schema version {found} is newer than this loadchain reads ({supported}); \
+         upgrade loadchain to read it",
+        path.display()
+    )]
+    NewerSchema {
+        /// The file.
+        path: PathBuf,
+        /// Its schema_version.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
+    /// report.json is older than the oldest layout this build still reads.
+    #[error(
+        "{}: report schema version {found} is older than this loadchain reads (at least \
+         {oldest}); re-run the sweep or use an older loadchain",
+        path.display()
+    )]
+    OlderSchema {
+        /// The file.
+        path: PathBuf,
+        /// Its schema_version.
+        found: u32,
+        /// The oldest version this build reads.
+        oldest: u32,
+    },
+    /// The path given as a report has no report.json.
+    #[error("{}: no report.json found; not a loadchain report folder", path.display())]
+    NotAReport {
+        /// The folder or file given.
+        path: PathBuf,
+    },
+    /// The output folder already exists; reports are never overwritten.
+    #[error("{} already exists; choose another output folder or remove it", path.display())]
+    Exists {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// A CSV file could not be written.
+    #[error("cannot write {}", path.display())]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// The csv crate's error.
+        source: ::csv::Error,
+    },
+    /// report.json could not be serialized.
+    #[error("cannot serialize {}", path.display())]
+    Encode {
+        /// The file.
+        path: PathBuf,
+        /// serde_json's error.
+        source: serde_json::Error,
+    },
+    /// A chart could not be drawn.
+    #[error("cannot draw {}: {message}", path.display())]
+    Chart {
+        /// The PNG file.
+        path: PathBuf,
+        /// plotters' error, as text (its error type is not `Send`).
+        message: String,
+    },
+}
 
 impl ReportError {
-    /// Placeholder.
+    /// Whether the user gave a bad input (bad, missing or newer-schema report.json, an output
+    /// folder that exists): exit code 2. Write failures are runtime failures: exit code 1.
     pub fn is_input_error(&self) -> bool {
-        true
+        matches!(
+            self,
+            ReportError::Read { .. }
+                | ReportError::Json { .. }
+                | ReportError::MissingSchema { .. }
+                | ReportError::NewerSchema { .. }
+                | ReportError::OlderSchema { .. }
+                | ReportError::NotAReport { .. }
+                | ReportError::Exists { .. }
+        )
     }
 }
 
-/// Placeholder.
+/// The raw calls of one run, for calls.csv. Kept apart from [`SweepReport`] because they are
+/// large and report.json does not need them.
+#[derive(Debug, Clone, Copy)]
 pub struct RunCalls<'a> {
-    /// Size.
+    /// Batch size of the run.
     pub size: usize,
-    /// Limit.
+    /// Concurrency limit of the run.
     pub limit: usize,
-    /// Pooling.
+    /// Pooling mode of the run.
     pub pooling: Pooling,
-    /// Calls.
+    /// Every call of the run, every pass and retry included.
     pub calls: &'a [CallRecord],
 }
 
-/// Placeholder.
+/// Removes a temporary folder on drop unless disarmed, so an error (or a panic) anywhere in
+/// [`write_report`] leaves nothing behind.
+struct TempDir {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if self.armed {
+            // Best effort: the error that got us here matters more than a failed cleanup.
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Writes a complete report folder atomically: everything goes into a hidden temp folder
+/// beside `out` (`.NAME.tmp-<pid>`), renamed to `out` at the end; on error the temp folder is
+/// removed, so no half-written report ever exists. Fails if `out` already exists.
 pub fn write_report(
-    _out: &Path,
-    _report: &SweepReport,
-    _calls: &[RunCalls<'_>],
+    out: &Path,
+    report: &SweepReport,
+    calls: &[RunCalls<'_>],
 ) -> Result<(), ReportError> {
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ReportError::Io { path, source }
+    };
+    if fs::symlink_metadata(out).is_ok() {
+        return Err(ReportError::Exists {
+            path: out.to_path_buf(),
+        });
+    }
+    let Some(name) = out.file_name() else {
+        return Err(ReportError::Io {
+            path: out.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "not a folder name"),
+        });
+    };
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    fs::create_dir_all(parent).map_err(io_err(parent))?;
+    let tmp = parent.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    if tmp.exists() {
+        // Left by an earlier process that had our pid and crashed.
+        fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
+    }
+    fs::create_dir(&tmp).map_err(io_err(&tmp))?;
+    let mut guard = TempDir {
+        path: tmp.clone(),
+        armed: true,
+    };
+
+    let json = json::to_string(report).map_err(|source| ReportError::Encode {
+        path: out.join(json::FILE_NAME),
+        source,
+    })?;
+    write_file(&tmp.join(json::FILE_NAME), json.as_bytes())?;
+    let calls_path = tmp.join("calls.csv");
+    let mut buf = Vec::new();
+    csv::write_calls(calls, &mut buf).map_err(|source| ReportError::Csv {
+        path: calls_path.clone(),
+        source,
+    })?;
+    write_file(&calls_path, &buf)?;
+    write_derived(&tmp, report)?;
+
+    // Checked again: another process may have created `out` while we were writing, and
+    // rename(2) would silently replace an empty folder.
+    if fs::symlink_metadata(out).is_ok() {
+        return Err(ReportError::Exists {
+            path: out.to_path_buf(),
+        });
+    }
+    fs::rename(&tmp, out).map_err(io_err(out))?;
+    guard.armed = false;
     Ok(())
 }
 
-/// Placeholder.
-pub fn default_report_dir(base: &Path, _now: SystemTime, kind: &str) -> PathBuf {
-    base.join(kind)
-}
-
-/// Placeholder.
-pub fn rerender(_dir: &Path) -> Result<(), ReportError> {
+/// Writes every file that is a pure function of report.json: summary.csv, summary.md, the
+/// `.hgrm` files and the charts.
+fn write_derived(dir: &Path, report: &SweepReport) -> Result<(), ReportError> {
+    let summary_path = dir.join("summary.csv");
+    let mut buf = Vec::new();
+    csv::write_summary(&report.runs, &mut buf).map_err(|source| ReportError::Csv {
+        path: summary_path.clone(),
+        source,
+    })?;
+    write_file(&summary_path, &buf)?;
+    write_file(&dir.join("summary.md"), markdown::render(report).as_bytes())?;
+    let hgrm_dir = dir.join("hgrm");
+    fs::create_dir_all(&hgrm_dir).map_err(|source| ReportError::Io {
+        path: hgrm_dir.clone(),
+        source,
+    })?;
+    for run in &report.runs {
+        write_file(
+            &hgrm_dir.join(hgrm::file_name(run)),
+            hgrm::render(run).as_bytes(),
+        )?;
+    }
+    chart::ensure_fonts().map_err(|message| ReportError::Chart {
+        path: dir.to_path_buf(),
+        message,
+    })?;
+    for (name, draw) in chart::CHARTS {
+        let path = dir.join(name);
+        let tmp = temp_sibling(&path);
+        let drawn = draw(&tmp, report).map_err(|e| ReportError::Chart {
+            path: path.clone(),
+            message: e.to_string(),
+        });
+        let renamed = drawn.and_then(|()| {
+            fs::rename(&tmp, &path).map_err(|source| ReportError::Io {
+                path: path.clone(),
+                source,
+            })
+        });
+        if renamed.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        renamed?;
+    }
     Ok(())
 }
 
-/// Placeholder.
-pub fn read_report(_dir: &Path) -> Result<SweepReport, ReportError> {
-    Err(ReportError)
+/// A hidden temp name beside `path` that keeps its extension (the PNG encoder picks the
+/// format from it).
+fn temp_sibling(path: &Path) -> PathBuf {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let ext = path.extension().map(|s| s.to_string_lossy().into_owned());
+    let name = match ext {
+        Some(ext) => format!(
+            ".{}.tmp-{}.{ext}",
+            stem.unwrap_or_default(),
+            std::process::id()
+        ),
+        None => format!(".{}.tmp-{}", stem.unwrap_or_default(), std::process::id()),
+    };
+    path.with_file_name(name)
 }
 
-/// Placeholder.
-pub fn compare(_a: &SweepReport, _b: &SweepReport) -> String {
-    String::new()
+#[cfg(test)]
+thread_local! {
+    /// Test hook: writing a file with this name fails, to prove failures leave nothing behind.
+    pub(crate) static FAIL_WRITE: std::cell::Cell<Option<&'static str>> =
+        const { std::cell::Cell::new(None) };
 }
 
-/// Placeholder.
+/// Writes a file via a temp file and a rename, so readers never see half of it.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    let tmp = temp_sibling(path);
+    #[cfg(test)]
+    if FAIL_WRITE
+        .get()
+        .is_some_and(|n| path.file_name() == Some(n.as_ref()))
+    {
+        return Err(ReportError::Io {
+            path: path.to_path_buf(),
+            source: io::Error::other("injected failure"),
+        });
+    }
+    let result = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
+    result.map_err(|source| {
+        let _ = fs::remove_file(&tmp);
+        ReportError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+/// `base/<UTC timestamp>-<kind>` (e.g. `reports/20261127T211344Z-sweep`): sorts by time and
+/// has no characters that need quoting in a shell or on Windows.
+pub fn default_report_dir(base: &Path, now: SystemTime, kind: &str) -> PathBuf {
+    let stamp: String = humantime::format_rfc3339_seconds(now)
+        .to_string()
+        .chars()
+        .filter(|c| *c != '-' && *c != ':')
+        .collect();
+    base.join(format!("{stamp}-{kind}"))
+}
+
+/// Re-renders summary.csv, summary.md, the `.hgrm` files and the charts of a report folder
+/// from its report.json alone, overwriting them file by file (each via temp file + rename),
+/// so a run can be re-plotted after an upgrade. calls.csv and report.json are left alone.
+pub fn rerender(dir: &Path) -> Result<(), ReportError> {
+    let path = json::locate(dir)?;
+    let report = json::read(&path)?;
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    write_derived(folder, &report)
+}
+
+/// Reads and checks report.json from a report folder or the file itself: `schema_version`
+/// must be present and no newer than [`crate::sweep::SCHEMA_VERSION`].
+pub fn read_report(dir_or_file: &Path) -> Result<SweepReport, ReportError> {
+    json::read(dir_or_file)
+}
+
+/// Side-by-side comparison of two reports for the terminal: per cell (size × limit ×
+/// pooling) wall time A, B and change %, call p99 A, B and change %.
+pub fn compare(a: &SweepReport, b: &SweepReport) -> String {
+    text::compare(a, b)
+}
+
+/// What the terminal shows after a sweep: settings, the course table per pooling mode, the
+/// pooled-vs-unpooled latency table and the issues.
 pub fn render_terminal(report: &SweepReport) -> String {
-    format!(
-        "{:#?}",
-        report
-            .runs
-            .iter()
-            .map(|r| (r.size, r.limit, r.pooling, r.wall_ms, r.speedup))
-            .collect::<Vec<_>>()
-    )
+    text::render(report)
+}
+
+/// summary.md's text, for callers that want it without writing a folder.
+pub fn render_markdown(report: &SweepReport) -> String {
+    markdown::render(report)
 }

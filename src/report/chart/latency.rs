@@ -1,0 +1,144 @@
+//! latency.png: call latency by percentile for the largest batch, one colour per limit,
+//! pooled solid against unpooled dashed. The x axis is HdrHistogram's: log10(1/(1-p)), so
+//! the tail (99 %, 99.9 %) gets as much room as the median.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use super::{DrawResult, SIZE};
+use crate::record::Pooling;
+use crate::report::{format, table};
+use crate::sweep::{RunSummary, SweepReport};
+
+/// x position of a percentile (0..1) on the log axis.
+fn x_of(p: f64) -> f64 {
+    (1.0 / (1.0 - p)).log10()
+}
+
+/// Axis label of an x position: 0 %, 50 %, 90 %, 99 %, 99.9 %, …
+fn percentile_label(x: f64) -> String {
+    let pct = (1.0 - 10f64.powf(-x)) * 100.0;
+    let decimals = (x.round() as i64 - 2).max(0) as usize;
+    format!("{pct:.decimals$} %")
+}
+
+/// The curve of one run: (x, latency ms) for every row below 100 % (which has no x).
+fn curve(run: &RunSummary) -> Vec<(f64, f64)> {
+    run.call_distribution
+        .iter()
+        .filter(|r| r.percentile < 1.0)
+        .map(|r| (x_of(r.percentile), r.value_us as f64 / 1000.0))
+        .collect()
+}
+
+/// Draws the chart into `path` (PNG).
+pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    let size = table::sizes(report).last().copied().unwrap_or(0);
+    let title = format!("Call latency by percentile, {size} chains");
+    let limits = table::limits(report);
+    let modes = table::poolings(report);
+    // (index of the limit, pooling, points)
+    type Curve = (usize, Pooling, Vec<(f64, f64)>);
+    let mut curves: Vec<Curve> = Vec::new();
+    for (j, &limit) in limits.iter().enumerate() {
+        for &pooling in &modes {
+            if let Some(run) = report.run(size, limit, pooling) {
+                let c = curve(run);
+                if !c.is_empty() {
+                    curves.push((j, pooling, c));
+                }
+            }
+        }
+    }
+    if curves.is_empty() {
+        return super::draw_empty(&root, &title, "No successful calls to plot.");
+    }
+    let max_x = curves
+        .iter()
+        .flat_map(|(_, _, c)| c.iter().map(|p| p.0))
+        .fold(0.0, f64::max);
+    // End just past the data: with a few hundred calls the curve stops short of 99.9 %.
+    let x_right = (max_x * 1.04).clamp(1.2, 6.0);
+    let max_ms = curves
+        .iter()
+        .flat_map(|(_, _, c)| c.iter().map(|p| p.1))
+        .fold(0.0, f64::max);
+    let mut keys = vec![0.0, 2f64.log10()];
+    keys.extend((1..=x_right.floor() as i64).map(|k| k as f64));
+
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(&title, super::title_style())
+        .margin(24)
+        .x_label_area_size(64)
+        .y_label_area_size(80)
+        .build_cartesian_2d(
+            super::KeyedAxis::new(0f64..x_right, keys),
+            0f64..max_ms * 1.1,
+        )?;
+    chart
+        .configure_mesh()
+        .bold_line_style(super::grid(true))
+        .light_line_style(super::grid(false))
+        .max_light_lines(1)
+        .x_desc("percentile (log scale of 1/(1 − p))")
+        .y_desc("call latency (ms)")
+        .axis_desc_style(super::axis_desc_style())
+        .label_style(super::tick_style())
+        .x_label_formatter(&|x| percentile_label(*x))
+        .y_label_formatter(&|y| super::tick(*y))
+        .draw()?;
+
+    for (j, pooling, pts) in curves {
+        let limit = limits.get(j).copied().unwrap_or(0);
+        let color = super::color(j);
+        let label = format!(
+            "{}, {}",
+            format::limit_header(limit),
+            format::pooling_word(pooling)
+        );
+        match pooling {
+            Pooling::On => {
+                let style = color.stroke_width(3);
+                chart
+                    .draw_series(LineSeries::new(pts, style))?
+                    .label(label)
+                    .legend(move |xy| super::solid_legend(xy, style));
+            }
+            Pooling::Off => {
+                let style = color.stroke_width(2);
+                chart
+                    .draw_series(DashedLineSeries::new(pts, 9, 6, style))?
+                    .label(label)
+                    .legend(move |xy| super::dashed_legend(xy, style));
+            }
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .margin(16)
+        .label_font(super::legend_style())
+        .background_style(WHITE.mix(0.9))
+        .border_style(RGBColor(180, 180, 180))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_axis_labels_read_as_percentages() {
+        assert_eq!(percentile_label(0.0), "0 %");
+        assert_eq!(percentile_label(2f64.log10()), "50 %");
+        assert_eq!(percentile_label(1.0), "90 %");
+        assert_eq!(percentile_label(2.0), "99 %");
+        assert_eq!(percentile_label(3.0), "99.9 %");
+        assert_eq!(percentile_label(4.0), "99.99 %");
+    }
+}

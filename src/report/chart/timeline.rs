@@ -1,0 +1,158 @@
+//! timeline.png: calls in flight over time for the largest batch, one line per limit, so a
+//! reader sees the semaphore fill up, hold, and drain (and how much sooner a higher limit
+//! finishes).
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use super::{DrawResult, SIZE};
+use crate::report::{format, table};
+use crate::sweep::SweepReport;
+
+/// Pixel columns across the plot; the timeline is resampled to one level per column.
+const COLUMNS: f64 = 1000.0;
+
+/// Resamples `[t, level]` step points (each level valid until the next point) to one level
+/// per column of width `w`: the peak within the column, as the runner's own downsampling
+/// does. A dip of a few µs between one call ending and the next starting on the same slot
+/// is real but narrower than a pixel; drawn as is, it becomes a comb of stray marks.
+fn peaks_per_column(points: &[[f64; 2]], w: f64) -> Vec<[f64; 2]> {
+    let mut out: Vec<[f64; 2]> = Vec::new();
+    let (mut i, mut level) = (0, 0.0);
+    let end = points.last().map_or(0.0, |p| p[0]);
+    let mut c = 0.0;
+    while c * w < end {
+        let (start, stop) = (c * w, (c + 1.0) * w);
+        let mut peak = level;
+        while i < points.len() && points[i][0] < stop {
+            level = points[i][1];
+            peak = f64::max(peak, level);
+            i += 1;
+        }
+        if out.last().map(|p| p[1]) != Some(peak) {
+            out.push([start, peak]);
+        }
+        c += 1.0;
+    }
+    out.push([end, points.last().map_or(0.0, |p| p[1])]);
+    out
+}
+
+/// Turns step points into a polyline with vertical risers, scaling time by `div`.
+fn staircase(points: &[[f64; 2]], div: f64) -> Vec<(f64, f64)> {
+    let mut out = Vec::with_capacity(points.len() * 2);
+    for (i, p) in points.iter().enumerate() {
+        if i > 0 {
+            out.push((p[0] / div, points[i - 1][1]));
+        }
+        out.push((p[0] / div, p[1]));
+    }
+    out
+}
+
+/// Draws the chart into `path` (PNG).
+pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    let pooling = table::main_pooling(report);
+    let size = table::sizes(report).last().copied().unwrap_or(0);
+    let title = format!(
+        "Calls in flight over time, {size} chains ({} connections)",
+        format::pooling_word(pooling)
+    );
+    let limits = table::limits(report);
+    let series: Vec<(usize, usize, &[[f64; 2]])> = limits
+        .iter()
+        .enumerate()
+        .filter_map(|(j, &l)| {
+            let run = report.run(size, l, pooling)?;
+            (!run.timeline.is_empty()).then_some((j, l, run.timeline.as_slice()))
+        })
+        .collect();
+    let max_t = series
+        .iter()
+        .flat_map(|(_, _, t)| t.iter().map(|p| p[0]))
+        .fold(0.0, f64::max);
+    if series.is_empty() || max_t <= 0.0 {
+        return super::draw_empty(&root, &title, "No calls were recorded.");
+    }
+    let max_level = series
+        .iter()
+        .flat_map(|(_, _, t)| t.iter().map(|p| p[1]))
+        .fold(1.0, f64::max);
+    let (div, unit) = super::time_unit(max_t);
+
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(&title, super::title_style())
+        .margin(24)
+        .x_label_area_size(64)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0f64..max_t / div * 1.02, 0f64..(max_level * 1.12).ceil())?;
+    chart
+        .configure_mesh()
+        .bold_line_style(super::grid(true))
+        .light_line_style(super::grid(false))
+        .max_light_lines(1)
+        .x_desc(format!("time since the run started ({unit})"))
+        .y_desc("calls in flight")
+        .axis_desc_style(super::axis_desc_style())
+        .label_style(super::tick_style())
+        .x_label_formatter(&|x| super::tick(*x))
+        .y_label_formatter(&|y| super::tick(*y))
+        .draw()?;
+    for (j, limit, points) in series {
+        let style = super::color(j).stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(
+                staircase(&peaks_per_column(points, max_t / COLUMNS), div),
+                style,
+            ))?
+            .label(format::limit_header(limit))
+            .legend(move |xy| super::solid_legend(xy, style.stroke_width(3)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .margin(16)
+        .label_font(super::legend_style())
+        .background_style(WHITE.mix(0.9))
+        .border_style(RGBColor(180, 180, 180))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resampling_hides_sub_pixel_dips_but_keeps_long_ones() {
+        let pts = [
+            [0.0, 5.0],
+            [10.0, 4.0],
+            [10.05, 5.0],
+            [50.0, 2.0],
+            [80.0, 0.0],
+        ];
+        let r = peaks_per_column(&pts, 1.0);
+        // The column where the level drops still held the peak, so the drop shows one column on.
+        assert_eq!(r, vec![[0.0, 5.0], [51.0, 2.0], [80.0, 0.0]]);
+    }
+
+    #[test]
+    fn staircase_adds_a_riser_before_each_change() {
+        let s = staircase(&[[0.0, 0.0], [10.0, 2.0], [30.0, 0.0]], 1.0);
+        assert_eq!(
+            s,
+            vec![
+                (0.0, 0.0),
+                (10.0, 0.0),
+                (10.0, 2.0),
+                (30.0, 2.0),
+                (30.0, 0.0)
+            ]
+        );
+    }
+}

@@ -1,0 +1,251 @@
+//! summary.csv (one row per run, every metric flattened) and calls.csv (one row per call), for
+//! notebooks and spreadsheets.
+//!
+//! Times are milliseconds with microsecond precision; the unit is in every column name.
+//! NOTE: a new field of `RunSummary` needs a column in [`SummaryRow`] too.
+
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+
+use super::RunCalls;
+use crate::metrics::LatencySummary;
+use crate::record::ErrorKind;
+use crate::sweep::RunSummary;
+
+/// One row of summary.csv: a [`RunSummary`] without nesting, as spreadsheets want it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    /// Batch size (chains).
+    pub size: usize,
+    /// Concurrency limit.
+    pub limit: usize,
+    /// `on` or `off`.
+    pub pooling: String,
+    /// Wall time of the batch, retry passes included.
+    pub wall_ms: f64,
+    /// Wall time of the retry passes alone.
+    pub retry_wall_ms: f64,
+    /// Successful chains per second of wall time.
+    pub chains_per_s: f64,
+    /// Calls sent per second of wall time.
+    pub calls_per_s: f64,
+    /// Against the baseline limit; empty without one.
+    pub speedup: Option<f64>,
+    /// Speedup over its ideal; 1.0 is the ceiling.
+    pub efficiency: Option<f64>,
+    /// Chains that succeeded.
+    pub chains_ok: usize,
+    /// Chains still failed after every pass.
+    pub chains_failed: usize,
+    /// Chains run again by a retry pass.
+    pub chains_retried: usize,
+    /// Calls sent, retries included.
+    pub calls: u64,
+    /// Calls that failed.
+    pub calls_failed: u64,
+    /// Successful calls measured.
+    pub call_count: u64,
+    /// Fastest successful call.
+    pub call_min_ms: f64,
+    /// Median call latency.
+    pub call_p50_ms: f64,
+    /// 90th percentile call latency.
+    pub call_p90_ms: f64,
+    /// 99th percentile call latency.
+    pub call_p99_ms: f64,
+    /// Slowest successful call.
+    pub call_max_ms: f64,
+    /// Mean call latency.
+    pub call_mean_ms: f64,
+    /// Successful chains measured.
+    pub chain_count: u64,
+    /// Fastest chain.
+    pub chain_min_ms: f64,
+    /// Median chain latency.
+    pub chain_p50_ms: f64,
+    /// 90th percentile chain latency.
+    pub chain_p90_ms: f64,
+    /// 99th percentile chain latency.
+    pub chain_p99_ms: f64,
+    /// Slowest chain.
+    pub chain_max_ms: f64,
+    /// Mean chain latency.
+    pub chain_mean_ms: f64,
+    /// HTTP 429 answers.
+    pub errors_rate_limited: u64,
+    /// HTTP 5xx answers.
+    pub errors_server_error: u64,
+    /// HTTP 4xx answers other than 429.
+    pub errors_client_error: u64,
+    /// Calls that timed out.
+    pub errors_timeout: u64,
+    /// Connections that failed.
+    pub errors_connect: u64,
+    /// Bodies cut short.
+    pub errors_body: u64,
+    /// Bodies that were not the expected JSON.
+    pub errors_decode: u64,
+    /// Connections the server accepted; empty when unknown.
+    pub connections: Option<u64>,
+    /// Rows whose output differs from the first run of this size.
+    pub outputs_differ: usize,
+}
+
+/// One row of calls.csv: a [`crate::record::CallRecord`] with the run it belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallRow {
+    /// Batch size of the run.
+    pub size: usize,
+    /// Concurrency limit of the run.
+    pub limit: usize,
+    /// `on` or `off`.
+    pub pooling: String,
+    /// Row (chain) index, 0-based.
+    pub row: u32,
+    /// Step of the chain, 0-based.
+    pub step: u16,
+    /// 0 = first pass, 1.. = retry passes.
+    pub pass: u16,
+    #[serde(rename = "try")]
+    /// 0 = first send, 1.. = backoff retries after 429/503.
+    pub try_no: u16,
+    /// When the call was sent, from the run's start.
+    pub start_offset_ms: f64,
+    /// Send to last byte of the body.
+    pub latency_ms: f64,
+    /// HTTP status; empty when no response arrived.
+    pub status: Option<u16>,
+    /// Why the call failed (`rate_limited`, `timeout`, …); empty on success.
+    pub error_kind: Option<String>,
+    /// Response body size.
+    pub bytes: u64,
+    /// Completion tokens, when known.
+    pub tokens: Option<u32>,
+}
+
+/// Milliseconds rounded to whole microseconds, so CSV cells do not carry float noise.
+fn ms(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn us_to_ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// Rounds a ratio to 4 decimals for the same reason as [`ms`].
+fn ratio(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+impl SummaryRow {
+    /// Flattens one run.
+    pub fn from_run(r: &RunSummary) -> SummaryRow {
+        let lat = |l: &LatencySummary| {
+            (
+                l.count,
+                us_to_ms(l.min_us),
+                us_to_ms(l.p50_us),
+                us_to_ms(l.p90_us),
+                us_to_ms(l.p99_us),
+                us_to_ms(l.max_us),
+                ms(l.mean_us / 1000.0),
+            )
+        };
+        let c = lat(&r.call_latency);
+        let h = lat(&r.chain_latency);
+        let e = |k| r.errors.get(k);
+        SummaryRow {
+            size: r.size,
+            limit: r.limit,
+            pooling: r.pooling.to_string(),
+            wall_ms: ms(r.wall_ms),
+            retry_wall_ms: ms(r.retry_wall_ms),
+            chains_per_s: ratio(r.chains_per_s),
+            calls_per_s: ratio(r.calls_per_s),
+            speedup: r.speedup.map(ratio),
+            efficiency: r.efficiency.map(ratio),
+            chains_ok: r.chains_ok,
+            chains_failed: r.chains_failed,
+            chains_retried: r.chains_retried,
+            calls: r.calls,
+            calls_failed: r.calls_failed,
+            call_count: c.0,
+            call_min_ms: c.1,
+            call_p50_ms: c.2,
+            call_p90_ms: c.3,
+            call_p99_ms: c.4,
+            call_max_ms: c.5,
+            call_mean_ms: c.6,
+            chain_count: h.0,
+            chain_min_ms: h.1,
+            chain_p50_ms: h.2,
+            chain_p90_ms: h.3,
+            chain_p99_ms: h.4,
+            chain_max_ms: h.5,
+            chain_mean_ms: h.6,
+            errors_rate_limited: e(ErrorKind::RateLimited),
+            errors_server_error: e(ErrorKind::ServerError),
+            errors_client_error: e(ErrorKind::ClientError),
+            errors_timeout: e(ErrorKind::Timeout),
+            errors_connect: e(ErrorKind::Connect),
+            errors_body: e(ErrorKind::Body),
+            errors_decode: e(ErrorKind::Decode),
+            connections: r.connections,
+            outputs_differ: r.outputs_differ,
+        }
+    }
+}
+
+/// Writes summary.csv: a header, then one row per run in the order they ran.
+pub fn write_summary<W: Write>(runs: &[RunSummary], w: W) -> Result<(), ::csv::Error> {
+    let mut out = ::csv::Writer::from_writer(w);
+    if runs.is_empty() {
+        // serde writes the header with the first record; an empty sweep still gets one.
+        out.write_record(&header::<SummaryRow>()?)?;
+    }
+    for r in runs {
+        out.serialize(SummaryRow::from_run(r))?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Writes calls.csv: a header, then one row per call of every run.
+pub fn write_calls<W: Write>(runs: &[RunCalls<'_>], w: W) -> Result<(), ::csv::Error> {
+    let mut out = ::csv::Writer::from_writer(w);
+    if runs.iter().all(|r| r.calls.is_empty()) {
+        out.write_record(&header::<CallRow>()?)?;
+    }
+    for run in runs {
+        for c in run.calls {
+            out.serialize(CallRow {
+                size: run.size,
+                limit: run.limit,
+                pooling: run.pooling.to_string(),
+                row: c.row,
+                step: c.step,
+                pass: c.pass,
+                try_no: c.try_no,
+                start_offset_ms: ms(c.start.as_secs_f64() * 1000.0),
+                latency_ms: ms(c.latency.as_secs_f64() * 1000.0),
+                status: c.status,
+                error_kind: c.error.map(|k| k.to_string()),
+                bytes: c.bytes,
+                tokens: c.tokens,
+            })?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Column names of a row type, taken from serde by writing a default row: serde only emits
+/// the header along with a record, and an empty file should still say what it would hold.
+fn header<T: Serialize + Default>() -> Result<::csv::StringRecord, ::csv::Error> {
+    let mut w = ::csv::Writer::from_writer(Vec::new());
+    w.serialize(T::default())?;
+    let bytes = w.into_inner().map_err(|e| e.into_error())?;
+    let mut r = ::csv::Reader::from_reader(bytes.as_slice());
+    Ok(r.headers()?.clone())
+}

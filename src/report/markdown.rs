@@ -1,0 +1,138 @@
+//! summary.md: the report a person opens first. A pure function of report.json (no render
+//! time, no absolute paths), so `loadchain report DIR` reproduces it byte for byte.
+
+use std::fmt::Write;
+
+use super::table::{self, Table};
+use super::{chart, format, hgrm};
+use crate::record::Pooling;
+use crate::sweep::SweepReport;
+
+/// The whole summary.md text.
+pub fn render(report: &SweepReport) -> String {
+    let mut md = String::new();
+    // `write!` into a String cannot fail; results are ignored for that reason.
+    let s = &report.settings;
+    let _ = writeln!(md, "# loadchain sweep, {}\n", report.started_utc);
+    let _ = writeln!(
+        md,
+        "Produced by {} (report schema {}). Every file here is rebuilt from `report.json` by \
+         `loadchain report <this folder>`.\n",
+        report.tool, report.schema_version
+    );
+
+    md.push_str("## Wall time\n\n");
+    for pooling in table::poolings(report) {
+        let _ = writeln!(
+            md,
+            "### {} connections (pooling {pooling})\n",
+            capitalize(format::pooling_word(pooling))
+        );
+        md.push_str(&table::course_table(report, pooling).to_markdown());
+        md.push('\n');
+    }
+    let _ = writeln!(
+        md,
+        "Each cell is the wall time of the whole batch, retry passes included, and in brackets \
+         the speedup against {}. Wall time excludes: {}.\n",
+        format::limit_header(s.baseline_limit),
+        s.wall_time_excludes
+    );
+
+    md.push_str("## Pooled vs unpooled call latency\n\n");
+    match table::pooling_table(report) {
+        Some((size, t)) => {
+            let _ = writeln!(md, "Batch of {size} chains.\n");
+            md.push_str(&t.to_markdown());
+            md.push_str(
+                "\nΔ = unpooled − pooled: what reusing connections saves per call. \
+                 Conns = connections the server accepted during the run.\n\n",
+            );
+        }
+        None => md.push_str(&format!("{}\n\n", single_mode_note(report))),
+    }
+
+    md.push_str("## Issues\n\n");
+    let issues = table::issues(report);
+    if issues.is_empty() {
+        let _ = writeln!(md, "{}\n", table::NO_ISSUES);
+    } else {
+        for line in &issues {
+            let _ = writeln!(md, "- {line}");
+        }
+        md.push('\n');
+    }
+
+    md.push_str("## Charts\n\n");
+    for (file, _) in chart::CHARTS {
+        let stem = file.trim_end_matches(".png");
+        let _ = writeln!(md, "![{stem}]({file})\n");
+    }
+
+    md.push_str("## Runs\n\n");
+    md.push_str(&table::detail_table(report).to_markdown());
+    md.push_str(
+        "\nLatencies are of successful calls and chains. Eff. = speedup / min(limit, size): \
+         100 % is the most a semaphore can give. Differ = rows whose final output differs \
+         from the first run of the same size.\n\n",
+    );
+
+    md.push_str("## Settings\n\n");
+    md.push_str(&settings_table(report).to_markdown());
+    md.push_str("\nRepeat this sweep with:\n\n```sh\n");
+    let _ = writeln!(md, "{}\n```\n", s.command);
+    if let Some(mock) = &s.mock {
+        md.push_str("Embedded mock server settings:\n\n```toml\n");
+        let _ = writeln!(md, "{}\n```\n", mock.trim_end());
+    }
+
+    md.push_str("## Files\n\n");
+    md.push_str(
+        "- `report.json`: settings and every result; the source of all other files.\n\
+         - `summary.csv`: one row per run, every metric (times in ms).\n\
+         - `calls.csv`: one row per call (times in ms from the run's start).\n",
+    );
+    let names: Vec<String> = report.runs.iter().map(hgrm::file_name).collect();
+    if let Some(first) = names.first() {
+        let _ = writeln!(
+            md,
+            "- `hgrm/*.hgrm`: HdrHistogram percentile distributions of call latency in ms, \
+             one per run (e.g. `hgrm/{first}`), for HdrHistogram's plotFiles.html."
+        );
+    }
+    md
+}
+
+/// Settings as a two-column table.
+fn settings_table(report: &SweepReport) -> Table {
+    Table {
+        header: vec!["Setting".to_string(), "Value".to_string()],
+        align: vec![table::Align::Left, table::Align::Left],
+        rows: table::settings_rows(&report.settings)
+            .into_iter()
+            .filter(|(k, _)| *k != "command")
+            .map(|(k, v)| vec![k.to_string(), v])
+            .collect(),
+    }
+}
+
+/// What to say when only one pooling mode was measured.
+pub(crate) fn single_mode_note(report: &SweepReport) -> String {
+    match table::poolings(report).as_slice() {
+        [only] => format!(
+            "Only pooling {only} was measured; sweep both pooling modes to compare {}.",
+            match only {
+                Pooling::On => "against fresh connections",
+                Pooling::Off => "against a pooled client",
+            }
+        ),
+        _ => "No batch size was measured in both pooling modes.".to_string(),
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}

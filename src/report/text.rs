@@ -1,0 +1,144 @@
+//! What the terminal shows: the summary after a sweep and the side-by-side comparison of two
+//! reports. Plain text without colour, so it reads the same in a pipe or a CI log.
+
+use std::fmt::Write;
+
+use super::table::{self, Table};
+use super::{format, markdown};
+use crate::record::Pooling;
+use crate::sweep::SweepReport;
+
+/// The summary printed after a sweep.
+pub fn render(report: &SweepReport) -> String {
+    let mut out = String::new();
+    // `write!` into a String cannot fail; results are ignored for that reason.
+    let _ = writeln!(out, "{} sweep, started {}", report.tool, report.started_utc);
+    for (k, v) in table::settings_rows(&report.settings) {
+        let _ = writeln!(out, "  {k:<22} {v}");
+    }
+    if let Some(mock) = &report.settings.mock {
+        let inline: Vec<&str> = mock
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let _ = writeln!(out, "  {:<22} {}", "mock", inline.join("; "));
+    }
+    for pooling in table::poolings(report) {
+        let _ = writeln!(
+            out,
+            "\nWall time, {} connections (×speedup against {}):",
+            format::pooling_word(pooling),
+            format::limit_header(report.settings.baseline_limit)
+        );
+        let _ = writeln!(
+            out,
+            "{}",
+            table::course_table(report, pooling).to_terminal()
+        );
+    }
+    match table::pooling_table(report) {
+        Some((size, t)) => {
+            let _ = writeln!(
+                out,
+                "\nCall latency, pooled vs unpooled ({size} chains; Δ = unpooled − pooled):"
+            );
+            let _ = writeln!(out, "{}", t.to_terminal());
+        }
+        None => {
+            let _ = writeln!(out, "\n{}", markdown::single_mode_note(report));
+        }
+    }
+    out.push_str("\nIssues:\n");
+    let issues = table::issues(report);
+    if issues.is_empty() {
+        let _ = writeln!(out, "  {}", table::NO_ISSUES);
+    }
+    for line in issues {
+        let _ = writeln!(out, "  - {line}");
+    }
+    out
+}
+
+/// Every cell measured in either report: A's order first, then cells only B has.
+fn cells(a: &SweepReport, b: &SweepReport) -> Vec<(usize, usize, Pooling)> {
+    let mut cells: Vec<(usize, usize, Pooling)> = Vec::new();
+    for r in a.runs.iter().chain(&b.runs) {
+        let key = (r.size, r.limit, r.pooling);
+        if !cells.contains(&key) {
+            cells.push(key);
+        }
+    }
+    cells.sort();
+    cells
+}
+
+/// The side-by-side comparison of two reports.
+pub fn compare(a: &SweepReport, b: &SweepReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "A: {} ({})", a.started_utc, a.tool);
+    let _ = writeln!(out, "B: {} ({})", b.started_utc, b.tool);
+    let (sa, sb) = (
+        table::settings_rows(&a.settings),
+        table::settings_rows(&b.settings),
+    );
+    let differ: Vec<String> = sa
+        .iter()
+        .zip(&sb)
+        .filter(|(x, y)| x.1 != y.1 && x.0 != "command")
+        .map(|(x, y)| format!("  {}: A = {}, B = {}", x.0, x.1, y.1))
+        .collect();
+    if !differ.is_empty() || a.settings.mock != b.settings.mock {
+        out.push_str("Settings that differ (compare with care):\n");
+        for d in differ {
+            let _ = writeln!(out, "{d}");
+        }
+        if a.settings.mock != b.settings.mock {
+            out.push_str("  mock settings\n");
+        }
+    }
+    let header = [
+        "Size", "Limit", "Pooling", "Wall A", "Wall B", "Change", "p99 A", "p99 B", "Change",
+    ];
+    let mut t = Table {
+        header: header.iter().map(|h| h.to_string()).collect(),
+        align: vec![table::Align::Right; header.len()],
+        rows: Vec::new(),
+    };
+    t.align[2] = table::Align::Left;
+    for (size, limit, pooling) in cells(a, b) {
+        let (ra, rb) = (a.run(size, limit, pooling), b.run(size, limit, pooling));
+        let wall = |r: Option<&crate::sweep::RunSummary>| {
+            r.map_or("–".to_string(), |r| format::duration_ms(r.wall_ms))
+        };
+        let p99 = |r: Option<&crate::sweep::RunSummary>| {
+            r.map_or("–".to_string(), |r| {
+                format::latency_us(r.call_latency.p99_us)
+            })
+        };
+        let (wall_change, p99_change) = match (ra, rb) {
+            (Some(x), Some(y)) => (
+                format::change_pct(x.wall_ms, y.wall_ms),
+                format::change_pct(x.call_latency.p99_us as f64, y.call_latency.p99_us as f64),
+            ),
+            _ => ("–".to_string(), "–".to_string()),
+        };
+        t.rows.push(vec![
+            size.to_string(),
+            limit.to_string(),
+            pooling.to_string(),
+            wall(ra),
+            wall(rb),
+            wall_change,
+            p99(ra),
+            p99(rb),
+            p99_change,
+        ]);
+    }
+    let _ = writeln!(
+        out,
+        "{}\nChange = (B − A) / A; negative is faster. p99 is the call latency's 99th percentile.",
+        t.to_terminal()
+    );
+    out
+}
