@@ -1,1 +1,50 @@
-//! placeholder
+//! loadchain-mock: a configurable, OpenAI-compatible API double for load tests.
+//!
+//! Every test, bench and the embedded default of `loadchain` talk to this server, so it
+//! behaves like an LLM provider under load and is exact about what it injects: latency
+//! distributions, per-token time, failures, rate limits (429 + `Retry-After`), per-connection
+//! set-up cost, hangs and a capacity limit, all driven by one seed.
+//!
+//! A tour of the modules:
+//! - [`config`]: [`MockConfig`], its defaults, TOML loading and validation.
+//! - [`latency`]: the [`Latency`] distributions and their `fixed:80ms` text form.
+//! - `server`: [`MockServer`], the accept loop (HTTP/1.1 + HTTP/2 cleartext) and shutdown.
+//! - `handler`: routing and the order in which the knobs apply to one request.
+//! - `body`: the streamed (`text/event-stream`) response body.
+//! - `content`: deterministic completion text from the messages and the seed.
+//! - `ratelimit`: the requests-per-minute token bucket.
+//! - `response`: OpenAI-style error bodies, JSON responses, rate-limit headers.
+//! - `stats`: lock-free counters behind `GET /stats` ([`StatsSnapshot`]).
+//! - `cli`: [`MockArgs`] (flags shared with `loadchain mock`) and [`run_cli`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), loadchain_mock::MockError> {
+//! let config = loadchain_mock::MockConfig {
+//!     latency: "fixed:100ms".parse().expect("valid latency"),
+//!     ..Default::default()
+//! };
+//! let server = loadchain_mock::MockServer::start(config).await?;
+//! println!("POST {}/v1/chat/completions", server.url());
+//! let stats = server.stats();
+//! assert_eq!(stats.requests_total, 0);
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod body;
+mod cli;
+pub mod config;
+mod content;
+mod handler;
+pub mod latency;
+mod ratelimit;
+mod response;
+mod server;
+mod stats;
+
+pub use cli::{MockArgs, describe, exit_code, run_cli};
+pub use config::{ConfigError, MockConfig};
+pub use latency::{Latency, LatencyParseError};
+pub use server::{MockError, MockServer, SHUTDOWN_GRACE};
+pub use stats::StatsSnapshot;

@@ -1,0 +1,172 @@
+//! Response bodies: a whole buffer, or an OpenAI-style server-sent-event stream that emits
+//! one chunk per token on a timer.
+//!
+//! The stream is a hand-written `Body` rather than a channel plus a spawned task: no extra
+//! task or allocation per token, and when the client goes away hyper drops the body, which
+//! drops the capacity permit and the in-flight guard it carries, so the counters stay right.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Instant, Sleep};
+
+use crate::stats::InFlightGuard;
+
+/// The body type of every mock response.
+pub(crate) enum MockBody {
+    /// A complete body sent as one frame (`None` once sent).
+    Full(Option<Bytes>),
+    /// A token stream for `"stream": true`.
+    Sse(Box<SseStream>),
+}
+
+impl MockBody {
+    pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
+        MockBody::Full(Some(bytes.into()))
+    }
+}
+
+/// State of one streamed completion.
+pub(crate) struct SseStream {
+    /// `data: {"id":..,"object":"chat.completion.chunk","created":..,"model":..,"choices":[{"index":0,`
+    /// shared by every chunk, built once.
+    prefix: String,
+    words: Vec<&'static str>,
+    next: usize,
+    start: Instant,
+    token_time: Duration,
+    sleep: Pin<Box<Sleep>>,
+    sleeping: bool,
+    finished: bool,
+    // Held until the stream ends: a streaming request occupies its capacity slot and counts
+    // as in flight until the last byte, like a real provider's generation.
+    _permit: Option<OwnedSemaphorePermit>,
+    guard: Option<InFlightGuard>,
+}
+
+impl SseStream {
+    /// `id`, `created` and the JSON-escaped `model_json` go into every chunk.
+    pub(crate) fn new(
+        id: &str,
+        created: u64,
+        model_json: &str,
+        words: Vec<&'static str>,
+        token_time: Duration,
+        permit: Option<OwnedSemaphorePermit>,
+        guard: InFlightGuard,
+    ) -> Self {
+        let prefix = format!(
+            "data: {{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"created\":{created},\"model\":{model_json},\"choices\":[{{\"index\":0,"
+        );
+        let start = Instant::now();
+        Self {
+            prefix,
+            words,
+            next: 0,
+            start,
+            token_time,
+            sleep: Box::pin(tokio::time::sleep_until(start)),
+            sleeping: false,
+            finished: false,
+            _permit: permit,
+            guard: Some(guard),
+        }
+    }
+
+    /// The chunk for token `i`; the first carries the assistant role, later ones a leading
+    /// space so that concatenating the deltas gives the non-streaming content.
+    fn token_chunk(&self, i: usize) -> Bytes {
+        let word = self.words[i];
+        let mut s = String::with_capacity(self.prefix.len() + 80);
+        s.push_str(&self.prefix);
+        if i == 0 {
+            s.push_str("\"delta\":{\"role\":\"assistant\",\"content\":\"");
+        } else {
+            s.push_str("\"delta\":{\"content\":\" ");
+        }
+        // Vocabulary words are plain ASCII letters: nothing to escape.
+        s.push_str(word);
+        s.push_str("\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+        Bytes::from(s)
+    }
+
+    fn final_chunk(&self) -> Bytes {
+        let mut s = String::with_capacity(self.prefix.len() + 96);
+        s.push_str(&self.prefix);
+        if self.words.is_empty() {
+            s.push_str("\"delta\":{\"role\":\"assistant\",\"content\":\"\"}");
+        } else {
+            s.push_str("\"delta\":{}");
+        }
+        s.push_str(",\"logprobs\":null,\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+        Bytes::from(s)
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        if self.finished {
+            return Poll::Ready(None);
+        }
+        if self.next < self.words.len() {
+            if !self.token_time.is_zero() {
+                if !self.sleeping {
+                    // Deadlines from the stream start, not from the last wake-up, so late
+                    // wake-ups do not accumulate into drift.
+                    let steps = u32::try_from(self.next + 1).unwrap_or(u32::MAX);
+                    let deadline = self.start + self.token_time.saturating_mul(steps);
+                    self.sleep.as_mut().reset(deadline);
+                    self.sleeping = true;
+                }
+                if self.sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.sleeping = false;
+            }
+            let chunk = self.token_chunk(self.next);
+            self.next += 1;
+            return Poll::Ready(Some(chunk));
+        }
+        self.finished = true;
+        let chunk = self.final_chunk();
+        // The request is complete once the last chunk is handed to hyper.
+        self.guard = None;
+        self._permit = None;
+        Poll::Ready(Some(chunk))
+    }
+}
+
+impl Body for MockBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            MockBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            MockBody::Sse(stream) => stream
+                .poll_next(cx)
+                .map(|chunk| chunk.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            MockBody::Full(bytes) => bytes.is_none(),
+            MockBody::Sse(stream) => stream.finished,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            MockBody::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
+            MockBody::Full(None) => SizeHint::with_exact(0),
+            MockBody::Sse(_) => SizeHint::default(),
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! `MockConfig`: every knob of the mock server as one serde value, loadable from TOML.
+//!
+//! This module owns defaults, TOML loading and the checks that a config makes sense
+//! ([`MockConfig::validate`]). It does not know about CLI flags; `cli.rs` merges flags on top.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::latency::{Latency, duration_str};
+
+/// Everything that shapes the mock's behaviour. Random choices are all derived from `seed`,
+/// so two servers with the same config answer a sequential run identically.
+///
+/// In TOML, durations are strings (`token_time = "2ms"`) and latency uses the text form
+/// (`latency = "uniform:30ms..150ms"`). Unknown keys are rejected so a typo cannot silently
+/// leave a knob at its default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MockConfig {
+    /// Address to listen on. Default 127.0.0.1 (loopback only).
+    pub bind: IpAddr,
+    /// TCP port; 0 (the default) lets the OS pick a free one, see [`crate::MockServer::url`].
+    pub port: u16,
+    /// Base latency per request (time to first token). Default `fixed:0ms`.
+    pub latency: Latency,
+    /// Generation time per output token, added after `latency`. Default 0.
+    #[serde(with = "duration_str")]
+    pub token_time: Duration,
+    /// Completion length in tokens (words). Default 16. A request's `max_tokens` caps it.
+    pub output_tokens: u32,
+    /// Fraction of requests answered with a 5xx, in `[0, 1]`. Default 0.
+    pub failure_rate: f64,
+    /// Status codes a failing request picks from (seeded). Default `[500, 502, 503]`.
+    pub failure_statuses: Vec<u16>,
+    /// Token-bucket rate limit in requests per minute; `None` (default) means unlimited.
+    pub rpm: Option<u32>,
+    /// Extra wait on the first request of each new connection, modelling TCP+TLS set-up so
+    /// that connection pooling shows a measurable effect on loopback. Default 0.
+    #[serde(with = "duration_str")]
+    pub conn_cost: Duration,
+    /// Fraction of requests that never answer (until the client gives up or the server shuts
+    /// down), in `[0, 1]`. Default 0.
+    pub hang_rate: f64,
+    /// At most this many requests are processed at once; the rest queue. `None` = no limit.
+    pub capacity: Option<usize>,
+    /// Seed for every random choice (latency, failure, hang, status pick) and for content.
+    pub seed: u64,
+    /// Request bodies above this size get 413. Default 1 MiB.
+    pub max_body_bytes: usize,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            latency: Latency::default(),
+            token_time: Duration::ZERO,
+            output_tokens: 16,
+            failure_rate: 0.0,
+            failure_statuses: vec![500, 502, 503],
+            rpm: None,
+            conn_cost: Duration::ZERO,
+            hang_rate: 0.0,
+            capacity: None,
+            seed: 42,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// A config that cannot be used. Each message is one line naming the file and line, or the
+/// key (with its CLI flag) that is wrong, so the user knows where to look.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        /// The file named by `--config`.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has a bad/unknown key.
+    #[error("{origin}: line {line}, column {column}: {message}")]
+    Toml {
+        /// The file path, or `<string>` for [`MockConfig::from_toml_str`].
+        origin: String,
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+        /// toml's message, e.g. "unknown field `latncy`, expected one of ...".
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("{origin}invalid {key} (--{flag}): {message}")]
+    Invalid {
+        /// Where the value came from, e.g. "config.toml: ", or empty.
+        origin: String,
+        /// The TOML key / struct field.
+        key: &'static str,
+        /// The matching CLI flag name without dashes.
+        flag: &'static str,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: &'static str, message: String) -> Self {
+        ConfigError::Invalid {
+            origin: String::new(),
+            key,
+            flag: flag_for(key),
+            message,
+        }
+    }
+
+    /// Prefixes an `Invalid` error with the file its value came from.
+    pub(crate) fn in_file(self, path: &Path) -> Self {
+        match self {
+            ConfigError::Invalid {
+                key, flag, message, ..
+            } => ConfigError::Invalid {
+                origin: format!("{}: ", path.display()),
+                key,
+                flag,
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
+fn flag_for(key: &'static str) -> &'static str {
+    match key {
+        "token_time" => "token-time",
+        "output_tokens" => "output-tokens",
+        "failure_rate" => "failure-rate",
+        "failure_statuses" => "failure-statuses",
+        "conn_cost" => "conn-cost",
+        "hang_rate" => "hang-rate",
+        "max_body_bytes" => "max-body-bytes",
+        other => other,
+    }
+}
+
+impl MockConfig {
+    /// Reads and validates a TOML file; errors name the file and line.
+    pub fn from_toml_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let config = parse_toml(&text, &path.display().to_string())?;
+        config.validate().map_err(|e| e.in_file(path))?;
+        Ok(config)
+    }
+
+    /// Parses and validates TOML text (missing keys take their defaults).
+    pub fn from_toml_str(s: &str) -> Result<Self, ConfigError> {
+        let config = parse_toml(s, "<string>")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges that the types cannot express: rates in `[0, 1]`, `rpm > 0`,
+    /// `capacity > 0`, failure statuses in `100..=599` and not empty when failures are on.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, rate) in [
+            ("failure_rate", self.failure_rate),
+            ("hang_rate", self.hang_rate),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("{rate} is not a fraction between 0 and 1"),
+                ));
+            }
+        }
+        if self.rpm == Some(0) {
+            return Err(ConfigError::invalid(
+                "rpm",
+                "must be at least 1 (omit it for no limit)".into(),
+            ));
+        }
+        if self.capacity == Some(0) {
+            return Err(ConfigError::invalid(
+                "capacity",
+                "must be at least 1 (omit it for no limit)".into(),
+            ));
+        }
+        if let Some(bad) = self
+            .failure_statuses
+            .iter()
+            .find(|s| !(100..=599).contains(*s))
+        {
+            return Err(ConfigError::invalid(
+                "failure_statuses",
+                format!("{bad} is not an HTTP status code (100..=599)"),
+            ));
+        }
+        if self.failure_statuses.is_empty() && self.failure_rate > 0.0 {
+            return Err(ConfigError::invalid(
+                "failure_statuses",
+                "is empty but failure_rate is above 0".into(),
+            ));
+        }
+        if let Latency::LogNormal { sigma, .. } = self.latency {
+            if !sigma.is_finite() || sigma < 0.0 {
+                return Err(ConfigError::invalid(
+                    "latency",
+                    format!("lognormal sigma {sigma} must be finite and >= 0"),
+                ));
+            }
+        }
+        if let Latency::Uniform { min, max } = self.latency {
+            if min > max {
+                return Err(ConfigError::invalid(
+                    "latency",
+                    "uniform minimum is above maximum".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_toml(text: &str, origin: &str) -> Result<MockConfig, ConfigError> {
+    toml::from_str(text).map_err(|err: toml::de::Error| {
+        let (line, column) = err
+            .span()
+            .map(|span| line_col(text, span.start))
+            .unwrap_or((1, 1));
+        ConfigError::Toml {
+            origin: origin.to_string(),
+            line,
+            column,
+            // toml's messages can span lines; keep the error on one line.
+            message: err.message().trim().replace('\n', "; "),
+        }
+    })
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_docs() {
+        let c = MockConfig::default();
+        assert_eq!(c.bind.to_string(), "127.0.0.1");
+        assert_eq!(c.port, 0);
+        assert_eq!(c.output_tokens, 16);
+        assert_eq!(c.failure_statuses, vec![500, 502, 503]);
+        assert_eq!(c.seed, 42);
+        assert_eq!(c.max_body_bytes, 1 << 20);
+        c.validate().unwrap();
+        assert_eq!(MockConfig::from_toml_str("").unwrap(), c);
+    }
+
+    #[test]
+    fn toml_round_trips() {
+        let text = r#"
+            latency = "uniform:30ms..150ms"
+            token_time = "2ms"
+            conn_cost = "1500us"
+            failure_rate = 0.05
+            rpm = 600
+            capacity = 8
+        "#;
+        let c = MockConfig::from_toml_str(text).unwrap();
+        assert_eq!(c.token_time, Duration::from_millis(2));
+        assert_eq!(c.conn_cost, Duration::from_micros(1500));
+        assert_eq!(c.rpm, Some(600));
+        let again = toml::to_string(&c).unwrap();
+        assert_eq!(MockConfig::from_toml_str(&again).unwrap(), c);
+    }
+
+    #[test]
+    fn toml_errors_name_the_line_and_key() {
+        let err = MockConfig::from_toml_str("seed = 1\nlatncy = \"fixed:1ms\"\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("<string>: line 2, column 1:"), "{msg}");
+        assert!(msg.contains("latncy"), "{msg}");
+        let err = MockConfig::from_toml_str("\n\nlatency = \"foo:1\"\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("line 3"), "{msg}");
+        assert!(msg.contains("unknown latency distribution"), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+    }
+
+    #[test]
+    fn validate_rejects_out_of_range_values() {
+        let cases: [(MockConfig, &str); 5] = [
+            (
+                MockConfig {
+                    failure_rate: 1.5,
+                    ..Default::default()
+                },
+                "--failure-rate",
+            ),
+            (
+                MockConfig {
+                    hang_rate: -0.1,
+                    ..Default::default()
+                },
+                "--hang-rate",
+            ),
+            (
+                MockConfig {
+                    rpm: Some(0),
+                    ..Default::default()
+                },
+                "--rpm",
+            ),
+            (
+                MockConfig {
+                    capacity: Some(0),
+                    ..Default::default()
+                },
+                "--capacity",
+            ),
+            (
+                MockConfig {
+                    failure_statuses: vec![500, 700],
+                    ..Default::default()
+                },
+                "700",
+            ),
+        ];
+        for (config, needle) in cases {
+            let msg = config.validate().unwrap_err().to_string();
+            assert!(msg.contains(needle), "{msg}");
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! Routing and the life of one request: the knobs of [`MockConfig`] applied in order.
+//!
+//! Order for `POST /v1/chat/completions`: count it, read and check the body (413/400), rate
+//! limit (429 at once, no latency), wait for a capacity slot, pay the connection cost (first
+//! request of a connection), hang?, fail?, sleep the latency, respond. The body is read before
+//! the rate limit so a refused request leaves its keep-alive connection usable, and so
+//! malformed requests do not spend the budget.
+//!
+//! Failures also wait the sampled base latency (not the per-token time): a real provider's
+//! 500 arrives after the request was queued and partly processed, not instantly, and an
+//! instant failure would make retries look cheaper than they are.
+//!
+//! Randomness: each API request gets its own RNG seeded from the server seed and the request's
+//! arrival number, and always draws hang, failure, status and latency in that order. No lock
+//! is shared between requests, and a sequential run repeats exactly.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
+
+use crate::body::{MockBody, SseStream};
+use crate::config::MockConfig;
+use crate::content::{self, ChatMessage};
+use crate::ratelimit::RateLimiter;
+use crate::response;
+use crate::stats::{InFlightGuard, Stats};
+
+/// State shared by every connection of one server.
+pub(crate) struct Shared {
+    pub config: MockConfig,
+    pub stats: Arc<Stats>,
+    limiter: Option<RateLimiter>,
+    capacity: Option<Arc<Semaphore>>,
+    /// Flips to `true` at shutdown; hung requests wait on it so graceful shutdown can end.
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Shared {
+    pub(crate) fn new(config: MockConfig, shutdown: watch::Receiver<bool>) -> Self {
+        Self {
+            limiter: config.rpm.map(RateLimiter::new),
+            capacity: config.capacity.map(|k| Arc::new(Semaphore::new(k))),
+            stats: Arc::new(Stats::new()),
+            config,
+            shutdown,
+        }
+    }
+}
+
+/// Per-connection state: when the connection's simulated set-up is over.
+#[derive(Default)]
+pub(crate) struct ConnState {
+    // Set by the first request; later requests (and concurrent HTTP/2 streams that arrive
+    // during set-up) wait until the same instant, so the cost is paid once per connection.
+    ready_at: OnceLock<Instant>,
+}
+
+/// Returned for a hung request at shutdown: hyper then drops the connection without a
+/// response, which is what a client of a hung provider sees.
+#[derive(Debug, thiserror::Error)]
+#[error("hung request dropped at shutdown")]
+pub(crate) struct Hung;
+
+const CHAT_PATH: &str = "/v1/chat/completions";
+
+/// Entry point for every request on every connection.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    conn: Arc<ConnState>,
+    req: Request<Incoming>,
+) -> Result<Response<MockBody>, Hung> {
+    let path = req.uri().path();
+    match path {
+        CHAT_PATH => {
+            let (seq, guard) = shared.stats.begin_request();
+            if req.method() != Method::POST {
+                return Ok(counted(&shared, response::method_not_allowed("POST")));
+            }
+            chat(&shared, &conn, req, seq, guard).await
+        }
+        "/health" => Ok(match *req.method() {
+            Method::GET | Method::HEAD => {
+                response::json(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}"))
+            }
+            _ => response::method_not_allowed("GET"),
+        }),
+        "/stats" => Ok(match *req.method() {
+            Method::GET => response::stats(&shared.stats.snapshot()),
+            _ => response::method_not_allowed("GET"),
+        }),
+        "/stats/reset" => Ok(match *req.method() {
+            Method::POST => {
+                shared.stats.reset();
+                response::stats(&shared.stats.snapshot())
+            }
+            _ => response::method_not_allowed("POST"),
+        }),
+        _ => {
+            let (_seq, _guard) = shared.stats.begin_request();
+            Ok(counted(
+                &shared,
+                response::error(
+                    StatusCode::NOT_FOUND,
+                    "invalid_request_error",
+                    "unknown_url",
+                    "Unknown request URL. Only POST /v1/chat/completions, GET /health, GET /stats and POST /stats/reset exist.",
+                ),
+            ))
+        }
+    }
+}
+
+/// The fields of an OpenAI chat request the mock uses; everything else is ignored.
+#[derive(Deserialize)]
+struct ChatRequest {
+    #[serde(default)]
+    model: Option<String>,
+    messages: Vec<ChatMessage>,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    #[serde(default)]
+    max_completion_tokens: Option<u32>,
+    #[serde(default)]
+    stream: Option<bool>,
+}
+
+async fn chat(
+    shared: &Arc<Shared>,
+    conn: &ConnState,
+    req: Request<Incoming>,
+    seq: u64,
+    guard: InFlightGuard,
+) -> Result<Response<MockBody>, Hung> {
+    let config = &shared.config;
+    let body = match read_body(req, config.max_body_bytes).await {
+        Ok(body) => body,
+        Err(resp) => return Ok(counted(shared, resp)),
+    };
+    let request: ChatRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            let message = format!("We could not parse the JSON body of your request: {e}");
+            return Ok(counted(
+                shared,
+                response::error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    "invalid_json",
+                    &message,
+                ),
+            ));
+        }
+    };
+
+    let decision = match &shared.limiter {
+        Some(limiter) => {
+            let d = limiter.check(Instant::now());
+            if !d.allowed {
+                shared.stats.record_rate_limited();
+                return Ok(counted(shared, response::rate_limited(&d)));
+            }
+            Some(d)
+        }
+        None => None,
+    };
+
+    let permit = match &shared.capacity {
+        Some(sem) => Some(
+            Arc::clone(sem)
+                .acquire_owned()
+                .await
+                .expect("the capacity semaphore is never closed"),
+        ),
+        None => None,
+    };
+
+    if !config.conn_cost.is_zero() {
+        let ready_at = *conn
+            .ready_at
+            .get_or_init(|| Instant::now() + config.conn_cost);
+        tokio::time::sleep_until(ready_at).await;
+    }
+
+    let mut rng = SmallRng::seed_from_u64(request_seed(config.seed, seq));
+    let hang = rng.random::<f64>() < config.hang_rate;
+    let fail = rng.random::<f64>() < config.failure_rate;
+    let status_pick = rng.random::<u64>();
+    let latency = config.latency.sample(&mut rng);
+
+    if hang {
+        shared.stats.record_hung();
+        // A hung request gives back its capacity slot: otherwise hang_rate with a capacity
+        // would wedge the whole server, which is not what the knob is meant to model.
+        drop(permit);
+        let mut shutdown = shared.shutdown.clone();
+        // Err means the server handle is gone: treat it as shutdown too.
+        let _ = shutdown.wait_for(|down| *down).await;
+        drop(guard);
+        return Err(Hung);
+    }
+
+    if fail && !config.failure_statuses.is_empty() {
+        tokio::time::sleep(latency).await;
+        let i = (status_pick % config.failure_statuses.len() as u64) as usize;
+        let status = StatusCode::from_u16(config.failure_statuses[i])
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = response::server_error(status);
+        response::add_rate_headers(&mut resp, decision.as_ref());
+        return Ok(counted(shared, resp));
+    }
+
+    let n = request
+        .max_tokens
+        .or(request.max_completion_tokens)
+        .map_or(config.output_tokens, |cap| cap.min(config.output_tokens));
+    let fingerprint = content::fingerprint(&request.messages, config.seed);
+    let words = content::words(fingerprint, n);
+    let prompt_tokens = content::prompt_tokens(&request.messages);
+    let model = request.model.as_deref().unwrap_or("loadchain-mock");
+    let id = format!("chatcmpl-mock-{seq}");
+    let created = unix_now();
+
+    if request.stream.unwrap_or(false) {
+        tokio::time::sleep(latency).await;
+        let model_json = serde_json::to_string(model).expect("a str always serializes");
+        let stream = SseStream::new(
+            &id,
+            created,
+            &model_json,
+            words,
+            config.token_time,
+            permit,
+            guard,
+        );
+        let mut resp = Response::new(MockBody::Sse(Box::new(stream)));
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        response::add_rate_headers(&mut resp, decision.as_ref());
+        return Ok(counted(shared, resp));
+    }
+
+    let total = latency + config.token_time.saturating_mul(n);
+    tokio::time::sleep(total).await;
+    let completion = ChatCompletion {
+        id: &id,
+        object: "chat.completion",
+        created,
+        model,
+        choices: [Choice {
+            index: 0,
+            message: Message {
+                role: "assistant",
+                content: content::join(&words),
+            },
+            logprobs: None,
+            finish_reason: "stop",
+        }],
+        usage: Usage {
+            prompt_tokens,
+            completion_tokens: n,
+            total_tokens: prompt_tokens.saturating_add(n),
+        },
+    };
+    let bytes = serde_json::to_vec(&completion).expect("the completion always serializes");
+    let mut resp = response::json(StatusCode::OK, bytes);
+    response::add_rate_headers(&mut resp, decision.as_ref());
+    drop(permit);
+    drop(guard);
+    Ok(counted(shared, resp))
+}
+
+#[derive(Serialize)]
+struct ChatCompletion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [Choice; 1],
+    usage: Usage,
+}
+
+#[derive(Serialize)]
+struct Choice {
+    index: u32,
+    message: Message,
+    logprobs: Option<()>,
+    finish_reason: &'static str,
+}
+
+#[derive(Serialize)]
+struct Message {
+    role: &'static str,
+    content: String,
+}
+
+#[derive(Serialize)]
+struct Usage {
+    prompt_tokens: u32,
+    completion_tokens: u32,
+    total_tokens: u32,
+}
+
+/// Reads the body up to `limit` bytes, answering 413 early when Content-Length is already
+/// too big, and 400 when the body cannot be read.
+async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Response<MockBody>> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(response::too_large(limit));
+    }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(response::too_large(limit)),
+        Err(_) => Err(response::error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "body_read_error",
+            "The request body could not be read.",
+        )),
+    }
+}
+
+/// Records the response's status in the stats and passes it through.
+fn counted(shared: &Shared, resp: Response<MockBody>) -> Response<MockBody> {
+    shared.stats.record_status(resp.status().as_u16());
+    resp
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Seed for request number `seq`: mixed so neighbouring requests get unrelated streams.
+fn request_seed(seed: u64, seq: u64) -> u64 {
+    let mut state = seq;
+    seed ^ content::splitmix64(&mut state)
+}

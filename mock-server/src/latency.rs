@@ -1,0 +1,462 @@
+//! Latency distributions: the `fixed:80ms` / `uniform:30ms..150ms` / `normal:90ms,20ms` /
+//! `lognormal:90ms,0.5` text form, its parser and printer, and sampling.
+//!
+//! The text form is the single representation used everywhere (CLI flags, TOML, serde, report
+//! headers), so `Display` must round-trip through `FromStr` exactly. Sampling never yields a
+//! negative duration: a normal draw below zero is clamped to zero, which shifts the mean of a
+//! wide normal slightly upwards (documented on [`Latency::mean`]).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use rand_distr::{Distribution, LogNormal, Normal};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// What the expected forms are, repeated in every parse error so a user can fix the input
+/// without reading the docs.
+const EXPECTED: &str = "expected fixed:D, uniform:A..B, normal:MEAN,SD or lognormal:MEDIAN,SIGMA, \
+                        with durations like 80ms or 1.5s";
+
+/// The base latency of a request (time to first token), drawn per request.
+///
+/// Durations are whole time values; `LogNormal::sigma` is the shape parameter of the
+/// underlying normal (0.5 gives a moderate right tail, 1.0 a heavy one).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Latency {
+    /// Every request waits exactly this long.
+    Fixed(Duration),
+    /// Uniform between `min` and `max` (inclusive); `min <= max`.
+    Uniform {
+        /// Lower bound.
+        min: Duration,
+        /// Upper bound.
+        max: Duration,
+    },
+    /// Normal with the given mean and standard deviation, clamped at zero.
+    Normal {
+        /// Mean of the distribution.
+        mean: Duration,
+        /// Standard deviation.
+        std_dev: Duration,
+    },
+    /// Log-normal with the given median; models the long right tail of real LLM APIs.
+    LogNormal {
+        /// Median (50th percentile) of the distribution.
+        median: Duration,
+        /// Standard deviation of `ln(latency)`; finite and `>= 0`.
+        sigma: f64,
+    },
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency::Fixed(Duration::ZERO)
+    }
+}
+
+/// A latency string that does not match any accepted form; the message is one line that
+/// names the bad part and the forms expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} ({EXPECTED})")]
+pub struct LatencyParseError {
+    message: String,
+}
+
+impl LatencyParseError {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+impl Latency {
+    /// Draws one latency. Uses only `rng`, so a seeded RNG gives a repeatable sequence.
+    pub fn sample(&self, rng: &mut impl rand::Rng) -> Duration {
+        match *self {
+            Latency::Fixed(d) => d,
+            Latency::Uniform { min, max } => {
+                if max <= min {
+                    return min;
+                }
+                let span = (max - min).as_nanos();
+                // u128 keeps durations beyond u64 nanoseconds (584 years) from overflowing.
+                let offset = uniform_u128(rng, span);
+                min + duration_from_nanos(offset)
+            }
+            Latency::Normal { mean, std_dev } => {
+                match Normal::new(mean.as_secs_f64(), std_dev.as_secs_f64()) {
+                    Ok(dist) => secs_to_duration(dist.sample(rng)),
+                    Err(_) => mean,
+                }
+            }
+            Latency::LogNormal { median, sigma } => {
+                if median.is_zero() {
+                    return Duration::ZERO;
+                }
+                match LogNormal::new(median.as_secs_f64().ln(), sigma) {
+                    Ok(dist) => secs_to_duration(dist.sample(rng)),
+                    Err(_) => median,
+                }
+            }
+        }
+    }
+
+    /// The distribution's mean, for estimating run times and printing settings.
+    ///
+    /// For `Normal` this is the configured mean; the zero clamp makes the true mean slightly
+    /// higher when `std_dev` is a sizeable fraction of `mean`.
+    pub fn mean(&self) -> Duration {
+        match *self {
+            Latency::Fixed(d) => d,
+            Latency::Uniform { min, max } => min + (max.saturating_sub(min)) / 2,
+            Latency::Normal { mean, .. } => mean,
+            Latency::LogNormal { median, sigma } => {
+                secs_to_duration(median.as_secs_f64() * (sigma * sigma / 2.0).exp())
+            }
+        }
+    }
+}
+
+/// Uniform integer in `0..=span` without `RngExt` range machinery (u128 is not supported there).
+fn uniform_u128(rng: &mut impl rand::Rng, span: u128) -> u128 {
+    if let Ok(span64) = u64::try_from(span) {
+        if span64 == u64::MAX {
+            return u128::from(rng.next_u64());
+        }
+        // Lemire's multiply-shift: the bias is below 2^-64 * span, invisible at our scales.
+        let r = u128::from(rng.next_u64());
+        return (r * (u128::from(span64) + 1)) >> 64;
+    }
+    let r = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
+    r % (span + 1)
+}
+
+fn duration_from_nanos(nanos: u128) -> Duration {
+    let secs = u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX);
+    // The remainder is < 1e9, so it always fits in u32.
+    let sub = (nanos % 1_000_000_000) as u32;
+    Duration::new(secs, sub)
+}
+
+/// Converts seconds to a Duration, clamping negatives and NaN to zero and overflow to MAX.
+fn secs_to_duration(secs: f64) -> Duration {
+    if secs.is_nan() || secs <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
+}
+
+/// Formats a duration in the largest unit that represents it exactly, so that parsing the
+/// result gives back the same value ("1500ms", "2s", "250us", "7ns").
+pub(crate) fn fmt_duration(d: Duration, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        f.write_str("0ms")
+    } else if nanos % 1_000_000_000 == 0 {
+        write!(f, "{}s", nanos / 1_000_000_000)
+    } else if nanos % 1_000_000 == 0 {
+        write!(f, "{}ms", nanos / 1_000_000)
+    } else if nanos % 1_000 == 0 {
+        write!(f, "{}us", nanos / 1_000)
+    } else {
+        write!(f, "{nanos}ns")
+    }
+}
+
+/// A [`Duration`] wrapper whose `Display` is the exact short form used in the text formats.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ShortDuration(pub Duration);
+
+impl fmt::Display for ShortDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_duration(self.0, f)
+    }
+}
+
+/// Parses a duration such as `80ms`, `1.5s` or `2m`; a bare `0` is accepted as zero.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    // humantime has no fractional seconds; "1.5s" is too common not to accept.
+    if let Some(secs) = s
+        .strip_suffix('s')
+        .and_then(|n| n.trim().parse::<f64>().ok())
+    {
+        if secs.is_finite() && secs >= 0.0 {
+            return Duration::try_from_secs_f64(secs)
+                .map_err(|e| format!("bad duration {s:?}: {e}"));
+        }
+        return Err(format!(
+            "bad duration {s:?}: must be finite and not negative"
+        ));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("bad duration {s:?}: {e}"))
+}
+
+fn parse_part(s: &str, what: &str) -> Result<Duration, LatencyParseError> {
+    parse_duration(s).map_err(|e| LatencyParseError::new(format!("{what}: {e}")))
+}
+
+impl FromStr for Latency {
+    type Err = LatencyParseError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let s = input.trim();
+        if s.is_empty() {
+            return Err(LatencyParseError::new("empty latency"));
+        }
+        let Some((kind, rest)) = s.split_once(':') else {
+            // A bare duration means fixed; give the general hint if it is not one.
+            return parse_duration(s)
+                .map(Latency::Fixed)
+                .map_err(|_| LatencyParseError::new(format!("cannot read latency {s:?}")));
+        };
+        let rest = rest.trim();
+        match kind.trim().to_ascii_lowercase().as_str() {
+            "fixed" => Ok(Latency::Fixed(parse_part(rest, "fixed latency")?)),
+            "uniform" => {
+                let (a, b) = rest.split_once("..").ok_or_else(|| {
+                    LatencyParseError::new(format!("uniform latency {rest:?} has no \"..\""))
+                })?;
+                let min = parse_part(a, "uniform minimum")?;
+                let max = parse_part(b.trim_start_matches('='), "uniform maximum")?;
+                if min > max {
+                    return Err(LatencyParseError::new(format!(
+                        "uniform minimum {} is above maximum {}",
+                        ShortDuration(min),
+                        ShortDuration(max)
+                    )));
+                }
+                Ok(Latency::Uniform { min, max })
+            }
+            "normal" => {
+                let (a, b) = rest.split_once(',').ok_or_else(|| {
+                    LatencyParseError::new(format!("normal latency {rest:?} has no \",\""))
+                })?;
+                Ok(Latency::Normal {
+                    mean: parse_part(a, "normal mean")?,
+                    std_dev: parse_part(b, "normal standard deviation")?,
+                })
+            }
+            "lognormal" => {
+                let (a, b) = rest.split_once(',').ok_or_else(|| {
+                    LatencyParseError::new(format!("lognormal latency {rest:?} has no \",\""))
+                })?;
+                let median = parse_part(a, "lognormal median")?;
+                let sigma: f64 = b.trim().parse().map_err(|_| {
+                    LatencyParseError::new(format!(
+                        "lognormal sigma {:?} is not a number",
+                        b.trim()
+                    ))
+                })?;
+                if !sigma.is_finite() || sigma < 0.0 {
+                    return Err(LatencyParseError::new(format!(
+                        "lognormal sigma {sigma} must be finite and >= 0"
+                    )));
+                }
+                Ok(Latency::LogNormal { median, sigma })
+            }
+            other => Err(LatencyParseError::new(format!(
+                "unknown latency distribution {other:?}"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Latency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Latency::Fixed(d) => write!(f, "fixed:{}", ShortDuration(d)),
+            Latency::Uniform { min, max } => {
+                write!(f, "uniform:{}..{}", ShortDuration(min), ShortDuration(max))
+            }
+            Latency::Normal { mean, std_dev } => {
+                write!(
+                    f,
+                    "normal:{},{}",
+                    ShortDuration(mean),
+                    ShortDuration(std_dev)
+                )
+            }
+            // `{:?}` on f64 prints the shortest string that parses back to the same value.
+            Latency::LogNormal { median, sigma } => {
+                write!(f, "lognormal:{},{sigma:?}", ShortDuration(median))
+            }
+        }
+    }
+}
+
+impl Serialize for Latency {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Latency {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// serde adapter for `Duration` fields written as strings like `"2ms"` (TOML and JSON).
+pub(crate) mod duration_str {
+    use super::{ShortDuration, parse_duration};
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&ShortDuration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn parses_every_form() {
+        assert_eq!("fixed:80ms".parse(), Ok(Latency::Fixed(ms(80))));
+        assert_eq!("80ms".parse(), Ok(Latency::Fixed(ms(80))));
+        assert_eq!("1.5s".parse(), Ok(Latency::Fixed(ms(1500))));
+        assert_eq!(
+            "uniform:30ms..150ms".parse(),
+            Ok(Latency::Uniform {
+                min: ms(30),
+                max: ms(150)
+            })
+        );
+        assert_eq!(
+            "normal:90ms,20ms".parse(),
+            Ok(Latency::Normal {
+                mean: ms(90),
+                std_dev: ms(20)
+            })
+        );
+        assert_eq!(
+            "lognormal:90ms,0.5".parse(),
+            Ok(Latency::LogNormal {
+                median: ms(90),
+                sigma: 0.5
+            })
+        );
+        assert_eq!(" Fixed : 0 ".parse(), Ok(Latency::Fixed(Duration::ZERO)));
+    }
+
+    #[test]
+    fn display_round_trips_through_from_str() {
+        for s in [
+            "fixed:80ms",
+            "fixed:0ms",
+            "fixed:2s",
+            "fixed:250us",
+            "uniform:30ms..150ms",
+            "uniform:1500ms..2s",
+            "normal:90ms,20ms",
+            "lognormal:90ms,0.5",
+            "lognormal:3s,1.25",
+        ] {
+            let l: Latency = s.parse().unwrap();
+            assert_eq!(l.to_string(), s);
+            assert_eq!(l.to_string().parse::<Latency>().unwrap(), l);
+        }
+        let odd = Latency::Fixed(Duration::from_nanos(1_234_567));
+        assert_eq!(odd.to_string().parse::<Latency>().unwrap(), odd);
+    }
+
+    #[test]
+    fn errors_are_one_line_and_say_what_is_expected() {
+        for (input, needle) in [
+            ("foo:1ms", "unknown latency distribution \"foo\""),
+            ("uniform:30ms", "has no \"..\""),
+            ("uniform:150ms..30ms", "above maximum"),
+            ("normal:90ms", "has no \",\""),
+            ("lognormal:90ms,abc", "not a number"),
+            ("lognormal:90ms,-1", "finite and >= 0"),
+            ("fixed:abc", "fixed latency"),
+            ("banana", "cannot read latency"),
+            ("", "empty"),
+        ] {
+            let err = input.parse::<Latency>().unwrap_err().to_string();
+            assert!(err.contains(needle), "{input:?} -> {err}");
+            assert!(err.contains("expected fixed:D, uniform:A..B"), "{err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+
+    #[test]
+    fn samples_stay_within_bounds() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let uniform = Latency::Uniform {
+            min: ms(30),
+            max: ms(150),
+        };
+        let normal = Latency::Normal {
+            mean: ms(10),
+            std_dev: ms(50),
+        };
+        let lognormal = Latency::LogNormal {
+            median: ms(90),
+            sigma: 0.5,
+        };
+        let mut below_median = 0;
+        for _ in 0..10_000 {
+            let u = uniform.sample(&mut rng);
+            assert!(u >= ms(30) && u <= ms(150), "{u:?}");
+            // Clamped: a draw below zero becomes zero, never a panic.
+            let _ = normal.sample(&mut rng);
+            if lognormal.sample(&mut rng) < ms(90) {
+                below_median += 1;
+            }
+        }
+        assert!((4_500..5_500).contains(&below_median), "{below_median}");
+        assert_eq!(Latency::Fixed(ms(80)).sample(&mut rng), ms(80));
+    }
+
+    #[test]
+    fn sampling_is_repeatable_with_a_seed() {
+        let l: Latency = "uniform:30ms..150ms".parse().unwrap();
+        let draw = |seed| {
+            let mut rng = StdRng::seed_from_u64(seed);
+            (0..10).map(|_| l.sample(&mut rng)).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(1), draw(1));
+        assert_ne!(draw(1), draw(2));
+    }
+
+    #[test]
+    fn mean_matches_the_distribution() {
+        assert_eq!(
+            "uniform:30ms..150ms".parse::<Latency>().unwrap().mean(),
+            ms(90)
+        );
+        let ln = Latency::LogNormal {
+            median: ms(100),
+            sigma: 0.0,
+        };
+        assert_eq!(ln.mean(), ms(100));
+    }
+
+    #[test]
+    fn serde_uses_the_text_form() {
+        let l: Latency = "uniform:30ms..150ms".parse().unwrap();
+        let json = serde_json::to_string(&l).unwrap();
+        assert_eq!(json, "\"uniform:30ms..150ms\"");
+        assert_eq!(serde_json::from_str::<Latency>(&json).unwrap(), l);
+    }
+}

@@ -1,0 +1,130 @@
+//! Building responses: OpenAI-style error bodies, JSON responses and the rate-limit headers.
+//!
+//! Kept apart from `handler.rs` so that the request flow there reads top to bottom.
+
+use bytes::Bytes;
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
+use serde::Serialize;
+
+use crate::body::MockBody;
+use crate::ratelimit::Decision;
+use crate::stats::StatsSnapshot;
+
+pub(crate) fn too_large(limit: usize) -> Response<MockBody> {
+    let message = format!("The request body is larger than the limit of {limit} bytes.");
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "invalid_request_error",
+        "request_too_large",
+        &message,
+    )
+}
+
+pub(crate) fn rate_limited(d: &Decision) -> Response<MockBody> {
+    let message = format!(
+        "Rate limit reached for requests: limit {} per minute. Please try again in {}s.",
+        d.limit, d.retry_after_secs
+    );
+    let mut resp = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "requests",
+        "rate_limit_exceeded",
+        &message,
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_secs));
+    add_rate_headers(&mut resp, Some(d));
+    resp
+}
+
+pub(crate) fn add_rate_headers(resp: &mut Response<MockBody>, d: Option<&Decision>) {
+    let Some(d) = d else { return };
+    let h = resp.headers_mut();
+    h.insert("x-ratelimit-limit-requests", HeaderValue::from(d.limit));
+    h.insert(
+        "x-ratelimit-remaining-requests",
+        HeaderValue::from(d.remaining),
+    );
+    // Whole milliseconds in the Go-duration form OpenAI uses ("1500ms" parses like "1.5s").
+    let reset_ms = d.reset.as_millis().max(1);
+    if let Ok(v) = HeaderValue::from_str(&format!("{reset_ms}ms")) {
+        h.insert("x-ratelimit-reset-requests", v);
+    }
+}
+
+pub(crate) fn server_error(status: StatusCode) -> Response<MockBody> {
+    let (message, code) = match status.as_u16() {
+        502 => ("Bad gateway.", "bad_gateway"),
+        503 => (
+            "The server is overloaded or not ready yet.",
+            "service_unavailable",
+        ),
+        504 => ("The upstream timed out.", "gateway_timeout"),
+        _ => (
+            "The server had an error while processing your request. Sorry about that!",
+            "internal_error",
+        ),
+    };
+    error(status, "server_error", code, message)
+}
+
+pub(crate) fn method_not_allowed(allow: &'static str) -> Response<MockBody> {
+    let mut resp = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        "method_not_allowed",
+        "Method not allowed for this URL.",
+    );
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    resp
+}
+
+pub(crate) fn stats(snapshot: &StatsSnapshot) -> Response<MockBody> {
+    let bytes = serde_json::to_vec(snapshot).expect("stats always serialize");
+    json(StatusCode::OK, bytes)
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<()>,
+    code: &'a str,
+}
+
+/// An OpenAI-style error: `{"error":{"message":..,"type":..,"param":null,"code":..}}`.
+pub(crate) fn error(
+    status: StatusCode,
+    kind: &str,
+    code: &str,
+    message: &str,
+) -> Response<MockBody> {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            message,
+            kind,
+            param: None,
+            code,
+        },
+    };
+    let bytes = serde_json::to_vec(&body).expect("an error body always serializes");
+    json(status, bytes)
+}
+
+pub(crate) fn json(status: StatusCode, bytes: impl Into<Bytes>) -> Response<MockBody> {
+    let mut resp = Response::new(MockBody::full(bytes));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}

@@ -1,0 +1,70 @@
+//! The `loadchain-mock` binary: start-up line, exit codes, SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_loadchain-mock");
+
+#[test]
+fn bad_flags_exit_with_status_two_and_one_line() {
+    let out = Command::new(BIN)
+        .args(["--latency", "foo:1ms"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("unknown latency distribution \"foo\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_config_file_exits_with_status_two_naming_the_file() {
+    let path = std::env::temp_dir().join(format!("loadchain-mock-bin-{}.toml", std::process::id()));
+    std::fs::write(&path, "seed = 1\nfailure_rate = 5\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.starts_with("Error: "), "{stderr}");
+    assert!(stderr.contains("failure_rate"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+}
+
+#[cfg(unix)]
+#[test]
+fn prints_the_url_and_shuts_down_cleanly_on_sigterm() {
+    let mut child = Command::new(BIN)
+        .args(["--latency", "fixed:10ms", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("loadchain-mock listening on http://127.0.0.1:"),
+        "{line}"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Bounded wait: poll for exit for up to 10 s.
+    for _ in 0..1000 {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    panic!("loadchain-mock did not exit after SIGTERM");
+}

@@ -1,0 +1,10 @@
+//! Integration tests: real HTTP over loopback, each test with its own server on port 0.
+//! Timing bounds are generous (shared 2-core machines); counts are exact.
+
+mod common;
+
+mod binary;
+mod endpoints;
+mod knobs;
+mod stats;
+mod streaming;
