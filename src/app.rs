@@ -115,11 +115,8 @@ fn report_cmd(args: &ReportArgs) -> Result<()> {
 fn banner(cfg: &SweepConfig) -> String {
     let target = match &cfg.endpoint {
         Endpoint::Embedded(m) => format!(
-            "embedded mock (127.0.0.1, ephemeral port)\n    {}",
-            toml::to_string(m)
-                .unwrap_or_default()
-                .trim_end()
-                .replace('\n', "\n    ")
+            "embedded mock (127.0.0.1, ephemeral port)\n{}",
+            loadchain_mock::describe(m)
         ),
         Endpoint::Running(m) => format!("mock at {}", m.url()),
         Endpoint::Remote(t) => format!(

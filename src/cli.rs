@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use loadchain_mock::{Latency, MockArgs};
+use loadchain_mock::{Latency, MockArgs, parse_duration, parse_fraction, parse_status};
 
 /// Benchmark and load-test concurrent API calls and multi-step LLM chains.
 #[derive(Debug, Parser)]
@@ -176,7 +176,7 @@ pub struct CallArgs {
     /// Backoff retries per call after 429 or 503 (exponential, full jitter, honours Retry-After).
     #[arg(long, value_name = "N", default_value = "3")]
     pub max_retries: u32,
-    /// Per-call timeout, send to last byte (e.g. 30s, 500ms).
+    /// Per-call timeout, send to last byte (e.g. 30s, 500ms, 1.5s).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
     pub timeout: Duration,
     /// Connection set-up timeout.
@@ -211,6 +211,9 @@ pub struct MockFlags {
     /// Mock rate limit in requests per minute (excess gets 429 + Retry-After).
     #[arg(long, value_name = "N", value_parser = parse_count_u32, help_heading = "Embedded mock")]
     pub mock_rpm: Option<u32>,
+    /// Mock requests allowed back to back before 429s start [default: the --mock-rpm value].
+    #[arg(long, value_name = "N", value_parser = parse_count_u32, help_heading = "Embedded mock")]
+    pub mock_rpm_burst: Option<u32>,
     /// Mock extra wait on each new connection's first request (TCP+TLS set-up).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Embedded mock")]
     pub mock_conn_cost: Option<Duration>,
@@ -268,26 +271,6 @@ pub fn parse_count(s: &str) -> Result<usize, String> {
 fn parse_count_u32(s: &str) -> Result<u32, String> {
     let v = parse_count(s)?;
     u32::try_from(v).map_err(|_| format!("{s:?} is too large"))
-}
-
-/// A duration like `30s`, `500ms`, `1m 30s`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("{s:?} is not a duration ({e}); use e.g. 30s, 500ms"))
-}
-
-fn parse_fraction(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
-        _ => Err(format!("{s:?} is not a fraction from 0 to 1")),
-    }
-}
-
-fn parse_status(s: &str) -> Result<u16, String> {
-    match s.trim().parse::<u16>() {
-        Ok(v) if (100..=599).contains(&v) => Ok(v),
-        _ => Err(format!("{s:?} is not an HTTP status code (100..=599)")),
-    }
 }
 
 #[cfg(test)]

@@ -57,6 +57,7 @@ impl MockFlags {
             || self.mock_failure_rate.is_some()
             || self.mock_failure_statuses.is_some()
             || self.mock_rpm.is_some()
+            || self.mock_rpm_burst.is_some()
             || self.mock_conn_cost.is_some()
             || self.mock_hang_rate.is_some()
             || self.mock_capacity.is_some()
@@ -89,6 +90,9 @@ impl MockFlags {
         }
         if let Some(v) = self.mock_rpm {
             c.rpm = Some(v);
+        }
+        if let Some(v) = self.mock_rpm_burst {
+            c.rpm_burst = Some(v);
         }
         if let Some(v) = self.mock_conn_cost {
             c.conn_cost = v;

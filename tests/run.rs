@@ -174,3 +174,86 @@ fn outputs_are_identical_at_limit_1_and_limit_10() {
     assert_eq!(outputs[0].len(), 25);
     assert_eq!(outputs[0], outputs[1]);
 }
+
+fn summary(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn client_rpm_matching_the_mock_limit_sees_no_429_storm() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = manifest(dir.path(), 30);
+    let out = dir.path().join("out");
+    let started = Instant::now();
+    loadchain()
+        .args(["run", "--manifest"])
+        .arg(&rows)
+        .args(["--limit", "10", "--steps", "1", "--rpm", "600"])
+        .args([
+            "--mock-rpm",
+            "600",
+            "--mock-rpm-burst",
+            "3",
+            "--mock-latency",
+            "fixed:1ms",
+        ])
+        .args(["--mock-failure-rate", "0", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    let elapsed = started.elapsed();
+    let s = summary(&out);
+    assert_eq!(s["succeeded"], 30);
+    assert_eq!(s["errors"]["rate_limited"], 0, "{s}");
+    assert_eq!(s["calls"], 30);
+    // 600/min is one call per 100 ms: 30 calls cannot take less than 29 intervals.
+    let wall_ms = s["wall_ms"].as_f64().unwrap();
+    assert!(
+        wall_ms >= 2_850.0,
+        "sent faster than --rpm allows: {wall_ms} ms"
+    );
+    assert!(elapsed < Duration::from_secs(60));
+}
+
+#[test]
+fn too_high_rpm_gets_429s_that_are_retried_after_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = manifest(dir.path(), 20);
+    let out = dir.path().join("out");
+    loadchain()
+        .args(["run", "--manifest"])
+        .arg(&rows)
+        .args([
+            "--limit",
+            "10",
+            "--steps",
+            "1",
+            "--rpm",
+            "100000",
+            "--max-retries",
+            "12",
+        ])
+        .args([
+            "--mock-rpm",
+            "600",
+            "--mock-rpm-burst",
+            "2",
+            "--mock-latency",
+            "fixed:1ms",
+        ])
+        .args(["--mock-failure-rate", "0", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    let s = summary(&out);
+    assert_eq!(s["succeeded"], 20, "{s}");
+    assert_eq!(s["failed"], 0);
+    let limited = s["errors"]["rate_limited"].as_u64().unwrap();
+    assert!(
+        limited > 0,
+        "the burst of 2 must refuse some of 10 concurrent calls"
+    );
+    assert_eq!(s["calls"].as_u64().unwrap(), 20 + limited);
+    // Every refused call waited at least the mock's Retry-After of 1 s.
+    assert!(s["wall_ms"].as_f64().unwrap() >= 1_000.0);
+}

@@ -33,7 +33,7 @@ pub struct MockArgs {
     pub latency: Option<Latency>,
 
     /// Extra time per output token, e.g. 2ms (streamed responses emit one chunk per token) [default: 0ms]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub token_time: Option<Duration>,
 
     /// Completion length in tokens (words); a request's max_tokens caps it [default: 16]
@@ -52,9 +52,13 @@ pub struct MockArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub rpm: Option<u32>,
 
+    /// How many requests may arrive back to back before 429s start [default: the rpm value].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rpm_burst: Option<u32>,
+
     /// Extra wait on the first request of each new connection (models TCP+TLS set-up),
     /// e.g. 1.5ms [default: 0ms]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub conn_cost: Option<Duration>,
 
     /// Fraction of requests that never answer, 0 to 1 [default: 0]
@@ -105,6 +109,9 @@ impl MockArgs {
         if self.rpm.is_some() {
             c.rpm = self.rpm;
         }
+        if self.rpm_burst.is_some() {
+            c.rpm_burst = self.rpm_burst;
+        }
         if self.capacity.is_some() {
             c.capacity = self.capacity;
         }
@@ -113,11 +120,8 @@ impl MockArgs {
     }
 }
 
-fn parse_duration_arg(s: &str) -> Result<Duration, String> {
-    parse_duration(s)
-}
-
-fn parse_fraction(s: &str) -> Result<f64, String> {
+/// A fraction in `[0, 1]` (`--failure-rate`, `--hang-rate`).
+pub fn parse_fraction(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .trim()
         .parse()
@@ -129,7 +133,8 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
     }
 }
 
-fn parse_status(s: &str) -> Result<u16, String> {
+/// An HTTP status code in `100..=599`.
+pub fn parse_status(s: &str) -> Result<u16, String> {
     match s.trim().parse::<u16>() {
         Ok(v) if (100..=599).contains(&v) => Ok(v),
         _ => Err(format!("{s:?} is not an HTTP status code (100..=599)")),
@@ -148,13 +153,14 @@ pub fn describe(config: &MockConfig) -> String {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "unlimited".into());
     let statuses: Vec<String> = config.failure_statuses.iter().map(u16::to_string).collect();
     format!(
-        "  latency:          {}\n  token_time:       {}\n  output_tokens:    {}\n  failure_rate:     {} (statuses {})\n  rpm:              {}\n  conn_cost:        {}\n  hang_rate:        {}\n  capacity:         {}\n  seed:             {}\n  max_body_bytes:   {}",
+        "  latency:          {}\n  token_time:       {}\n  output_tokens:    {}\n  failure_rate:     {} (statuses {})\n  rpm:              {} (burst {})\n  conn_cost:        {}\n  hang_rate:        {}\n  capacity:         {}\n  seed:             {}\n  max_body_bytes:   {}",
         config.latency,
         ShortDuration(config.token_time),
         config.output_tokens,
         config.failure_rate,
         statuses.join(","),
         opt(config.rpm.map(|v| v.to_string())),
+        opt(config.rpm_burst.or(config.rpm).map(|v| v.to_string())),
         ShortDuration(config.conn_cost),
         config.hang_rate,
         opt(config.capacity.map(|v| v.to_string())),

@@ -37,6 +37,9 @@ pub struct MockConfig {
     pub failure_statuses: Vec<u16>,
     /// Token-bucket rate limit in requests per minute; `None` (default) means unlimited.
     pub rpm: Option<u32>,
+    /// Bucket size of the `rpm` limiter: how many requests may arrive back to back before
+    /// 429s start. `None` (default) = `rpm`, a whole minute's budget at once.
+    pub rpm_burst: Option<u32>,
     /// Extra wait on the first request of each new connection, modelling TCP+TLS set-up so
     /// that connection pooling shows a measurable effect on loopback. Default 0.
     #[serde(with = "duration_str")]
@@ -63,6 +66,7 @@ impl Default for MockConfig {
             failure_rate: 0.0,
             failure_statuses: vec![500, 502, 503],
             rpm: None,
+            rpm_burst: None,
             conn_cost: Duration::ZERO,
             hang_rate: 0.0,
             capacity: None,
@@ -187,6 +191,12 @@ impl MockConfig {
             return Err(ConfigError::invalid(
                 "rpm",
                 "must be at least 1 (omit it for no limit)".into(),
+            ));
+        }
+        if self.rpm_burst == Some(0) {
+            return Err(ConfigError::invalid(
+                "rpm_burst",
+                "must be at least 1 (omit it for a burst of rpm)".into(),
             ));
         }
         if self.capacity == Some(0) {

@@ -10,9 +10,12 @@
 //! 500 arrives after the request was queued and partly processed, not instantly, and an
 //! instant failure would make retries look cheaper than they are.
 //!
-//! Randomness: each API request gets its own RNG seeded from the server seed and the request's
-//! arrival number, and always draws hang, failure, status and latency in that order. No lock
-//! is shared between requests, and a sequential run repeats exactly.
+//! Randomness: hang, failure and status come from an RNG seeded from the server seed and the
+//! request's arrival number, so a retried request can succeed and a sequential run repeats
+//! exactly. Latency comes from an RNG seeded from the request's content and the server seed:
+//! the same request takes the same time whatever the concurrency, order or pooling, which
+//! makes comparisons between runs paired. No lock is shared between requests. Sleeps use a
+//! sub-millisecond timer (see `timer`), measured from the request's arrival.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -34,6 +37,7 @@ use crate::content::{self, ChatMessage};
 use crate::ratelimit::RateLimiter;
 use crate::response;
 use crate::stats::{InFlightGuard, Stats};
+use crate::timer::PreciseTimer;
 
 /// State shared by every connection of one server.
 pub(crate) struct Shared {
@@ -43,17 +47,25 @@ pub(crate) struct Shared {
     capacity: Option<Arc<Semaphore>>,
     /// Flips to `true` at shutdown; hung requests wait on it so graceful shutdown can end.
     shutdown: watch::Receiver<bool>,
+    /// Sub-millisecond sleeps for the injected latency.
+    timer: PreciseTimer,
 }
 
 impl Shared {
-    pub(crate) fn new(config: MockConfig, shutdown: watch::Receiver<bool>) -> Self {
-        Self {
-            limiter: config.rpm.map(RateLimiter::new),
+    pub(crate) fn new(
+        config: MockConfig,
+        shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<Self> {
+        Ok(Self {
+            limiter: config
+                .rpm
+                .map(|rpm| RateLimiter::new(rpm, config.rpm_burst.unwrap_or(rpm))),
             capacity: config.capacity.map(|k| Arc::new(Semaphore::new(k))),
             stats: Arc::new(Stats::new()),
             config,
             shutdown,
-        }
+            timer: PreciseTimer::start()?,
+        })
     }
 }
 
@@ -142,6 +154,9 @@ async fn chat(
     guard: InFlightGuard,
 ) -> Result<Response<MockBody>, Hung> {
     let config = &shared.config;
+    // The injected latency counts from the request's arrival, so the mock's own parsing and
+    // bookkeeping are inside it rather than on top of it.
+    let arrived = Instant::now();
     let body = match read_body(req, config.max_body_bytes).await {
         Ok(body) => body,
         Err(resp) => return Ok(counted(shared, resp)),
@@ -174,28 +189,37 @@ async fn chat(
         None => None,
     };
 
+    let mut start = arrived;
     let permit = match &shared.capacity {
-        Some(sem) => Some(
-            Arc::clone(sem)
+        Some(sem) => {
+            let permit = Arc::clone(sem)
                 .acquire_owned()
                 .await
-                .expect("the capacity semaphore is never closed"),
-        ),
+                .expect("the capacity semaphore is never closed");
+            // Time spent queued for capacity comes on top of the latency.
+            start = start.max(Instant::now());
+            Some(permit)
+        }
         None => None,
     };
 
     if !config.conn_cost.is_zero() {
-        let ready_at = *conn
-            .ready_at
-            .get_or_init(|| Instant::now() + config.conn_cost);
-        tokio::time::sleep_until(ready_at).await;
+        let ready_at = *conn.ready_at.get_or_init(|| start + config.conn_cost);
+        shared.timer.sleep_until(ready_at).await;
+        start = start.max(ready_at);
     }
 
     let mut rng = SmallRng::seed_from_u64(request_seed(config.seed, seq));
     let hang = rng.random::<f64>() < config.hang_rate;
     let fail = rng.random::<f64>() < config.failure_rate;
     let status_pick = rng.random::<u64>();
-    let latency = config.latency.sample(&mut rng);
+    // Latency depends on what was asked, not on arrival order: the same request takes the
+    // same time in every run (common random numbers), so two runs that differ only in limit
+    // or pooling differ only by what the client did, not by the dice.
+    let fingerprint = content::fingerprint(&request.messages, config.seed);
+    let latency = config
+        .latency
+        .sample(&mut SmallRng::seed_from_u64(fingerprint ^ LATENCY_STREAM));
 
     if hang {
         shared.stats.record_hung();
@@ -210,7 +234,7 @@ async fn chat(
     }
 
     if fail && !config.failure_statuses.is_empty() {
-        tokio::time::sleep(latency).await;
+        shared.timer.sleep_until(start + latency).await;
         let i = (status_pick % config.failure_statuses.len() as u64) as usize;
         let status = StatusCode::from_u16(config.failure_statuses[i])
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -223,7 +247,6 @@ async fn chat(
         .max_tokens
         .or(request.max_completion_tokens)
         .map_or(config.output_tokens, |cap| cap.min(config.output_tokens));
-    let fingerprint = content::fingerprint(&request.messages, config.seed);
     let words = content::words(fingerprint, n);
     let prompt_tokens = content::prompt_tokens(&request.messages);
     let model = request.model.as_deref().unwrap_or("loadchain-mock");
@@ -231,7 +254,7 @@ async fn chat(
     let created = unix_now();
 
     if request.stream.unwrap_or(false) {
-        tokio::time::sleep(latency).await;
+        shared.timer.sleep_until(start + latency).await;
         let model_json = serde_json::to_string(model).expect("a str always serializes");
         let stream = SseStream::new(
             &id,
@@ -254,7 +277,7 @@ async fn chat(
     }
 
     let total = latency + config.token_time.saturating_mul(n);
-    tokio::time::sleep(total).await;
+    shared.timer.sleep_until(start + total).await;
     let completion = ChatCompletion {
         id: &id,
         object: "chat.completion",
@@ -348,6 +371,10 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+/// Mixed into a request's fingerprint to seed its latency, so the latency stream is
+/// independent of the content words drawn from the same fingerprint.
+const LATENCY_STREAM: u64 = 0x6c61_7465_6e63_7921;
 
 /// Seed for request number `seq`: mixed so neighbouring requests get unrelated streams.
 fn request_seed(seed: u64, seq: u64) -> u64 {

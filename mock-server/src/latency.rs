@@ -176,7 +176,8 @@ impl fmt::Display for ShortDuration {
 }
 
 /// Parses a duration such as `80ms`, `1.5s` or `2m`; a bare `0` is accepted as zero.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+/// A duration like `80ms`, `1.5s` or `0` (also what `Latency` accepts inside).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if s == "0" {
         return Ok(Duration::ZERO);

@@ -13,6 +13,7 @@
 //! - `body`: the streamed (`text/event-stream`) response body.
 //! - `content`: deterministic completion text from the messages and the seed.
 //! - `ratelimit`: the requests-per-minute token bucket.
+//! - `timer`: the sub-millisecond timer thread behind the injected latency.
 //! - `response`: OpenAI-style error bodies, JSON responses, rate-limit headers.
 //! - `stats`: lock-free counters behind `GET /stats` ([`StatsSnapshot`]).
 //! - `cli`: [`MockArgs`] (flags shared with `loadchain mock`) and [`run_cli`].
@@ -42,9 +43,10 @@ mod ratelimit;
 mod response;
 mod server;
 mod stats;
+mod timer;
 
-pub use cli::{MockArgs, describe, exit_code, run_cli};
+pub use cli::{MockArgs, describe, exit_code, parse_fraction, parse_status, run_cli};
 pub use config::{ConfigError, MockConfig};
-pub use latency::{Latency, LatencyParseError};
+pub use latency::{Latency, LatencyParseError, parse_duration};
 pub use server::{MockError, MockServer, SHUTDOWN_GRACE};
 pub use stats::StatsSnapshot;

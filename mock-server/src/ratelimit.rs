@@ -1,6 +1,6 @@
 //! The requests-per-minute token bucket behind `--rpm`, and the headers real providers send.
 //!
-//! The bucket holds up to `rpm` tokens, starts full and refills continuously at `rpm / 60`
+//! The bucket holds up to `burst` tokens (default `rpm`), starts full and refills continuously at `rpm / 60`
 //! tokens per second; each request takes one token or is refused with 429. A `std` mutex
 //! guards the two numbers: it is held for a few arithmetic operations, never across an await.
 
@@ -29,21 +29,24 @@ struct Bucket {
     last: Instant,
 }
 
-/// A token bucket of `rpm` requests per minute.
+/// A token bucket of `rpm` requests per minute holding at most `burst` tokens.
 pub(crate) struct RateLimiter {
     rpm: u32,
+    burst: u32,
     per_sec: f64,
     bucket: Mutex<Bucket>,
 }
 
 impl RateLimiter {
-    pub(crate) fn new(rpm: u32) -> Self {
+    pub(crate) fn new(rpm: u32, burst: u32) -> Self {
         let rpm = rpm.max(1);
+        let burst = burst.max(1);
         Self {
             rpm,
+            burst,
             per_sec: f64::from(rpm) / 60.0,
             bucket: Mutex::new(Bucket {
-                tokens: f64::from(rpm),
+                tokens: f64::from(burst),
                 last: Instant::now(),
             }),
         }
@@ -51,7 +54,7 @@ impl RateLimiter {
 
     /// Takes a token if one is available at `now`.
     pub(crate) fn check(&self, now: Instant) -> Decision {
-        let capacity = f64::from(self.rpm);
+        let capacity = f64::from(self.burst);
         // A poisoned lock only means another request panicked mid-update; the two numbers
         // are still usable, so carry on rather than failing every later request.
         let mut b = self
@@ -86,7 +89,7 @@ mod tests {
 
     #[test]
     fn allows_a_full_bucket_then_refuses() {
-        let rl = RateLimiter::new(3);
+        let rl = RateLimiter::new(3, 3);
         let t0 = Instant::now();
         let d: Vec<_> = (0..4).map(|_| rl.check(t0)).collect();
         assert!(d[..3].iter().all(|d| d.allowed));
@@ -101,7 +104,7 @@ mod tests {
 
     #[test]
     fn refills_at_rpm_per_minute() {
-        let rl = RateLimiter::new(60);
+        let rl = RateLimiter::new(60, 60);
         let t0 = Instant::now();
         for _ in 0..60 {
             assert!(rl.check(t0).allowed);
@@ -115,8 +118,23 @@ mod tests {
     }
 
     #[test]
+    fn burst_caps_back_to_back_requests_but_not_the_rate() {
+        let rl = RateLimiter::new(600, 2);
+        let t0 = Instant::now();
+        assert!(rl.check(t0).allowed);
+        assert!(rl.check(t0).allowed);
+        assert!(!rl.check(t0).allowed);
+        // 600 rpm refills one token per 100 ms, and never more than the burst.
+        assert!(rl.check(t0 + Duration::from_millis(101)).allowed);
+        let later = t0 + Duration::from_secs(10);
+        assert!(rl.check(later).allowed);
+        assert!(rl.check(later).allowed);
+        assert!(!rl.check(later).allowed);
+    }
+
+    #[test]
     fn retry_after_is_at_least_one_second() {
-        let rl = RateLimiter::new(6000);
+        let rl = RateLimiter::new(6000, 6000);
         let t0 = Instant::now();
         for _ in 0..6000 {
             rl.check(t0);

@@ -37,6 +37,9 @@ const BACKLOG: u32 = 8192;
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum MockError {
+    /// The latency timer thread could not be started.
+    #[error("cannot start the latency timer thread: {0}")]
+    Timer(std::io::Error),
     /// The configuration failed [`MockConfig::validate`].
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -71,7 +74,7 @@ impl MockServer {
             .local_addr()
             .map_err(|source| MockError::Bind { addr, source })?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let shared = Arc::new(Shared::new(config, shutdown_rx.clone()));
+        let shared = Arc::new(Shared::new(config, shutdown_rx.clone()).map_err(MockError::Timer)?);
         let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), shutdown_rx));
         Ok(MockServer {
             addr,

@@ -296,3 +296,33 @@ async fn shutdown_drops_hung_requests_instead_of_waiting() {
     assert!(!err.is_timeout(), "{err:?}");
     assert!(t0.elapsed() < ms(3000));
 }
+
+#[tokio::test]
+async fn the_same_request_takes_the_same_time_and_different_requests_differ() {
+    let server = start(MockConfig {
+        latency: "uniform:20ms..200ms".parse().unwrap(),
+        ..Default::default()
+    })
+    .await;
+    let client = client();
+    let mut first = Vec::new();
+    for i in 0..6 {
+        first.push(post_chat(&client, &server, &chat(&format!("q{i}"))).await.2);
+    }
+    // Same requests again, in reverse order: each takes what it took before (paired
+    // sampling), within scheduling noise.
+    for i in (0..6).rev() {
+        let t = post_chat(&client, &server, &chat(&format!("q{i}"))).await.2;
+        let diff = t.abs_diff(first[i]);
+        assert!(diff < ms(15), "q{i}: {t:?} vs {:?}", first[i]);
+    }
+    let spread = first
+        .iter()
+        .max()
+        .unwrap()
+        .saturating_sub(*first.iter().min().unwrap());
+    assert!(
+        spread > ms(20),
+        "different requests draw different latencies: {first:?}"
+    );
+}

@@ -265,7 +265,8 @@ impl Runner {
         ChainRun { record, calls, end }
     }
 
-    /// Exponential backoff with full jitter; a server's Retry-After is a floor.
+    /// Exponential backoff with full jitter (AWS's "full jitter"); a server's Retry-After is a
+    /// floor under it.
     fn backoff(&self, try_no: u16, retry_after: Option<Duration>) -> Duration {
         let ceiling = self
             .spec
@@ -273,10 +274,9 @@ impl Runner {
             .saturating_mul(1u32 << try_no.min(16))
             .min(self.spec.backoff_cap);
         let jitter = ceiling.mul_f64(rand::rng().random_range(0.0..=1.0));
-        match retry_after {
-            Some(ra) => ra.min(self.spec.backoff_cap.max(ra)) + jitter / 4,
-            None => jitter,
-        }
+        // Waiting exactly Retry-After would send every refused call back at the same instant;
+        // the jitter on top spreads them over the refill.
+        retry_after.unwrap_or_default() + jitter
     }
 }
 
