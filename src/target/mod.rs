@@ -132,10 +132,12 @@ impl Target {
                 }
                 serde_json::to_vec(&body).expect("a JSON value always serializes")
             }
-            ApiFormat::Raw => {
-                let template = self.body.as_ref().unwrap_or(&step.prompt);
-                template.render(&row.vars, previous).into_bytes()
-            }
+            ApiFormat::Raw => match &self.body {
+                Some(template) => template.render(&row.vars, previous).into_bytes(),
+                // GET and HEAD carry no body unless --body asks for one.
+                None if matches!(self.method, Method::GET | Method::HEAD) => Vec::new(),
+                None => step.prompt.render(&row.vars, previous).into_bytes(),
+            },
         }
     }
 
