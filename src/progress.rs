@@ -44,7 +44,7 @@ impl Progress {
         let bar = self.multi.add(ProgressBar::new(len));
         bar.set_style(
             ProgressStyle::with_template(
-                "{prefix:>22} [{bar:30}] {pos}/{len} chains  {msg}  {elapsed_precise} eta {eta}",
+                "{prefix:>22} [{bar:30}] {pos}/{len} chains {per_sec:>10}  {msg}  {elapsed_precise} eta {eta}",
             )
             .expect("static template is valid")
             .progress_chars("=> "),
@@ -102,12 +102,18 @@ impl BarObserver {
             .step_names
             .get(usize::from(f.step))
             .map_or("?", String::as_str);
-        let _ = self.multi.println(format!(
+        let line = format!(
             "row {row_id} failed at step {} ({step}): {} — {}",
             f.step + 1,
             f.kind,
             f.message
-        ));
+        );
+        // Without a terminal the bars are hidden and so would be println: log plainly.
+        if self.multi.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            let _ = self.multi.println(line);
+        }
     }
 }
 

@@ -248,3 +248,60 @@ fn walk(root: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn report_rerenders_a_sweep_byte_for_byte_and_rejects_bad_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    loadchain()
+        .args(["sweep", "--n", "4", "--limits", "1,2", "--steps", "1", "-q"])
+        .args(["--mock-latency", "fixed:2ms", "--out"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Report: "));
+    let before = std::fs::read(out.join("summary.md")).unwrap();
+    std::fs::remove_file(out.join("speedup.png")).unwrap();
+    loadchain().arg("report").arg(&out).assert().success();
+    assert_eq!(std::fs::read(out.join("summary.md")).unwrap(), before);
+    assert!(out.join("speedup.png").exists(), "charts are re-rendered");
+    loadchain()
+        .arg("report")
+        .arg(&out)
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("%"));
+
+    // A newer schema and a malformed file are input errors.
+    let json = std::fs::read_to_string(out.join("report.json")).unwrap();
+    let newer = dir.path().join("newer");
+    std::fs::create_dir(&newer).unwrap();
+    std::fs::write(
+        newer.join("report.json"),
+        json.replacen("\"schema_version\": 1", "\"schema_version\": 99", 1),
+    )
+    .unwrap();
+    usage_error(&["report", newer.to_str().unwrap()], "schema");
+    let broken = dir.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::write(
+        broken.join("report.json"),
+        "{\"schema_version\": 1,\n  oops",
+    )
+    .unwrap();
+    usage_error(&["report", broken.to_str().unwrap()], "line 2");
+    usage_error(
+        &["report", dir.path().join("nothing").to_str().unwrap()],
+        "nothing",
+    );
+}
+
+#[test]
+fn sweep_refuses_an_existing_out_folder_before_running() {
+    let dir = tempfile::tempdir().unwrap();
+    usage_error(
+        &["sweep", "--n", "2", "--out", dir.path().to_str().unwrap()],
+        "already exists",
+    );
+}
