@@ -17,7 +17,7 @@ use loadchain::sweep::{Endpoint, Quiet, SweepConfig, run_sweep};
 use loadchain::target::ClientOptions;
 use loadchain_mock::Latency;
 
-fn config(latency_ms: u64, n: usize, limit: usize, http2: bool) -> SweepConfig {
+fn config(latency_ms: u64, n: usize, limit: usize, http2: bool, warmup: bool) -> SweepConfig {
     let mock = loadchain_mock::MockConfig {
         latency: Latency::Fixed(Duration::from_millis(latency_ms)),
         failure_rate: 0.0,
@@ -39,6 +39,7 @@ fn config(latency_ms: u64, n: usize, limit: usize, http2: bool) -> SweepConfig {
         spec: RunSpec::default(),
         rpm: None,
         tpm: None,
+        warmup,
         command: "sweep_bench".into(),
     }
 }
@@ -51,8 +52,8 @@ fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-async fn measure(latency_ms: u64, n: usize, limit: usize, http2: bool) {
-    let out = run_sweep(&config(latency_ms, n, limit, http2), &Quiet)
+async fn measure(latency_ms: u64, n: usize, limit: usize, http2: bool, warmup: bool) {
+    let out = run_sweep(&config(latency_ms, n, limit, http2, warmup), &Quiet)
         .await
         .expect("sweep runs");
     let run = &out.report.runs[0];
@@ -60,10 +61,11 @@ async fn measure(latency_ms: u64, n: usize, limit: usize, http2: bool) {
     let overhead_p50 = run.call_latency.p50_us as f64 / 1000.0 - latency_ms as f64;
     let overhead_p99 = run.call_latency.p99_us as f64 / 1000.0 - latency_ms as f64;
     println!(
-        "{} fixed {latency_ms} ms, n={n}, limit {limit}: wall {:.0} ms (ideal {ideal_ms:.0} ms), \
+        "{} {} fixed {latency_ms} ms, n={n}, limit {limit}: wall {:.0} ms (ideal {ideal_ms:.0} ms), \
          efficiency {:.3}, ok {}/{n}, call p50 {:+.3} ms / p99 {:+.3} ms over configured, \
          peak RSS so far {:.1} MB",
         if http2 { "HTTP/2  " } else { "HTTP/1.1" },
+        if warmup { "warm" } else { "cold" },
         run.wall_ms,
         ideal_ms / run.wall_ms,
         run.chains_ok,
@@ -75,22 +77,27 @@ async fn measure(latency_ms: u64, n: usize, limit: usize, http2: bool) {
 
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    // `sweep_bench LATENCY_MS N LIMIT [h2]` measures one point (for profiling).
+    // `sweep_bench LATENCY_MS N LIMIT [h2] [warm]` measures one point (for profiling).
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() >= 3 {
         let num = |i: usize| -> usize { args[i].parse().expect("numbers: LATENCY_MS N LIMIT") };
-        let http2 = args.get(3).is_some_and(|a| a == "h2");
-        runtime.block_on(measure(num(0) as u64, num(1), num(2), http2));
+        let http2 = args.iter().any(|a| a == "h2");
+        let warm = args.iter().any(|a| a == "warm");
+        runtime.block_on(measure(num(0) as u64, num(1), num(2), http2, warm));
         return;
     }
     runtime.block_on(async {
         println!("harness overhead (target: p50 under 1 ms over configured):");
-        measure(50, 1000, 10, false).await;
+        measure(50, 1000, 10, false, false).await;
         println!("efficiency (targets: >= 0.95, then >= 0.90 with RSS under 150 MB):");
-        measure(50, 1000, 100, false).await;
-        measure(100, 10_000, 1000, false).await;
-        println!("the same over HTTP/2 (h2c, streams multiplexed on few connections):");
-        measure(50, 1000, 100, true).await;
-        measure(100, 10_000, 1000, true).await;
+        println!("  cold: each run opens its connections inside the timed window (the default)");
+        measure(50, 1000, 100, false, false).await;
+        measure(100, 10_000, 1000, false, false).await;
+        println!("  warm: --warmup opens min(limit, n) connections before timing");
+        measure(50, 1000, 100, false, true).await;
+        measure(100, 10_000, 1000, false, true).await;
+        println!("  HTTP/2 (h2c), cold:");
+        measure(50, 1000, 100, true, false).await;
+        measure(100, 10_000, 1000, true, false).await;
     });
 }

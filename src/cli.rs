@@ -56,6 +56,10 @@ pub struct SweepArgs {
     /// Embedded mock settings.
     #[command(flatten)]
     pub mock: MockFlags,
+    /// Before each run, open min(limit, n) connections with discarded calls, so the timed
+    /// batch starts with a warm pool (each warm-up call costs like a real one).
+    #[arg(long)]
+    pub warmup: bool,
     /// Output.
     #[command(flatten)]
     pub output: OutputArgs,

@@ -224,6 +224,7 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
         spec: run_spec(&args.calls, 1),
         rpm: args.calls.rpm,
         tpm: args.calls.tpm,
+        warmup: args.warmup,
         command,
     })
 }

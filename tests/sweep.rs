@@ -160,3 +160,21 @@ async fn timeouts_are_counted_and_do_not_stop_other_chains() {
     assert_eq!(run.chains_failed as u64, run.errors.timeout);
     assert_eq!(run.chains_ok + run.chains_failed, 30);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warmup_opens_the_pool_before_timing_and_is_not_measured() {
+    let mock = spawn_mock(fixed(5)).await;
+    let mut cfg = sweep_config(&mock, 12, &[4], 1);
+    cfg.warmup = true;
+    let out = run_sweep(&cfg, &Quiet).await.unwrap();
+    let run = &out.report.runs[0];
+    // 4 warm-up calls opened the pool; the timed batch reused it.
+    assert!(run.connections.unwrap() <= 4, "{:?}", run.connections);
+    assert_eq!(
+        run.calls, 12,
+        "warm-up calls are not counted as the batch's calls"
+    );
+    assert_eq!(mock.stats().requests_total, 1 + 4 + 12);
+    assert!(out.report.settings.warmup);
+    assert!(out.report.settings.wall_time_excludes.contains("warm-up"));
+}

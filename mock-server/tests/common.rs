@@ -12,9 +12,16 @@ pub async fn start(config: MockConfig) -> MockServer {
     MockServer::start(config).await.expect("mock server starts")
 }
 
+/// A client builder. reqwest is built with rustls but no crypto provider (the workspace's
+/// choice, to avoid aws-lc), so one is installed first; Err only means it already was.
+pub fn builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
 /// A pooled HTTP/1.1 client that never goes through a proxy.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    builder()
         .no_proxy()
         .http1_only()
         .timeout(Duration::from_secs(20))

@@ -196,7 +196,7 @@ async fn http2_prior_knowledge_is_served_on_one_connection() {
         ..Default::default()
     })
     .await;
-    let client = reqwest::Client::builder()
+    let client = builder()
         .no_proxy()
         .http2_prior_knowledge()
         .build()

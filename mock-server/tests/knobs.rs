@@ -210,11 +210,7 @@ async fn hung_requests_time_out_the_client_and_are_counted() {
         ..Default::default()
     })
     .await;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(ms(300))
-        .build()
-        .unwrap();
+    let client = builder().no_proxy().timeout(ms(300)).build().unwrap();
     let t0 = Instant::now();
     let err = client
         .post(format!("{}/v1/chat/completions", server.url()))

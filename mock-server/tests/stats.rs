@@ -66,7 +66,7 @@ async fn stats_track_in_flight_and_peak() {
         });
     }
     // The HTTP endpoint reports the same gauge while the requests sleep.
-    let observer = reqwest::Client::builder().no_proxy().build().unwrap();
+    let observer = builder().no_proxy().build().unwrap();
     let mut seen = 0;
     for _ in 0..200 {
         seen = get_stats(&observer, &server.url()).await.in_flight;

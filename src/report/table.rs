@@ -335,6 +335,7 @@ pub(crate) fn settings_rows(s: &Settings) -> Vec<(&'static str, String)> {
         ("timeout", format!("{} ms", s.timeout_ms)),
         ("rpm cap", opt(s.rpm)),
         ("tpm cap", opt(s.tpm)),
+        ("warm-up", if s.warmup { "yes" } else { "no" }.to_string()),
         ("wall time excludes", s.wall_time_excludes.clone()),
         ("machine", s.machine.clone()),
         ("command", s.command.clone()),

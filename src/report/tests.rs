@@ -236,6 +236,7 @@ pub(crate) fn fixture_with(sizes: &[usize], limits: &[usize]) -> (SweepReport, V
             "latency = \"uniform:30ms..150ms\"\nconnect_cost = \"1.5ms\"\nseed = 42\n".to_string(),
         ),
         wall_time_excludes: "client construction and warm-up".to_string(),
+        warmup: false,
         machine: "linux x86_64, 2 logical CPUs".to_string(),
         command: format!(
             "loadchain sweep --sizes {} --limits {} --pooling on,off --seed 42",

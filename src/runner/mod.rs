@@ -188,6 +188,18 @@ impl Runner {
         }
     }
 
+    /// Opens up to `n` connections before a run is timed: `n` concurrent copies of the first
+    /// step of the first row, results discarded. Only useful for a pooled client; for a real
+    /// API each warm-up call costs like any other.
+    pub async fn warm_up(&self, rows: &[Row], n: usize) {
+        let (Some(row), Some(step)) = (rows.first(), self.chain.steps.first()) else {
+            return;
+        };
+        let body = self.target.body(step, row, None);
+        let calls = (0..n).map(|_| self.client.call(&self.target, body.clone()));
+        futures_util::future::join_all(calls).await;
+    }
+
     /// One chain: its steps in order, each step's output feeding the next.
     async fn run_chain(
         &self,

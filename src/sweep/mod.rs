@@ -59,6 +59,8 @@ pub struct SweepConfig {
     pub rpm: Option<u32>,
     /// Client-side token-per-minute cap.
     pub tpm: Option<u32>,
+    /// Open min(limit, size) connections with discarded calls before each run is timed.
+    pub warmup: bool,
     /// The command line, for the report header.
     pub command: String,
 }
@@ -157,6 +159,9 @@ pub async fn run_sweep(cfg: &SweepConfig, ui: &dyn SweepUi) -> Result<SweepOutco
                     },
                 };
                 let before = mock.as_ref().map(|m| m.stats().connections_accepted);
+                if cfg.warmup {
+                    runner.warm_up(&rows, limit.min(size)).await;
+                }
                 let batch = runner.run_batch(Arc::clone(&rows), observer).await;
                 drop(runner); // closes pooled connections before the next run
                 let connections = mock
@@ -211,7 +216,13 @@ pub async fn run_sweep(cfg: &SweepConfig, ui: &dyn SweepUi) -> Result<SweepOutco
             Endpoint::Running(m) => Some(toml::to_string(m.config()).unwrap_or_default()),
             Endpoint::Remote(_) => None,
         },
-        wall_time_excludes: "client construction, mock start-up and the preflight call".to_string(),
+        wall_time_excludes: if cfg.warmup {
+            "client construction, mock start-up, the preflight call and the warm-up calls"
+        } else {
+            "client construction, mock start-up and the preflight call"
+        }
+        .to_string(),
+        warmup: cfg.warmup,
         machine: machine(),
         command: cfg.command.clone(),
     };

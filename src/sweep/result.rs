@@ -55,6 +55,9 @@ pub struct Settings {
     pub rpm: Option<u32>,
     /// Client-side token-per-minute cap, if any.
     pub tpm: Option<u32>,
+    /// Whether each run opened its connections with discarded warm-up calls before timing.
+    #[serde(default)]
+    pub warmup: bool,
     /// The embedded mock's settings, as `key = value` lines of its TOML config (None for a
     /// real target).
     pub mock: Option<String>,
@@ -103,7 +106,8 @@ pub struct RunSummary {
     pub chain_latency: LatencySummary,
     /// Failed calls per kind.
     pub errors: ErrorCounts,
-    /// Connections the server accepted during the run (known for the embedded mock only).
+    /// Connections the server accepted during the run, warm-up included (known for the
+    /// embedded mock only).
     pub connections: Option<u64>,
     /// Rows whose final output differs from the same row in the first run of this size.
     pub outputs_differ: usize,

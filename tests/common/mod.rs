@@ -47,6 +47,7 @@ pub fn sweep_config(
         },
         rpm: None,
         tpm: None,
+        warmup: false,
         command: "test".into(),
     }
 }

@@ -131,6 +131,27 @@ pub fn solid_legend<'a, DB: DrawingBackend + 'a>(
     PathElement::new(vec![(x, y), (x + 26, y)], style)
 }
 
+/// Draws the legend box every chart shares, at `position`.
+pub fn draw_legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> DrawResult
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .margin(16)
+        .label_font(legend_style())
+        .background_style(WHITE.mix(0.9))
+        .border_style(RGBColor(180, 180, 180))
+        .draw()?;
+    Ok(())
+}
+
 /// Draws a titled chart that says there is nothing to show, rather than failing: a sweep
 /// with no successful calls still gets a complete report folder.
 pub fn draw_empty(

@@ -114,14 +114,7 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
             .legend(move |xy| super::solid_legend(xy, style));
         chart.draw_series(pts.iter().map(|&p| Circle::new(p, 6, color.filled())))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .margin(16)
-        .label_font(super::legend_style())
-        .background_style(WHITE.mix(0.9))
-        .border_style(RGBColor(180, 180, 180))
-        .draw()?;
+    super::draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     root.present()?;
     Ok(())
 }

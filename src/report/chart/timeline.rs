@@ -111,14 +111,7 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
             .label(format::limit_header(limit))
             .legend(move |xy| super::solid_legend(xy, style.stroke_width(3)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .margin(16)
-        .label_font(super::legend_style())
-        .background_style(WHITE.mix(0.9))
-        .border_style(RGBColor(180, 180, 180))
-        .draw()?;
+    super::draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     root.present()?;
     Ok(())
 }
