@@ -1,6 +1,14 @@
 //! Command-line types (clap derive) and value parsers. No I/O: `config` turns these into
 //! checked settings.
 
+// The doc comments below are clap's help text, written for a terminal: `[[steps]]`,
+// `<UTC time>` and bare URLs are meant literally there, not as rustdoc markup.
+#![allow(
+    rustdoc::broken_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::bare_urls
+)]
+
 use std::path::PathBuf;
 use std::time::Duration;
 
