@@ -63,7 +63,7 @@ async fn measure(latency_ms: u64, n: usize, limit: usize, http2: bool, warmup: b
     println!(
         "{} {} fixed {latency_ms} ms, n={n}, limit {limit}: wall {:.0} ms (ideal {ideal_ms:.0} ms), \
          efficiency {:.3}, ok {}/{n}, call p50 {:+.3} ms / p99 {:+.3} ms over configured, \
-         peak RSS so far {:.1} MB",
+         peak RSS {:.1} MB",
         if http2 { "HTTP/2  " } else { "HTTP/1.1" },
         if warmup { "warm" } else { "cold" },
         run.wall_ms,
