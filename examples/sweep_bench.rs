@@ -31,6 +31,7 @@ fn config(latency_ms: u64, n: usize, limit: usize, http2: bool, warmup: bool) ->
         chain: Chain::default_steps(1).expect("one step"),
         endpoint: Endpoint::Embedded(mock),
         model: "bench".into(),
+        stream: false,
         client: ClientOptions {
             timeout: Duration::from_secs(60),
             http2_prior_knowledge: http2,

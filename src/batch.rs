@@ -84,6 +84,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
         Endpoint::Running(server) => (None, embedded_target(&server.url(), &args.target.model)),
         Endpoint::Remote(t) => (None, t),
     };
+    let target = crate::target::Target {
+        stream: target.stream || args.target.stream,
+        ..target
+    };
     let chain = Arc::new(chain);
     preflight(&target, &chain, &client_opts).await?;
 

@@ -177,6 +177,9 @@ pub struct TargetArgs {
     /// Speak HTTP/2 without negotiation (h2c); default HTTP/1.1 or ALPN.
     #[arg(long)]
     pub http2: bool,
+    /// Ask for streamed responses (OpenAI "stream": true) and measure time to first token.
+    #[arg(long)]
+    pub stream: bool,
 }
 
 /// Retries, timeouts and client-side rate limits.

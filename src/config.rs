@@ -121,6 +121,12 @@ pub fn chain_from_args(args: &ChainArgs) -> Result<Chain, ConfigError> {
 
 /// The endpoint: a real target from --target, or the embedded mock.
 pub fn endpoint_from_args(t: &TargetArgs, mock: &MockFlags) -> Result<Endpoint, ConfigError> {
+    if t.stream && t.api == ApiArg::Raw {
+        return Err(flag(
+            "--stream",
+            "streaming is an OpenAI-format feature; drop --api raw",
+        ));
+    }
     let Some(url) = &t.target else {
         if t.api == ApiArg::Raw {
             return Err(flag(
@@ -161,7 +167,7 @@ pub fn endpoint_from_args(t: &TargetArgs, mock: &MockFlags) -> Result<Endpoint, 
     let key = std::env::var(&t.api_key_env)
         .ok()
         .filter(|k| !k.trim().is_empty());
-    let target = Target::new(
+    let mut target = Target::new(
         url,
         format,
         method,
@@ -170,6 +176,7 @@ pub fn endpoint_from_args(t: &TargetArgs, mock: &MockFlags) -> Result<Endpoint, 
         key.map(|k| (t.api_key_env.as_str(), k.trim().to_string())),
         body,
     )?;
+    target.stream = t.stream;
     Ok(Endpoint::Remote(target))
 }
 
@@ -220,6 +227,7 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
         chain: chain_from_args(&args.chain)?,
         endpoint,
         model: args.target.model.clone(),
+        stream: args.target.stream,
         client: client_options(&args.target, &args.calls),
         spec: run_spec(&args.calls, 1),
         rpm: args.calls.rpm,

@@ -250,6 +250,7 @@ mod tests {
             error: None,
             bytes: 0,
             tokens: None,
+            ttft: None,
         }
     }
 

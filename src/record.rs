@@ -122,6 +122,8 @@ pub struct CallRecord {
     pub bytes: u64,
     /// Completion tokens the API reported (or estimated), when known.
     pub tokens: Option<u32>,
+    /// Streaming calls only: from the send to the first chunk carrying content (TTFT).
+    pub ttft: Option<Duration>,
 }
 
 /// The final fate of one row after every pass.

@@ -48,6 +48,10 @@ fn bad_sweep_flags_exit_2_naming_the_flag() {
     );
     usage_error(&["sweep", "--api", "raw", "--no-report"], "--api");
     usage_error(&["sweep", "--steps", "0", "--no-report"], "--steps");
+    usage_error(
+        &["sweep", "--stream", "--api", "raw", "--no-report"],
+        "--stream",
+    );
 }
 
 #[test]

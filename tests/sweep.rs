@@ -178,3 +178,61 @@ async fn warmup_opens_the_pool_before_timing_and_is_not_measured() {
     assert!(out.report.settings.warmup);
     assert!(out.report.settings.wall_time_excludes.contains("warm-up"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_measures_time_to_first_token_and_keeps_outputs() {
+    let mock = spawn_mock(MockConfig {
+        token_time: Duration::from_millis(4),
+        output_tokens: 10,
+        ..fixed(30)
+    })
+    .await;
+    let mut cfg = sweep_config(&mock, 6, &[1, 3], 2);
+    cfg.stream = true;
+    let streamed = run_sweep(&cfg, &Quiet).await.unwrap();
+    for log in &streamed.calls {
+        for c in &log.calls {
+            let ttft = c.ttft.expect("every streamed call has a TTFT");
+            // First token: base latency + one token; the whole call: + ten tokens.
+            assert!(ttft >= Duration::from_millis(34), "{ttft:?}");
+            assert!(
+                ttft + Duration::from_millis(30) <= c.latency,
+                "{ttft:?} vs {:?}",
+                c.latency
+            );
+            assert_eq!(c.tokens, Some(10));
+        }
+    }
+    let run = &streamed.report.runs[0];
+    let ttft = run.ttft.expect("streaming runs summarise TTFT");
+    assert_eq!(ttft.count, 12);
+    assert!(run.output_tokens_per_s.unwrap() > 0.0);
+
+    // The streamed chunks rebuild exactly what the non-streamed answer says.
+    cfg.stream = false;
+    let plain = run_sweep(&cfg, &Quiet).await.unwrap();
+    assert!(plain.report.runs.iter().all(|r| r.ttft.is_none()));
+    let runner = |stream: bool| Runner {
+        client: HttpClient::new(Pooling::On, &ClientOptions::default()).unwrap(),
+        target: Arc::new(loadchain::target::Target {
+            stream,
+            ..embedded_target(&mock.url(), "m")
+        }),
+        chain: Arc::new(Chain::default_steps(2).unwrap()),
+        limiter: None,
+        spec: RunSpec::default(),
+    };
+    let rows: Arc<[Row]> = Row::synthetic(4).into();
+    let a = runner(true)
+        .run_batch(Arc::clone(&rows), Arc::new(NoObserver))
+        .await;
+    let b = runner(false).run_batch(rows, Arc::new(NoObserver)).await;
+    let outs = |r: &loadchain::runner::BatchResult| {
+        r.chains
+            .iter()
+            .map(|c| c.outputs.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(outs(&a), outs(&b));
+    assert!(!outs(&a)[0][0].is_empty());
+}

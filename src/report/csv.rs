@@ -90,6 +90,12 @@ pub struct SummaryRow {
     pub connections: Option<u64>,
     /// Rows whose output differs from the first run of this size.
     pub outputs_differ: usize,
+    /// Streaming only: median time to first token.
+    pub ttft_p50_ms: Option<f64>,
+    /// Streaming only: 99th percentile time to first token.
+    pub ttft_p99_ms: Option<f64>,
+    /// Completion tokens per second of wall time, when the API reports tokens.
+    pub output_tokens_per_s: Option<f64>,
 }
 
 /// One row of calls.csv: a [`crate::record::CallRecord`] with the run it belongs to.
@@ -122,6 +128,8 @@ pub struct CallRow {
     pub bytes: u64,
     /// Completion tokens, when known.
     pub tokens: Option<u32>,
+    /// Streaming only: send to the first chunk with content.
+    pub ttft_ms: Option<f64>,
 }
 
 /// Milliseconds rounded to whole microseconds, so CSV cells do not carry float noise.
@@ -193,6 +201,9 @@ impl SummaryRow {
             errors_decode: e(ErrorKind::Decode),
             connections: r.connections,
             outputs_differ: r.outputs_differ,
+            ttft_p50_ms: r.ttft.map(|t| us_to_ms(t.p50_us)),
+            ttft_p99_ms: r.ttft.map(|t| us_to_ms(t.p99_us)),
+            output_tokens_per_s: r.output_tokens_per_s.map(ratio),
         }
     }
 }
@@ -233,6 +244,7 @@ pub fn write_calls<W: Write>(runs: &[RunCalls<'_>], w: W) -> Result<(), ::csv::E
                 error_kind: c.error.map(|k| k.to_string()),
                 bytes: c.bytes,
                 tokens: c.tokens,
+                ttft_ms: c.ttft.map(|t| ms(t.as_secs_f64() * 1000.0)),
             })?;
         }
     }

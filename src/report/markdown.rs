@@ -52,6 +52,15 @@ pub fn render(report: &SweepReport) -> String {
         None => md.push_str(&format!("{}\n\n", single_mode_note(report))),
     }
 
+    if let Some(t) = table::streaming_table(report) {
+        md.push_str("## Streaming: time to first token\n\n");
+        md.push_str(&t.to_markdown());
+        md.push_str(
+            "\nTTFT runs from the send to the first chunk carrying content; output tokens/s \
+             is completion tokens of successful calls per second of wall time.\n\n",
+        );
+    }
+
     md.push_str("## Issues\n\n");
     let issues = table::issues(report);
     if issues.is_empty() {

@@ -241,6 +241,43 @@ pub(crate) fn detail_table(report: &SweepReport) -> Table {
     t
 }
 
+/// Streaming runs: time to first token and output token rate; None without streaming.
+pub(crate) fn streaming_table(report: &SweepReport) -> Option<Table> {
+    if report.runs.iter().all(|r| r.ttft.is_none()) {
+        return None;
+    }
+    let header = [
+        "Size",
+        "Limit",
+        "Pooling",
+        "TTFT p50",
+        "TTFT p90",
+        "TTFT p99",
+        "Call p50",
+        "Output tokens/s",
+    ];
+    let mut t = Table::numeric(header.iter().map(|h| h.to_string()).collect());
+    t.align[2] = Align::Left;
+    for r in &report.runs {
+        let ttft = |f: fn(&crate::metrics::LatencySummary) -> u64| {
+            r.ttft
+                .map_or("–".to_string(), |s| format::latency_us(f(&s)))
+        };
+        t.rows.push(vec![
+            r.size.to_string(),
+            r.limit.to_string(),
+            r.pooling.to_string(),
+            ttft(|s| s.p50_us),
+            ttft(|s| s.p90_us),
+            ttft(|s| s.p99_us),
+            format::latency_us(r.call_latency.p50_us),
+            r.output_tokens_per_s
+                .map_or("–".to_string(), |x| format!("{x:.0}")),
+        ]);
+    }
+    Some(t)
+}
+
 /// `1 chain`, `3 chains`.
 fn chains(n: usize) -> String {
     if n == 1 {

@@ -124,6 +124,7 @@ pub(crate) fn simulate(size: usize, limit: usize, pooling: Pooling) -> SimRun {
                             1_800 + lat / 100
                         },
                         tokens: if fault.is_some() { None } else { Some(400) },
+                        ttft: None,
                     });
                     t += lat + 50;
                     match fault {
@@ -183,6 +184,8 @@ pub(crate) fn simulate(size: usize, limit: usize, pooling: Pooling) -> SimRun {
         errors,
         connections: Some(connections),
         outputs_differ: 0,
+        ttft: None,
+        output_tokens_per_s: None,
         call_distribution: call_rec.distribution(),
         timeline: in_flight_timeline(&calls, 400),
     };

@@ -49,6 +49,13 @@ pub fn render(report: &SweepReport) -> String {
             let _ = writeln!(out, "\n{}", markdown::single_mode_note(report));
         }
     }
+    if let Some(t) = table::streaming_table(report) {
+        let _ = writeln!(
+            out,
+            "\nStreaming: time to first token (TTFT) and output tokens/s:"
+        );
+        let _ = writeln!(out, "{}", t.to_terminal());
+    }
     out.push_str("\nIssues:\n");
     let issues = table::issues(report);
     if issues.is_empty() {

@@ -245,6 +245,7 @@ impl Runner {
                     error: out.error,
                     bytes: out.bytes,
                     tokens: out.tokens,
+                    ttft: out.ttft,
                 };
                 observer.call_done(&call);
                 calls.push(call);

@@ -51,6 +51,8 @@ pub struct SweepConfig {
     pub endpoint: Endpoint,
     /// Model name (OpenAI format) for the embedded mock.
     pub model: String,
+    /// Stream responses and measure time to first token (OpenAI format).
+    pub stream: bool,
     /// Client timeouts and TLS.
     pub client: ClientOptions,
     /// Retry passes, backoff; `limit` is set per run.
@@ -136,7 +138,10 @@ pub async fn run_sweep(cfg: &SweepConfig, ui: &dyn SweepUi) -> Result<SweepOutco
         }
         Endpoint::Remote(t) => (None, t.clone()),
     };
-    let target = Arc::new(target);
+    let target = Arc::new(Target {
+        stream: target.stream || cfg.stream,
+        ..target
+    });
     let chain = Arc::new(cfg.chain.clone());
     preflight(&target, &chain, &cfg.client).await?;
 
@@ -317,10 +322,20 @@ pub fn summarize(
     outputs_differ: usize,
 ) -> RunSummary {
     let mut call_latency = LatencyRecorder::new();
+    let mut ttft = LatencyRecorder::new();
     let mut errors = ErrorCounts::default();
+    let mut tokens: Option<u64> = None;
     for call in &batch.calls {
         match call.error {
-            None => call_latency.record(call.latency),
+            None => {
+                call_latency.record(call.latency);
+                if let Some(t) = call.ttft {
+                    ttft.record(t);
+                }
+                if let Some(n) = call.tokens {
+                    *tokens.get_or_insert(0) += u64::from(n);
+                }
+            }
             Some(kind) => errors.add(kind),
         }
     }
@@ -350,6 +365,8 @@ pub fn summarize(
         errors,
         connections,
         outputs_differ,
+        ttft: (!ttft.is_empty()).then(|| ttft.summary()),
+        output_tokens_per_s: tokens.map(|t| t as f64 / wall_s),
         call_distribution: call_latency.distribution(),
         timeline: in_flight_timeline(&batch.calls, TIMELINE_POINTS),
     }

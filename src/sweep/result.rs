@@ -111,6 +111,13 @@ pub struct RunSummary {
     pub connections: Option<u64>,
     /// Rows whose final output differs from the same row in the first run of this size.
     pub outputs_differ: usize,
+    /// Streaming runs only: time to first token of successful calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft: Option<LatencySummary>,
+    /// Completion tokens of successful calls per second of wall time, when the API reports
+    /// tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens_per_s: Option<f64>,
     /// Percentile distribution of successful call latency (HdrHistogram rows).
     pub call_distribution: Vec<DistributionRow>,
     /// Calls in flight over time: `[t_ms, in_flight]` step points, at most ~400.

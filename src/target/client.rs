@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use thiserror::Error;
 use tokio::time::Instant;
 
-use super::Target;
+use super::{Target, sse};
 use crate::record::{ErrorKind, Pooling};
 
 /// Settings shared by every client of a run.
@@ -70,6 +70,8 @@ pub struct CallOutcome {
     pub bytes: u64,
     /// The server's Retry-After, when it sent one.
     pub retry_after: Option<Duration>,
+    /// Streaming only: send to the first chunk with content.
+    pub ttft: Option<Duration>,
 }
 
 static CRYPTO: Once = Once::new();
@@ -137,13 +139,21 @@ impl HttpClient {
                 .map(Duration::from_secs);
             let mut stream = response.bytes_stream();
             let mut bytes = Vec::new();
+            let mut first = (target.stream && status == 200).then(sse::FirstToken::default);
+            let mut ttft = None;
             while let Some(chunk) = stream.next().await {
                 match chunk {
                     Ok(c) => bytes.extend_from_slice(&c),
-                    Err(e) => return Ok((status, retry_after, Err(e))),
+                    Err(e) => return Ok((status, retry_after, ttft, Err(e))),
+                }
+                if let Some(ft) = first.as_mut()
+                    && ft.seen(&bytes)
+                {
+                    ttft = Some(start.elapsed());
+                    first = None;
                 }
             }
-            Ok::<_, reqwest::Error>((status, retry_after, Ok(bytes)))
+            Ok::<_, reqwest::Error>((status, retry_after, ttft, Ok(bytes)))
         };
         let result = tokio::time::timeout(self.timeout, fut).await;
         let latency = start.elapsed();
@@ -156,6 +166,7 @@ impl HttpClient {
             tokens: None,
             bytes: 0,
             retry_after: None,
+            ttft: None,
         };
         match result {
             Err(_) => {
@@ -166,9 +177,10 @@ impl HttpClient {
                 out.error = Some(classify(&e));
                 out.message = describe(&e);
             }
-            Ok(Ok((status, retry_after, body))) => {
+            Ok(Ok((status, retry_after, ttft, body))) => {
                 out.status = Some(status);
                 out.retry_after = retry_after;
+                out.ttft = ttft;
                 match body {
                     Err(e) => {
                         out.error = Some(ErrorKind::Body);

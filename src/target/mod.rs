@@ -2,6 +2,7 @@
 //! request body. Owns request building and response decoding; knows nothing about timing.
 
 mod client;
+pub mod sse;
 
 pub use client::{ClientError, ClientOptions, HttpClient};
 
@@ -60,6 +61,8 @@ pub struct Target {
     pub headers: HeaderMap,
     /// Raw mode: body template used for every step instead of the step prompt.
     pub body: Option<Template>,
+    /// OpenAI format: ask for a server-sent-event stream and time the first token.
+    pub stream: bool,
 }
 
 impl Target {
@@ -110,6 +113,7 @@ impl Target {
             model,
             headers: map,
             body,
+            stream: false,
         })
     }
 
@@ -130,6 +134,11 @@ impl Target {
                 if let Some(max) = step.max_tokens {
                     body["max_tokens"] = json!(max);
                 }
+                if self.stream {
+                    body["stream"] = json!(true);
+                    // Usage arrives in a last chunk, so tokens stay exact when streaming.
+                    body["stream_options"] = json!({"include_usage": true});
+                }
                 serde_json::to_vec(&body).expect("a JSON value always serializes")
             }
             ApiFormat::Raw => match &self.body {
@@ -144,6 +153,9 @@ impl Target {
     /// Extracts the step output and completion tokens from a successful response body.
     /// None means the body is not the shape the format promises.
     pub fn decode(&self, body: &[u8]) -> Option<(String, Option<u32>)> {
+        if self.stream && self.format == ApiFormat::OpenAi {
+            return sse::decode(body);
+        }
         match self.format {
             ApiFormat::OpenAi => {
                 let v: Value = serde_json::from_slice(body).ok()?;

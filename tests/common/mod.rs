@@ -37,6 +37,7 @@ pub fn sweep_config(
         chain: Chain::default_steps(steps).unwrap(),
         endpoint: Endpoint::Running(Arc::clone(mock)),
         model: "test-model".into(),
+        stream: false,
         client: ClientOptions {
             timeout: Duration::from_secs(10),
             ..ClientOptions::default()

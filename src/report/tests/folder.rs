@@ -106,7 +106,8 @@ fn calls_csv_has_one_row_per_call() {
             "status",
             "error_kind",
             "bytes",
-            "tokens"
+            "tokens",
+            "ttft_ms"
         ]
     );
     let rows: Vec<report::CallRow> = r.deserialize().map(Result::unwrap).collect();

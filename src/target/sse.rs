@@ -1,0 +1,97 @@
+//! OpenAI's streamed chat completions: `data: {json}` lines of `chat.completion.chunk`s,
+//! ending with `data: [DONE]`. Used to time the first token (TTFT) while the body arrives and
+//! to rebuild the full output afterwards.
+
+use serde_json::Value;
+
+/// Incremental scanner that reports when the first chunk with content has arrived.
+#[derive(Debug, Default)]
+pub struct FirstToken {
+    scanned: usize,
+    found: bool,
+}
+
+impl FirstToken {
+    /// Scans the complete lines of `body` not seen yet; true once a chunk with non-empty
+    /// `delta.content` has been seen (a role-only first chunk does not count).
+    pub fn seen(&mut self, body: &[u8]) -> bool {
+        if self.found {
+            return true;
+        }
+        while let Some(end) = body[self.scanned..].iter().position(|&b| b == b'\n') {
+            let line = &body[self.scanned..self.scanned + end];
+            self.scanned += end + 1;
+            if chunk(line)
+                .and_then(|v| content(&v).map(|c| !c.is_empty()))
+                .unwrap_or(false)
+            {
+                self.found = true;
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// The JSON of one `data:` line, if it is one.
+fn chunk(line: &[u8]) -> Option<Value> {
+    let text = std::str::from_utf8(line).ok()?.trim();
+    let data = text.strip_prefix("data:")?.trim();
+    if data == "[DONE]" {
+        return None;
+    }
+    serde_json::from_str(data).ok()
+}
+
+fn content(v: &Value) -> Option<&str> {
+    v.pointer("/choices/0/delta/content")?.as_str()
+}
+
+/// The whole output and the completion tokens of a finished stream (usage when the server
+/// sent it, else one token per content chunk). None when no chunk parsed at all.
+pub fn decode(body: &[u8]) -> Option<(String, Option<u32>)> {
+    let mut text = String::new();
+    let (mut chunks, mut content_chunks, mut usage) = (0u32, 0u32, None);
+    for line in body.split(|&b| b == b'\n') {
+        let Some(v) = chunk(line) else { continue };
+        chunks += 1;
+        if let Some(c) = content(&v).filter(|c| !c.is_empty()) {
+            text.push_str(c);
+            content_chunks += 1;
+        }
+        if let Some(t) = v
+            .pointer("/usage/completion_tokens")
+            .and_then(Value::as_u64)
+        {
+            usage = Some(t as u32);
+        }
+    }
+    (chunks > 0).then(|| (text, usage.or(Some(content_chunks))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: &[u8] = b"data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n\
+data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"}}]}\n\n\
+data: {\"choices\":[{\"delta\":{\"content\":\" world\"}}]}\n\n\
+data: {\"choices\":[],\"usage\":{\"completion_tokens\":2}}\n\n\
+data: [DONE]\n\n";
+
+    #[test]
+    fn decodes_content_and_usage() {
+        assert_eq!(decode(STREAM), Some(("Hello world".to_string(), Some(2))));
+        assert_eq!(decode(b"not a stream"), None);
+    }
+
+    #[test]
+    fn first_token_ignores_the_role_chunk_and_partial_lines() {
+        let mut ft = FirstToken::default();
+        let role_end = STREAM.iter().position(|&b| b == b'\n').unwrap() + 1;
+        assert!(!ft.seen(&STREAM[..role_end]));
+        // Half of the content line: not complete yet.
+        assert!(!ft.seen(&STREAM[..role_end + 20]));
+        assert!(ft.seen(STREAM));
+    }
+}
