@@ -41,6 +41,7 @@ fn config(latency_ms: u64, n: usize, limit: usize, http2: bool, warmup: bool) ->
         rpm: None,
         tpm: None,
         warmup,
+        stop: None,
         command: "sweep_bench".into(),
     }
 }

@@ -9,9 +9,10 @@ use anyhow::{Context, Result};
 
 use crate::cli::{Cli, Command, ReportArgs, SweepArgs};
 use crate::config::{redacted_command, sweep_config};
-use crate::error::InputError;
+use crate::error::{InputError, Interrupted};
 use crate::progress::{Progress, run_line};
 use crate::report::{self, RunCalls};
+use crate::runner::StopSignal;
 use crate::sweep::{Endpoint, SweepConfig, run_sweep};
 
 /// Runs one parsed command line.
@@ -24,8 +25,28 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Ctrl-C once: start nothing new, let the chains in flight finish, write what completed.
+/// Twice: exit at once with 130.
+pub fn stop_on_ctrl_c() -> StopSignal {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return; // no signal handling on this platform: Ctrl-C keeps its default
+        }
+        eprintln!(
+            "\nCtrl-C: finishing the chains in flight, then writing what completed \
+             (Ctrl-C again to abort)"
+        );
+        let _ = tx.send(true);
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(i32::from(crate::error::INTERRUPTED));
+        }
+    });
+    rx
+}
+
 async fn sweep(args: SweepArgs) -> Result<()> {
-    let cfg = sweep_config(&args, redacted_command(std::env::args()))?;
+    let mut cfg = sweep_config(&args, redacted_command(std::env::args()))?;
     let out = if args.output.no_report {
         None
     } else {
@@ -39,6 +60,7 @@ async fn sweep(args: SweepArgs) -> Result<()> {
     if !quiet {
         eprintln!("{}", banner(&cfg));
     }
+    cfg.stop = Some(stop_on_ctrl_c());
     let ui = Progress::new(quiet, cfg.chain.step_names());
     let outcome = run_sweep(&cfg, &ui).await?;
     drop(ui);
@@ -72,6 +94,14 @@ async fn sweep(args: SweepArgs) -> Result<()> {
         if let Some(dir) = &out {
             writeln!(stdout, "\nReport: {}/", dir.display())?;
         }
+    }
+    if outcome.report.interrupted {
+        let planned = cfg.sizes.len() * cfg.limits.len() * cfg.pooling.len();
+        return Err(Interrupted(format!(
+            "interrupted by Ctrl-C: {} of {planned} runs completed and were reported",
+            outcome.report.runs.len()
+        ))
+        .into());
     }
     Ok(())
 }

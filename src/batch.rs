@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use crate::chain::Row;
 use crate::cli::RunArgs;
 use crate::config::{chain_from_args, client_options, endpoint_from_args, run_spec};
+use crate::error::Interrupted;
 use crate::manifest::{
     Manifest, ResultLine, ResultsLog, RunSummaryFile, Tally, select_rows, speedup, write_failed_csv,
 };
@@ -130,12 +131,14 @@ pub async fn run(args: RunArgs) -> Result<()> {
         Ok::<_, anyhow::Error>(tally)
     });
 
+    let stop = crate::app::stop_on_ctrl_c();
     let runner = Runner {
         client: HttpClient::new(Pooling::On, &client_opts)?,
         target: Arc::new(target),
         chain: Arc::clone(&chain),
         limiter: RateLimiter::new(args.calls.rpm, args.calls.tpm).map(Arc::new),
         spec: run_spec(&args.calls, args.limit),
+        stop: Some(stop),
     };
     let rows: Arc<[Row]> = todo.into();
     let observer: Arc<dyn Observer> = Arc::new(Forward {
@@ -162,6 +165,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         succeeded: tally.succeeded(),
         failed: tally.failed(),
         skipped,
+        not_run: batch.not_run.len(),
         wall_ms,
         sum_chain_ms: tally.sum_chain_ms(),
         speedup: speedup(tally.sum_chain_ms(), wall_ms),
@@ -178,18 +182,31 @@ pub async fn run(args: RunArgs) -> Result<()> {
         .map_err(|m| anyhow!("row accounting failed (a bug, please report it): {m}"))?;
     summary.write(&out)?;
     println!("{}", describe(&summary, &out));
+    if batch.interrupted {
+        return Err(Interrupted(format!(
+            "interrupted by Ctrl-C: {} rows not run; run the same command with --resume to \
+             finish them",
+            summary.not_run
+        ))
+        .into());
+    }
     Ok(())
 }
 
 fn describe(s: &RunSummaryFile, out: &Path) -> String {
     let secs = |ms: f64| format!("{:.2} s", ms / 1000.0);
     let mut text = format!(
-        "rows: {} in manifest = {} succeeded + {} failed + {} skipped (already done)\n\
+        "rows: {} in manifest = {} succeeded + {} failed + {} skipped (already done){}\n\
          wall time: {} at limit {}; sum of chain times: {} (sequential estimate)",
         s.rows_in_manifest,
         s.succeeded,
         s.failed,
         s.skipped,
+        if s.not_run > 0 {
+            format!(" + {} not run (interrupted)", s.not_run)
+        } else {
+            String::new()
+        },
         secs(s.wall_ms),
         s.limit,
         secs(s.sum_chain_ms),

@@ -233,6 +233,7 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
         rpm: args.calls.rpm,
         tpm: args.calls.tpm,
         warmup: args.warmup,
+        stop: None,
         command,
     })
 }

@@ -15,8 +15,19 @@ pub const FAILURE: u8 = 1;
 #[error("{0}")]
 pub struct InputError(pub String);
 
+/// Exit code after Ctrl-C (128 + SIGINT), as shells report it.
+pub const INTERRUPTED: u8 = 130;
+
+/// The user pressed Ctrl-C; what completed was written. Exit 130.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Interrupted(pub String);
+
 /// Maps an error chain to an exit code: any input error anywhere in the chain means 2.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|c| c.is::<Interrupted>()) {
+        return INTERRUPTED;
+    }
     for cause in err.chain() {
         let input = cause.is::<ConfigError>()
             || cause.is::<ChainError>()

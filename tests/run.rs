@@ -257,3 +257,73 @@ fn too_high_rpm_gets_429s_that_are_retried_after_retry_after() {
     // Every refused call waited at least the mock's Retry-After of 1 s.
     assert!(s["wall_ms"].as_f64().unwrap() >= 1_000.0);
 }
+
+#[test]
+fn ctrl_c_finishes_in_flight_rows_writes_the_summary_and_resume_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = manifest(dir.path(), 80);
+    let out = dir.path().join("out");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_loadchain"))
+        .args(["run", "--manifest"])
+        .arg(&rows)
+        .args([
+            "--limit",
+            "4",
+            "--steps",
+            "1",
+            "--mock-latency",
+            "fixed:50ms",
+        ])
+        .args(["--mock-failure-rate", "0", "-q", "--out"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let results = out.join("results.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&results).map_or(0, |t| t.lines().count()) < 8
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    let s = summary(&out);
+    let not_run = s["not_run"].as_u64().unwrap();
+    assert!(not_run > 0, "{s}");
+    assert_eq!(s["succeeded"].as_u64().unwrap() + not_run, 80);
+    // Every row that started was finished and logged, none twice.
+    let logged = ResultsLog::read_all(&out).unwrap();
+    assert_eq!(logged.len() as u64, s["succeeded"].as_u64().unwrap());
+
+    loadchain()
+        .args(["run", "--manifest"])
+        .arg(&rows)
+        .args([
+            "--limit",
+            "8",
+            "--steps",
+            "1",
+            "--mock-latency",
+            "fixed:1ms",
+        ])
+        .args(["--mock-failure-rate", "0", "--resume", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    let ids: HashSet<String> = ResultsLog::read_all(&out)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(ids.len(), 80);
+    assert_eq!(ResultsLog::read_all(&out).unwrap().len(), 80);
+}

@@ -109,6 +109,7 @@ async fn outputs_are_identical_across_limits_and_pooling() {
                 limit,
                 ..RunSpec::default()
             },
+            stop: None,
         };
         async move {
             let batch = runner
@@ -221,6 +222,7 @@ async fn streaming_measures_time_to_first_token_and_keeps_outputs() {
         chain: Arc::new(Chain::default_steps(2).unwrap()),
         limiter: None,
         spec: RunSpec::default(),
+        stop: None,
     };
     let rows: Arc<[Row]> = Row::synthetic(4).into();
     let a = runner(true)
@@ -235,4 +237,81 @@ async fn streaming_measures_time_to_first_token_and_keeps_outputs() {
     };
     assert_eq!(outs(&a), outs(&b));
     assert!(!outs(&a)[0][0].is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_signal_lets_chains_in_flight_finish_and_starts_no_new_ones() {
+    let mock = spawn_mock(fixed(40)).await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let runner = Runner {
+        client: HttpClient::new(Pooling::On, &ClientOptions::default()).unwrap(),
+        target: Arc::new(embedded_target(&mock.url(), "m")),
+        chain: Arc::new(Chain::default_steps(1).unwrap()),
+        limiter: None,
+        spec: RunSpec {
+            limit: 2,
+            ..RunSpec::default()
+        },
+        stop: Some(stop_rx),
+    };
+    let batch = tokio::spawn(async move {
+        runner
+            .run_batch(Row::synthetic(40).into(), Arc::new(NoObserver))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    stop_tx.send(true).unwrap();
+    let batch = batch.await.unwrap();
+    assert!(batch.interrupted);
+    assert!(!batch.not_run.is_empty());
+    assert_eq!(batch.chains.len() + batch.not_run.len(), 40);
+    // Chains already in flight were not abandoned: each ran to completion.
+    assert!(batch.chains.iter().all(|c| c.ok()));
+    assert_eq!(mock.stats().requests_total as usize, batch.chains.len());
+}
+
+/// Presses "Ctrl-C" once the second run has finished its first chain.
+struct StopInSecondRun {
+    stop: tokio::sync::watch::Sender<bool>,
+    started: std::sync::atomic::AtomicUsize,
+}
+
+struct StopOnFirstChain(tokio::sync::watch::Sender<bool>);
+
+impl loadchain::runner::Observer for StopOnFirstChain {
+    fn chain_done(&self, _: &Row, _: &loadchain::record::ChainRecord, _: bool) {
+        self.0.send_replace(true);
+    }
+}
+
+impl loadchain::sweep::SweepUi for StopInSecondRun {
+    fn run_started(&self, _: usize, _: usize, _: Pooling) -> Arc<dyn loadchain::runner::Observer> {
+        let n = self
+            .started
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n == 1 {
+            Arc::new(StopOnFirstChain(self.stop.clone()))
+        } else {
+            Arc::new(NoObserver)
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_sweep_reports_only_completed_runs() {
+    let mock = spawn_mock(fixed(10)).await;
+    let mut cfg = sweep_config(&mock, 10, &[1, 2, 5], 1);
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    cfg.stop = Some(stop_rx);
+    let ui = StopInSecondRun {
+        stop,
+        started: Default::default(),
+    };
+    let out = run_sweep(&cfg, &ui).await.unwrap();
+    assert!(out.report.interrupted);
+    // The first run completed; the second was cut short and left out; the third never ran.
+    assert_eq!(out.report.runs.len(), 1);
+    assert_eq!(out.report.runs[0].limit, 1);
+    assert_eq!(out.report.runs[0].chains_ok, 10);
+    assert_eq!(out.calls.len(), 1);
 }

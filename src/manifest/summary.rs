@@ -22,7 +22,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct RunSummaryFile {
     /// Layout version; see [`SCHEMA_VERSION`].
     pub schema_version: u32,
-    /// Rows in the manifest; equals `succeeded + failed + skipped`.
+    /// Rows in the manifest; equals `succeeded + failed + skipped + not_run`.
     pub rows_in_manifest: usize,
     /// Rows that succeeded in this session.
     pub succeeded: usize,
@@ -30,6 +30,9 @@ pub struct RunSummaryFile {
     pub failed: usize,
     /// Rows not run because an earlier session already succeeded on them.
     pub skipped: usize,
+    /// Rows never started because Ctrl-C stopped the run; `--resume` runs them.
+    #[serde(default)]
+    pub not_run: usize,
     /// This session's wall time: first task start to last task end, ms.
     pub wall_ms: f64,
     /// Sum of this session's chain latencies, ms: what running them one after another
@@ -57,14 +60,14 @@ impl RunSummaryFile {
     /// Verifies that every manifest row is accounted for exactly once; the message says how
     /// the counts disagree. A failure here is a bug in the run, not bad input.
     pub fn check_accounting(&self) -> Result<(), String> {
-        let total = self.succeeded + self.failed + self.skipped;
+        let total = self.succeeded + self.failed + self.skipped + self.not_run;
         if total == self.rows_in_manifest {
             return Ok(());
         }
         Err(format!(
-            "row accounting does not add up: succeeded {} + failed {} + skipped {} = {total}, \
-             but the manifest has {} rows",
-            self.succeeded, self.failed, self.skipped, self.rows_in_manifest
+            "row accounting does not add up: succeeded {} + failed {} + skipped {} + not run {} \
+             = {total}, but the manifest has {} rows",
+            self.succeeded, self.failed, self.skipped, self.not_run, self.rows_in_manifest
         ))
     }
 
@@ -190,6 +193,7 @@ mod tests {
             succeeded,
             failed,
             skipped,
+            not_run: 0,
             wall_ms: 1000.0,
             sum_chain_ms: 5000.0,
             speedup: speedup(5000.0, 1000.0),

@@ -312,6 +312,15 @@ fn error_words(e: &ErrorCounts) -> Vec<String> {
 /// after the retry passes, or outputs that differ; empty when the sweep was clean.
 pub(crate) fn issues(report: &SweepReport) -> Vec<String> {
     let mut lines = Vec::new();
+    if report.interrupted {
+        lines.push(match report.runs.len() {
+            0 => "interrupted by Ctrl-C before any run completed".to_string(),
+            n => format!(
+                "interrupted by Ctrl-C: only the {n} runs that completed are reported; the run \
+                 it cut short was left out"
+            ),
+        });
+    }
     for r in &report.runs {
         let mut parts = error_words(&r.errors);
         if r.chains_retried > 0 {

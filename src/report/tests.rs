@@ -248,6 +248,7 @@ pub(crate) fn fixture_with(sizes: &[usize], limits: &[usize]) -> (SweepReport, V
         ),
     };
     let report = SweepReport {
+        interrupted: false,
         schema_version: SCHEMA_VERSION,
         tool: "loadchain 0.1.0".to_string(),
         started_utc: "2026-11-27T21:13:44Z".to_string(),

@@ -85,13 +85,22 @@ pub struct Runner {
     pub limiter: Option<Arc<RateLimiter>>,
     /// Limit, retries and backoff.
     pub spec: RunSpec,
+    /// When it turns `true` (Ctrl-C), no new chain starts; chains in flight finish.
+    pub stop: Option<StopSignal>,
 }
+
+/// Asks a batch to stop starting chains; the sender side belongs to whoever handles Ctrl-C.
+pub type StopSignal = tokio::sync::watch::Receiver<bool>;
 
 /// What a batch produced.
 #[derive(Debug, Clone)]
 pub struct BatchResult {
-    /// Final record of every row, indexed like the input rows.
+    /// Final record of every row that ran, in row order (every row unless interrupted).
     pub chains: Vec<ChainRecord>,
+    /// Rows that never started because the batch was stopped.
+    pub not_run: Vec<usize>,
+    /// Whether the stop signal cut the batch short.
+    pub interrupted: bool,
     /// Every call of every pass, in completion order.
     pub calls: Vec<CallRecord>,
     /// First chain start to last chain end, every pass included.
@@ -110,18 +119,21 @@ struct ChainRun {
 
 impl Runner {
     /// Runs every row through the chain at `spec.limit`, then re-runs only the failed rows
-    /// for up to `spec.retry_passes` passes.
+    /// for up to `spec.retry_passes` passes. A stop signal ends it early: chains in flight
+    /// finish, the rest are returned as `not_run`.
     pub async fn run_batch(&self, rows: Arc<[Row]>, observer: Arc<dyn Observer>) -> BatchResult {
         let limit = self.spec.limit.max(1);
         let mut finals: Vec<Option<ChainRecord>> = vec![None; rows.len()];
         let mut calls = Vec::with_capacity(rows.len() * self.chain.steps.len());
         let mut pending: Vec<usize> = (0..rows.len()).collect();
+        let mut not_run = Vec::new();
+        let mut cut_short = false;
         let mut retried = 0;
         let t0 = Instant::now();
         let mut last_end = t0;
         let mut retry_start = None;
         for pass in 0..=self.spec.retry_passes {
-            if pending.is_empty() {
+            if pending.is_empty() || cut_short {
                 break;
             }
             let pass = pass as u16;
@@ -148,11 +160,19 @@ impl Runner {
                     calls.extend(run.calls);
                     finals[idx] = Some(run.record);
                 };
-            for idx in pending.drain(..) {
-                let permit = Arc::clone(&semaphore)
-                    .acquire_owned()
-                    .await
-                    .expect("the semaphore is never closed");
+            let mut queue = std::mem::take(&mut pending).into_iter();
+            while let Some(idx) = queue.next() {
+                let acquire = Arc::clone(&semaphore).acquire_owned();
+                let permit = tokio::select! {
+                    biased;
+                    () = stopped(self.stop.clone()) => {
+                        cut_short = true;
+                        not_run.push(idx);
+                        not_run.extend(queue.by_ref());
+                        break;
+                    }
+                    permit = acquire => permit.expect("the semaphore is never closed"),
+                };
                 let (runner, rows, observer) =
                     (self.clone(), Arc::clone(&rows), Arc::clone(&observer));
                 let handle = tasks.spawn(async move {
@@ -173,13 +193,23 @@ impl Runner {
                 settle(idx, run, &mut calls);
             }
             failed.sort_unstable();
+            if cut_short && !is_last {
+                // Stopped: this pass's failures get no later pass, so they are final now.
+                for &idx in &failed {
+                    if let Some(record) = &finals[idx] {
+                        observer.chain_done(&rows[idx], record, true);
+                    }
+                }
+            }
             pending = failed;
         }
+        // A row that failed an earlier pass and was then not re-run has a final failure.
+        not_run.retain(|&idx| finals[idx].is_none());
+        not_run.sort_unstable();
         BatchResult {
-            chains: finals
-                .into_iter()
-                .map(|r| r.expect("every row ran in the first pass"))
-                .collect(),
+            interrupted: cut_short,
+            not_run,
+            chains: finals.into_iter().flatten().collect(),
             calls,
             wall: last_end.duration_since(t0),
             retry_wall: retry_start
@@ -291,6 +321,17 @@ impl Runner {
         // the jitter on top spreads them over the refill.
         retry_after.unwrap_or_default() + jitter
     }
+}
+
+/// Resolves when the stop signal turns `true`; never without a signal (or once its sender is
+/// gone, which means nobody can ask to stop any more).
+async fn stopped(stop: Option<StopSignal>) {
+    if let Some(mut stop) = stop
+        && stop.wait_for(|s| *s).await.is_ok()
+    {
+        return;
+    }
+    std::future::pending::<()>().await;
 }
 
 type Joined = (tokio::task::Id, ChainRun);

@@ -63,6 +63,8 @@ pub struct SweepConfig {
     pub tpm: Option<u32>,
     /// Open min(limit, size) connections with discarded calls before each run is timed.
     pub warmup: bool,
+    /// Ctrl-C: no new run or chain starts; the run it cut short is left out of the report.
+    pub stop: Option<crate::runner::StopSignal>,
     /// The command line, for the report header.
     pub command: String,
 }
@@ -147,11 +149,17 @@ pub async fn run_sweep(cfg: &SweepConfig, ui: &dyn SweepUi) -> Result<SweepOutco
 
     let mut runs = Vec::new();
     let mut logs = Vec::new();
-    for &size in &cfg.sizes {
+    let mut interrupted = false;
+    let stop_requested = || cfg.stop.as_ref().is_some_and(|s| *s.borrow());
+    'grid: for &size in &cfg.sizes {
         let rows: Arc<[Row]> = Row::synthetic(size).into();
         let mut reference: Option<Vec<Option<u64>>> = None;
         for &limit in &cfg.limits {
             for &pooling in &cfg.pooling {
+                if stop_requested() {
+                    interrupted = true;
+                    break 'grid;
+                }
                 let observer = ui.run_started(size, limit, pooling);
                 let runner = Runner {
                     client: HttpClient::new(pooling, &cfg.client)?,
@@ -162,6 +170,7 @@ pub async fn run_sweep(cfg: &SweepConfig, ui: &dyn SweepUi) -> Result<SweepOutco
                         limit,
                         ..cfg.spec.clone()
                     },
+                    stop: cfg.stop.clone(),
                 };
                 let before = mock.as_ref().map(|m| m.stats().connections_accepted);
                 if cfg.warmup {
@@ -169,11 +178,16 @@ pub async fn run_sweep(cfg: &SweepConfig, ui: &dyn SweepUi) -> Result<SweepOutco
                 }
                 let batch = runner.run_batch(Arc::clone(&rows), observer).await;
                 drop(runner); // closes pooled connections before the next run
+                if batch.interrupted {
+                    // A run cut short is not comparable with the others: leave it out.
+                    interrupted = true;
+                    break 'grid;
+                }
                 let connections = mock
                     .as_ref()
                     .zip(before)
                     .map(|(m, b)| m.stats().connections_accepted - b);
-                let hashes = output_hashes(&batch);
+                let hashes = output_hashes(&batch, size);
                 let differ = reference
                     .as_ref()
                     .map_or(0, |r| count_differences(r, &hashes));
@@ -238,6 +252,7 @@ pub async fn run_sweep(cfg: &SweepConfig, ui: &dyn SweepUi) -> Result<SweepOutco
             started_utc,
             settings,
             runs,
+            interrupted,
         },
         calls: logs,
     })
@@ -289,18 +304,17 @@ fn machine() -> String {
     )
 }
 
-fn output_hashes(batch: &BatchResult) -> Vec<Option<u64>> {
-    batch
-        .chains
-        .iter()
-        .map(|c| {
-            c.final_output().map(|o| {
-                let mut h = DefaultHasher::new();
-                o.hash(&mut h);
-                h.finish()
-            })
-        })
-        .collect()
+/// A hash of each row's final output, indexed by row (None: failed or not run).
+fn output_hashes(batch: &BatchResult, rows: usize) -> Vec<Option<u64>> {
+    let mut hashes = vec![None; rows];
+    for c in &batch.chains {
+        hashes[c.row as usize] = c.final_output().map(|o| {
+            let mut h = DefaultHasher::new();
+            o.hash(&mut h);
+            h.finish()
+        });
+    }
+    hashes
 }
 
 /// Rows that succeeded in both runs but whose outputs differ.

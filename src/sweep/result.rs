@@ -24,6 +24,9 @@ pub struct SweepReport {
     pub settings: Settings,
     /// One entry per size × limit × pooling, in the order they ran.
     pub runs: Vec<RunSummary>,
+    /// Stopped by Ctrl-C: `runs` holds only the runs that completed.
+    #[serde(default)]
+    pub interrupted: bool,
 }
 
 /// The effective settings of a sweep, printed in every report header.

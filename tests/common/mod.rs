@@ -49,6 +49,7 @@ pub fn sweep_config(
         rpm: None,
         tpm: None,
         warmup: false,
+        stop: None,
         command: "test".into(),
     }
 }
