@@ -54,9 +54,10 @@ impl Observer for Forward {
 /// Runs `loadchain run`.
 pub async fn run(args: RunArgs) -> Result<()> {
     // Every input check comes before anything is written.
-    let chain = chain_from_args(&args.chain)?;
+    let chain = chain_from_args(&args.common.chain)?;
     let manifest = Manifest::load(&args.manifest, &args.id_column)?;
     let origin = args
+        .common
         .chain
         .chain
         .as_ref()
@@ -68,8 +69,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
         &origin,
         &manifest.path.display().to_string(),
     )?;
-    let endpoint = endpoint_from_args(&args.target, &args.mock)?;
-    let client_opts = client_options(&args.target, &args.calls);
+    let endpoint = endpoint_from_args(&args.common.target, &args.common.mock)?;
+    let client_opts = client_options(&args.common.target, &args.common.calls);
     let out = args.out.clone().unwrap_or_else(|| {
         crate::report::default_report_dir(Path::new("reports"), SystemTime::now(), "run")
     });
@@ -79,14 +80,17 @@ pub async fn run(args: RunArgs) -> Result<()> {
             let server = MockServer::start(cfg)
                 .await
                 .context("starting the embedded mock server")?;
-            let target = embedded_target(&server.url(), &args.target.model);
+            let target = embedded_target(&server.url(), &args.common.target.model);
             (Some(server), target)
         }
-        Endpoint::Running(server) => (None, embedded_target(&server.url(), &args.target.model)),
+        Endpoint::Running(server) => (
+            None,
+            embedded_target(&server.url(), &args.common.target.model),
+        ),
         Endpoint::Remote(t) => (None, t),
     };
     let target = crate::target::Target {
-        stream: target.stream || args.target.stream,
+        stream: target.stream || args.common.target.stream,
         ..target
     };
     let chain = Arc::new(chain);
@@ -136,8 +140,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
         client: HttpClient::new(Pooling::On, &client_opts)?,
         target: Arc::new(target),
         chain: Arc::clone(&chain),
-        limiter: RateLimiter::new(args.calls.rpm, args.calls.tpm).map(Arc::new),
-        spec: run_spec(&args.calls, args.limit),
+        limiter: RateLimiter::new(args.common.calls.rpm, args.common.calls.tpm).map(Arc::new),
+        spec: run_spec(&args.common.calls, args.limit),
         stop: Some(stop),
     };
     let rows: Arc<[Row]> = todo.into();

@@ -52,18 +52,9 @@ pub struct SweepArgs {
     /// Measure with a pooled client, a fresh connection per call, or both.
     #[arg(long, value_enum, default_value_t = PoolingArg::Both)]
     pub pooling: PoolingArg,
-    /// Chain shape and calls.
+    /// Chain, target, retries and mock settings.
     #[command(flatten)]
-    pub chain: ChainArgs,
-    /// Target and protocol.
-    #[command(flatten)]
-    pub target: TargetArgs,
-    /// Retries, timeouts and rate limits.
-    #[command(flatten)]
-    pub calls: CallArgs,
-    /// Embedded mock settings.
-    #[command(flatten)]
-    pub mock: MockFlags,
+    pub common: CommonArgs,
     /// Before each run, open min(limit, n) connections with discarded calls, so the timed
     /// batch starts with a warm pool (each warm-up call costs like a real one).
     #[arg(long)]
@@ -91,6 +82,25 @@ pub struct RunArgs {
     /// Continue a run in --out: skip rows that already succeeded, retry the rest.
     #[arg(long)]
     pub resume: bool,
+    /// Chain, target, retries and mock settings.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Hide the progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `loadchain report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A report folder (or its report.json) to re-render; give two to compare them.
+    #[arg(value_name = "DIR", num_args = 1..=2, required = true)]
+    pub dirs: Vec<PathBuf>,
+}
+
+/// What `sweep` and `run` share: the chain, the target, retries and the embedded mock.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
     /// Chain shape and calls.
     #[command(flatten)]
     pub chain: ChainArgs,
@@ -103,17 +113,6 @@ pub struct RunArgs {
     /// Embedded mock settings.
     #[command(flatten)]
     pub mock: MockFlags,
-    /// Hide the progress bar.
-    #[arg(short, long)]
-    pub quiet: bool,
-}
-
-/// `loadchain report`.
-#[derive(Debug, Args)]
-pub struct ReportArgs {
-    /// A report folder (or its report.json) to re-render; give two to compare them.
-    #[arg(value_name = "DIR", num_args = 1..=2, required = true)]
-    pub dirs: Vec<PathBuf>,
 }
 
 /// Which pooling modes a sweep measures.
@@ -316,6 +315,6 @@ mod tests {
         assert_eq!(args.limits, vec![1, 5, 10, 25]);
         assert_eq!(args.n, 100);
         assert_eq!(args.pooling, PoolingArg::Both);
-        assert_eq!(args.chain.steps, 3);
+        assert_eq!(args.common.chain.steps, 3);
     }
 }

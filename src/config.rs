@@ -219,19 +219,19 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
         PoolingArg::Off => vec![Pooling::Off],
         PoolingArg::Both => vec![Pooling::On, Pooling::Off],
     };
-    let endpoint = endpoint_from_args(&args.target, &args.mock)?;
+    let endpoint = endpoint_from_args(&args.common.target, &args.common.mock)?;
     Ok(SweepConfig {
         sizes,
         limits,
         pooling,
-        chain: chain_from_args(&args.chain)?,
+        chain: chain_from_args(&args.common.chain)?,
         endpoint,
-        model: args.target.model.clone(),
-        stream: args.target.stream,
-        client: client_options(&args.target, &args.calls),
-        spec: run_spec(&args.calls, 1),
-        rpm: args.calls.rpm,
-        tpm: args.calls.tpm,
+        model: args.common.target.model.clone(),
+        stream: args.common.target.stream,
+        client: client_options(&args.common.target, &args.common.calls),
+        spec: run_spec(&args.common.calls, 1),
+        rpm: args.common.calls.rpm,
+        tpm: args.common.calls.tpm,
         warmup: args.warmup,
         stop: None,
         command,

@@ -68,16 +68,10 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
     let mut keys = vec![0.0, 2f64.log10()];
     keys.extend((1..=x_right.floor() as i64).map(|k| k as f64));
 
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(&title, super::title_style())
-        .margin(24)
-        .x_label_area_size(64)
-        .y_label_area_size(80)
-        .build_cartesian_2d(
-            super::KeyedAxis::new(0f64..x_right, keys),
-            0f64..max_ms * 1.1,
-        )?;
+    let mut chart = super::frame(&root, &title)?.build_cartesian_2d(
+        super::KeyedAxis::new(0f64..x_right, keys),
+        0f64..max_ms * 1.1,
+    )?;
     chart
         .configure_mesh()
         .bold_line_style(super::grid(true))

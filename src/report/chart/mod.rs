@@ -131,6 +131,21 @@ pub fn solid_legend<'a, DB: DrawingBackend + 'a>(
     PathElement::new(vec![(x, y), (x + 26, y)], style)
 }
 
+/// Clears the canvas and sets the title, margins and axis areas every chart shares.
+pub fn frame<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+) -> Result<ChartBuilder<'a, 'static, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .caption(title, title_style())
+        .margin(24)
+        .x_label_area_size(64)
+        .y_label_area_size(80);
+    Ok(builder)
+}
+
 /// Draws the legend box every chart shares, at `position`.
 pub fn draw_legend<'a, DB, CT>(
     chart: &mut ChartContext<'a, DB, CT>,

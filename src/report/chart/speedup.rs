@@ -49,12 +49,7 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
     let x_right = max_limit as f64 + (max_limit - min_limit.min(max_limit)) as f64 * 0.04 + 0.5;
     let keys: Vec<f64> = limits.iter().map(|&l| l as f64).collect();
 
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(&title, super::title_style())
-        .margin(24)
-        .x_label_area_size(64)
-        .y_label_area_size(80)
+    let mut chart = super::frame(&root, &title)?
         .build_cartesian_2d(super::KeyedAxis::new(0f64..x_right, keys), 0f64..y_top)?;
     chart
         .configure_mesh()

@@ -82,12 +82,7 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
         .fold(1.0, f64::max);
     let (div, unit) = super::time_unit(max_t);
 
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(&title, super::title_style())
-        .margin(24)
-        .x_label_area_size(64)
-        .y_label_area_size(80)
+    let mut chart = super::frame(&root, &title)?
         .build_cartesian_2d(0f64..max_t / div * 1.02, 0f64..(max_level * 1.12).ceil())?;
     chart
         .configure_mesh()

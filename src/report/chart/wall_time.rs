@@ -70,16 +70,10 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
             .map_or_else(String::new, |s| format!("{s} chains"))
     };
 
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(&title, super::title_style())
-        .margin(24)
-        .x_label_area_size(64)
-        .y_label_area_size(80)
-        .build_cartesian_2d(
-            super::KeyedAxis::new(0f64..groups, centers),
-            0f64..max_ms / div * 1.12,
-        )?;
+    let mut chart = super::frame(&root, &title)?.build_cartesian_2d(
+        super::KeyedAxis::new(0f64..groups, centers),
+        0f64..max_ms / div * 1.12,
+    )?;
     chart
         .configure_mesh()
         .disable_x_mesh()
