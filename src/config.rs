@@ -7,7 +7,7 @@ use std::time::Duration;
 use loadchain_mock::{Latency, MockConfig};
 use thiserror::Error;
 
-use crate::chain::{Chain, ChainError, Template};
+use crate::chain::{Chain, ChainError, Row, Template};
 use crate::cli::{ApiArg, CallArgs, ChainArgs, MockFlags, PoolingArg, SweepArgs, TargetArgs};
 use crate::record::Pooling;
 use crate::runner::RunSpec;
@@ -220,11 +220,21 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
         PoolingArg::Both => vec![Pooling::On, Pooling::Off],
     };
     let endpoint = endpoint_from_args(&args.common.target, &args.common.mock)?;
+    let chain = chain_from_args(&args.common.chain)?;
+    let origin = args
+        .common
+        .chain
+        .chain
+        .as_ref()
+        .map_or("default chain".to_string(), |p| {
+            format!("chain file {}", p.display())
+        });
+    chain.check_columns(&Row::synthetic_columns(), &origin, "the sweep input")?;
     Ok(SweepConfig {
         sizes,
         limits,
         pooling,
-        chain: chain_from_args(&args.common.chain)?,
+        chain,
         endpoint,
         model: args.common.target.model.clone(),
         stream: args.common.target.stream,

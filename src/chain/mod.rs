@@ -21,6 +21,11 @@ pub struct Row {
 }
 
 impl Row {
+    /// Column names of [`Row::synthetic`] rows, which templates in a sweep may use.
+    pub fn synthetic_columns() -> Vec<String> {
+        vec!["id".to_string(), "topic".to_string()]
+    }
+
     /// The synthetic rows a sweep uses: ids `1..=n`, one `topic` column.
     pub fn synthetic(n: usize) -> Vec<Row> {
         (1..=n)
