@@ -52,6 +52,16 @@ fn bad_sweep_flags_exit_2_naming_the_flag() {
         &["sweep", "--stream", "--api", "raw", "--no-report"],
         "--stream",
     );
+    let dir = tempfile::tempdir().unwrap();
+    let chain = write(
+        dir.path(),
+        "c.toml",
+        b"[[steps]]\nname = \"a\"\nprompt = \"{{audience}}\"\n",
+    );
+    usage_error(
+        &["sweep", "--chain", &chain, "--no-report"],
+        "no column \"audience\"",
+    );
 }
 
 #[test]
