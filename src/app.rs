@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use crate::cli::{Cli, Command, ReportArgs, SweepArgs};
 use crate::config::{redacted_command, sweep_config};
 use crate::error::{InputError, Interrupted};
-use crate::progress::{Progress, run_line};
+use crate::progress::Progress;
 use crate::report::{self, RunCalls};
 use crate::runner::StopSignal;
 use crate::sweep::{Endpoint, SweepConfig, run_sweep};
@@ -64,13 +64,6 @@ async fn sweep(args: SweepArgs) -> Result<()> {
     let ui = Progress::new(quiet, cfg.chain.step_names());
     let outcome = run_sweep(&cfg, &ui).await?;
     drop(ui);
-    if quiet {
-        // Bars were hidden; nothing else to show while running.
-    } else if !console_is_tty() {
-        for r in &outcome.report.runs {
-            eprintln!("{}", run_line(r));
-        }
-    }
     if let Some(dir) = &out {
         let calls: Vec<RunCalls<'_>> = outcome
             .calls
@@ -150,10 +143,15 @@ fn banner(cfg: &SweepConfig) -> String {
         ),
         Endpoint::Running(m) => format!("mock at {}", m.url()),
         Endpoint::Remote(t) => format!(
-            "{} ({} format, model {})",
+            "{} ({} format, model {}; {})",
             t.url,
             t.format.as_str(),
-            t.model
+            t.model,
+            if t.headers.contains_key(reqwest::header::AUTHORIZATION) {
+                "Authorization: Bearer <key>"
+            } else {
+                "no Authorization header"
+            }
         ),
     };
     let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
@@ -170,9 +168,4 @@ fn banner(cfg: &SweepConfig) -> String {
         cfg.spec.max_retries,
         humantime::format_duration(cfg.client.timeout),
     )
-}
-
-fn console_is_tty() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal()
 }

@@ -66,6 +66,13 @@ impl SweepUi for Progress {
     fn run_started(&self, size: usize, limit: usize, pooling: Pooling) -> Arc<dyn Observer> {
         self.bar(size as u64, format!("n={size} c={limit} pool={pooling}"))
     }
+
+    /// Without a terminal the bars are hidden: a line per finished run keeps logs useful.
+    fn run_finished(&self, summary: &RunSummary) {
+        if !self.quiet && self.multi.is_hidden() {
+            eprintln!("{}", run_line(summary));
+        }
+    }
 }
 
 /// Observer that moves one bar and logs failures.
