@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::chain::Row;
 use crate::cli::RunArgs;
-use crate::config::{chain_from_args, client_options, endpoint_from_args, run_spec};
+use crate::config::{chain_from_args, chain_origin, client_options, endpoint_from_args, run_spec};
 use crate::error::Interrupted;
 use crate::manifest::{
     Manifest, ResultLine, ResultsLog, RunSummaryFile, Tally, select_rows, speedup, write_failed_csv,
@@ -56,14 +56,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     // Every input check comes before anything is written.
     let chain = chain_from_args(&args.common.chain)?;
     let manifest = Manifest::load(&args.manifest, &args.id_column)?;
-    let origin = args
-        .common
-        .chain
-        .chain
-        .as_ref()
-        .map_or("default chain".to_string(), |p| {
-            format!("chain file {}", p.display())
-        });
+    let origin = chain_origin(&args.common.chain);
     chain.check_columns(
         &manifest.columns,
         &origin,

@@ -111,6 +111,15 @@ impl MockFlags {
     }
 }
 
+/// How errors name the chain: its file, or the default chain.
+pub fn chain_origin(args: &ChainArgs) -> String {
+    args.chain
+        .as_ref()
+        .map_or("default chain".to_string(), |p| {
+            format!("chain file {}", p.display())
+        })
+}
+
 /// The chain from --chain or --steps.
 pub fn chain_from_args(args: &ChainArgs) -> Result<Chain, ConfigError> {
     Ok(match &args.chain {
@@ -221,14 +230,7 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
     };
     let endpoint = endpoint_from_args(&args.common.target, &args.common.mock)?;
     let chain = chain_from_args(&args.common.chain)?;
-    let origin = args
-        .common
-        .chain
-        .chain
-        .as_ref()
-        .map_or("default chain".to_string(), |p| {
-            format!("chain file {}", p.display())
-        });
+    let origin = chain_origin(&args.common.chain);
     chain.check_columns(&Row::synthetic_columns(), &origin, "the sweep input")?;
     Ok(SweepConfig {
         sizes,

@@ -82,3 +82,29 @@ pub async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// Sends one chat request with `text` in the background; the task yields the response.
+pub fn spawn_chat(
+    client: &reqwest::Client,
+    server: &MockServer,
+    text: &str,
+) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    let request = client
+        .post(format!("{}/v1/chat/completions", server.url()))
+        .json(&chat(text));
+    tokio::spawn(request.send())
+}
+
+/// Sends `n` different chat requests at once; each task yields its status.
+pub fn spawn_chats(
+    client: &reqwest::Client,
+    server: &MockServer,
+    n: usize,
+) -> tokio::task::JoinSet<reqwest::StatusCode> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let sent = spawn_chat(client, server, &i.to_string());
+        tasks.spawn(async move { sent.await.unwrap().unwrap().status() });
+    }
+    tasks
+}

@@ -283,21 +283,13 @@ async fn shutdown_lets_in_flight_requests_finish() {
         ..Default::default()
     })
     .await;
-    let url = server.url();
-    let request = tokio::spawn(async move {
-        client()
-            .post(format!("{url}/v1/chat/completions"))
-            .json(&chat("x"))
-            .send()
-            .await
-            .map(|r| r.status())
-    });
+    let request = spawn_chat(&client(), &server, "x");
     assert!(eventually(|| server.stats().in_flight == 1).await);
     let t0 = Instant::now();
     let addr = server.addr();
     server.shutdown().await;
     assert!(t0.elapsed() < ms(3000));
-    assert_eq!(request.await.unwrap().unwrap(), 200);
+    assert_eq!(request.await.unwrap().unwrap().status(), 200);
     // The listener is closed after shutdown.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }

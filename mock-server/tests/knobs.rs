@@ -244,19 +244,7 @@ async fn capacity_queues_the_excess_requests() {
     .await;
     let client = client();
     let t0 = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..6 {
-        let (client, url) = (client.clone(), server.url());
-        tasks.spawn(async move {
-            client
-                .post(format!("{url}/v1/chat/completions"))
-                .json(&chat(&i.to_string()))
-                .send()
-                .await
-                .unwrap()
-                .status()
-        });
-    }
+    let mut tasks = spawn_chats(&client, &server, 6);
     while let Some(status) = tasks.join_next().await {
         assert_eq!(status.unwrap(), 200);
     }
@@ -275,14 +263,7 @@ async fn shutdown_drops_hung_requests_instead_of_waiting() {
         ..Default::default()
     })
     .await;
-    let url = server.url();
-    let request = tokio::spawn(async move {
-        client()
-            .post(format!("{url}/v1/chat/completions"))
-            .json(&chat("x"))
-            .send()
-            .await
-    });
+    let request = spawn_chat(&client(), &server, "x");
     assert!(eventually(|| server.stats().hung == 1).await);
     let t0 = Instant::now();
     server.shutdown().await;

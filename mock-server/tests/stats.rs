@@ -52,19 +52,7 @@ async fn stats_track_in_flight_and_peak() {
     })
     .await;
     let client = client();
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..20 {
-        let (client, url) = (client.clone(), server.url());
-        tasks.spawn(async move {
-            client
-                .post(format!("{url}/v1/chat/completions"))
-                .json(&chat(&i.to_string()))
-                .send()
-                .await
-                .unwrap()
-                .status()
-        });
-    }
+    let mut tasks = spawn_chats(&client, &server, 20);
     // The HTTP endpoint reports the same gauge while the requests sleep.
     let observer = builder().no_proxy().build().unwrap();
     let mut seen = 0;
