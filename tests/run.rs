@@ -76,6 +76,7 @@ fn outputs_by_id(out: &Path) -> HashMap<String, String> {
 /// One step against a mock that never fails, at the given latency.
 const ONE_STEP_NO_FAILURES: [&str; 4] = ["--steps", "1", "--mock-failure-rate", "0"];
 
+#[cfg(unix)] // SIGKILL
 #[test]
 fn killed_run_resumes_with_every_row_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -123,6 +124,7 @@ fn killed_run_resumes_with_every_row_exactly_once() {
     assert_eq!(s["torn_line_ignored"], before + 1);
 }
 
+#[cfg(unix)] // SIGINT through kill(1)
 #[test]
 fn ctrl_c_finishes_in_flight_rows_writes_the_summary_and_resume_completes() {
     let dir = tempfile::tempdir().unwrap();
