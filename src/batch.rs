@@ -25,7 +25,7 @@ use crate::manifest::{
 use crate::progress::{BarObserver, Progress};
 use crate::record::{ChainRecord, Pooling};
 use crate::runner::{Observer, RateLimiter, Runner};
-use crate::sweep::{Endpoint, embedded_target, preflight, summarize};
+use crate::sweep::{Endpoint, RunKey, embedded_target, preflight, summarize};
 use crate::target::HttpClient;
 
 /// Forwards each row's final record to the collector; drives the bar for retries.
@@ -154,7 +154,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
     }
 
     write_failed_csv(&out, &tally.failed_rows(&manifest))?;
-    let stats = summarize(rows.len(), args.limit, Pooling::On, &batch, None, 0);
+    let key = RunKey {
+        size: rows.len(),
+        limit: args.limit,
+        pooling: Pooling::On,
+    };
+    let stats = summarize(key, &batch, &step_names, None, 0);
     let wall_ms = batch.wall.as_secs_f64() * 1000.0;
     let summary = RunSummaryFile {
         schema_version: crate::manifest::SCHEMA_VERSION,
@@ -172,6 +177,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         errors: stats.errors,
         call_latency: stats.call_latency,
         chain_latency: stats.chain_latency,
+        step_latency: stats.step_latency,
         torn_line_ignored: resume.torn_line,
     };
     summary
@@ -223,6 +229,14 @@ fn describe(s: &RunSummaryFile, out: &Path) -> String {
         e.connect,
         e.body + e.decode
     ));
+    if s.step_latency.len() > 1 {
+        let steps: Vec<String> = s
+            .step_latency
+            .iter()
+            .map(|st| format!("{} {:.0} ms", st.step, st.latency.p50_us as f64 / 1000.0))
+            .collect();
+        text.push_str(&format!("\ncall p50 by step: {}", steps.join(", ")));
+    }
     text.push_str(&format!("\nresults: {}/", out.display()));
     text
 }

@@ -114,6 +114,15 @@ pub struct LatencySummary {
     pub max_us: u64,
 }
 
+/// Call latency of one chain step, so a report shows which step dominates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepLatency {
+    /// The step's name (`research`, `write`, …).
+    pub step: String,
+    /// Latency of the step's successful calls.
+    pub latency: LatencySummary,
+}
+
 /// One row of a percentile distribution (HdrHistogram `.hgrm` layout).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DistributionRow {

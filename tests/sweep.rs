@@ -59,6 +59,13 @@ async fn failed_rows_are_retried_and_every_row_is_accounted_for() {
         );
         assert!(run.retry_wall_ms > 0.0);
     }
+    // Per-step latency covers exactly the successful calls, step by step.
+    for run in &out.report.runs {
+        let names: Vec<&str> = run.step_latency.iter().map(|s| s.step.as_str()).collect();
+        assert_eq!(names, ["research", "write"]);
+        let per_step: u64 = run.step_latency.iter().map(|s| s.latency.count).sum();
+        assert_eq!(per_step, run.call_latency.count);
+    }
     // Exact call accounting against the server's own counter (+1 for the preflight).
     let sent: u64 = out.report.runs.iter().map(|r| r.calls).sum();
     let logged: usize = out.calls.iter().map(|l| l.calls.len()).sum();

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{Manifest, ManifestError, ResultError, ResultLine, write_atomically};
-use crate::metrics::{ErrorCounts, LatencySummary};
+use crate::metrics::{ErrorCounts, LatencySummary, StepLatency};
 
 /// File name of the run summary inside the output folder.
 pub const SUMMARY_FILE: &str = "summary.json";
@@ -52,6 +52,9 @@ pub struct RunSummaryFile {
     pub call_latency: LatencySummary,
     /// Per-chain latency.
     pub chain_latency: LatencySummary,
+    /// Per-step call latency, in step order.
+    #[serde(default)]
+    pub step_latency: Vec<StepLatency>,
     /// Line number of a torn last line in results.jsonl that resume cut off, if any.
     pub torn_line_ignored: Option<usize>,
 }
@@ -203,6 +206,7 @@ mod tests {
             errors: ErrorCounts::default(),
             call_latency: LatencySummary::default(),
             chain_latency: LatencySummary::default(),
+            step_latency: Vec::new(),
             torn_line_ignored: Some(4),
         }
     }

@@ -52,6 +52,13 @@ pub fn render(report: &SweepReport) -> String {
         None => md.push_str(&format!("{}\n\n", single_mode_note(report))),
     }
 
+    if let Some((size, t)) = table::step_table(report) {
+        md.push_str("## Call latency per step\n\n");
+        let _ = writeln!(md, "Batch of {size} chains; successful calls.\n");
+        md.push_str(&t.to_markdown());
+        md.push('\n');
+    }
+
     if let Some(t) = table::streaming_table(report) {
         md.push_str("## Streaming: time to first token\n\n");
         md.push_str(&t.to_markdown());

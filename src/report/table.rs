@@ -241,6 +241,39 @@ pub(crate) fn detail_table(report: &SweepReport) -> Table {
     t
 }
 
+/// Per-step call latency (p50 / p99) for every run of the largest batch; None for one-step
+/// chains, where it would repeat the call latency.
+pub(crate) fn step_table(report: &SweepReport) -> Option<(usize, Table)> {
+    let size = sizes(report).into_iter().max()?;
+    let runs: Vec<&RunSummary> = report.runs.iter().filter(|r| r.size == size).collect();
+    let steps: Vec<String> = runs
+        .first()?
+        .step_latency
+        .iter()
+        .map(|s| s.step.clone())
+        .collect();
+    if steps.len() < 2 {
+        return None;
+    }
+    let mut header = vec!["Limit".to_string(), "Pooling".to_string()];
+    header.extend(steps.iter().map(|s| format!("{s} p50 / p99")));
+    let mut t = Table::numeric(header);
+    t.align[0] = Align::Left;
+    t.align[1] = Align::Left;
+    for r in runs {
+        let mut row = vec![format::limit_header(r.limit), r.pooling.to_string()];
+        row.extend(r.step_latency.iter().map(|s| {
+            format!(
+                "{} / {}",
+                format::latency_us(s.latency.p50_us),
+                format::latency_us(s.latency.p99_us)
+            )
+        }));
+        t.rows.push(row);
+    }
+    Some((size, t))
+}
+
 /// Streaming runs: time to first token and output token rate; None without streaming.
 pub(crate) fn streaming_table(report: &SweepReport) -> Option<Table> {
     if report.runs.iter().all(|r| r.ttft.is_none()) {
@@ -434,5 +467,31 @@ mod tests {
         assert_eq!(course_cell(run, 1), "41 min 40 s (×4.9)");
         run.wall_ms = 4_210.0;
         assert_eq!(course_cell(run, 1), "4.21 s (×4.9)");
+    }
+
+    #[test]
+    fn step_table_shows_each_step_for_the_largest_batch_only_for_multi_step_chains() {
+        use crate::metrics::{LatencySummary, StepLatency};
+        let (mut report, _) = crate::report::tests::fixture_with(&[10, 25], &[1, 5]);
+        assert!(step_table(&report).is_none(), "no step data, no table");
+        for run in &mut report.runs {
+            run.step_latency = ["research", "write"]
+                .iter()
+                .map(|s| StepLatency {
+                    step: s.to_string(),
+                    latency: LatencySummary {
+                        count: 10,
+                        p50_us: 80_000,
+                        p99_us: 140_000,
+                        ..LatencySummary::default()
+                    },
+                })
+                .collect();
+        }
+        let (size, t) = step_table(&report).unwrap();
+        assert_eq!(size, 25);
+        assert_eq!(t.rows.len(), 4, "limits 1, 5 × pooling on, off");
+        assert!(t.to_markdown().contains("research p50 / p99"));
+        assert!(t.to_markdown().contains("80 ms / 140 ms"));
     }
 }

@@ -184,6 +184,7 @@ pub(crate) fn simulate(size: usize, limit: usize, pooling: Pooling) -> SimRun {
         errors,
         connections: Some(connections),
         outputs_differ: 0,
+        step_latency: Vec::new(),
         ttft: None,
         output_tokens_per_s: None,
         call_distribution: call_rec.distribution(),

@@ -17,7 +17,7 @@ use loadchain_mock::{MockConfig, MockServer};
 use thiserror::Error;
 
 use crate::chain::{Chain, Row};
-use crate::metrics::{ErrorCounts, LatencyRecorder, in_flight_timeline};
+use crate::metrics::{ErrorCounts, LatencyRecorder, StepLatency, in_flight_timeline};
 use crate::record::{CallRecord, Pooling};
 use crate::runner::{BatchResult, Observer, RateLimiter, RunSpec, Runner};
 use crate::target::{ApiFormat, ClientOptions, HttpClient, Target};
@@ -192,7 +192,17 @@ pub async fn run_sweep(cfg: &SweepConfig, ui: &dyn SweepUi) -> Result<SweepOutco
                     .as_ref()
                     .map_or(0, |r| count_differences(r, &hashes));
                 reference.get_or_insert(hashes);
-                let summary = summarize(size, limit, pooling, &batch, connections, differ);
+                let summary = summarize(
+                    RunKey {
+                        size,
+                        limit,
+                        pooling,
+                    },
+                    &batch,
+                    &chain.step_names(),
+                    connections,
+                    differ,
+                );
                 ui.run_finished(&summary);
                 runs.push(summary);
                 logs.push(RunCallLog {
@@ -326,16 +336,33 @@ fn count_differences(reference: &[Option<u64>], hashes: &[Option<u64>]) -> usize
         .count()
 }
 
-/// Aggregates one batch into its summary (speedup filled in later).
+/// Which cell of the grid a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunKey {
+    /// Chains in the batch.
+    pub size: usize,
+    /// Chains in flight at most.
+    pub limit: usize,
+    /// Pooled or not.
+    pub pooling: Pooling,
+}
+
+/// Aggregates one batch into its summary (speedup filled in later). `steps` names the
+/// chain's steps for the per-step latency.
 pub fn summarize(
-    size: usize,
-    limit: usize,
-    pooling: Pooling,
+    key: RunKey,
     batch: &BatchResult,
+    steps: &[String],
     connections: Option<u64>,
     outputs_differ: usize,
 ) -> RunSummary {
+    let RunKey {
+        size,
+        limit,
+        pooling,
+    } = key;
     let mut call_latency = LatencyRecorder::new();
+    let mut per_step = vec![LatencyRecorder::new(); steps.len()];
     let mut ttft = LatencyRecorder::new();
     let mut errors = ErrorCounts::default();
     let mut tokens: Option<u64> = None;
@@ -343,6 +370,9 @@ pub fn summarize(
         match call.error {
             None => {
                 call_latency.record(call.latency);
+                if let Some(r) = per_step.get_mut(usize::from(call.step)) {
+                    r.record(call.latency);
+                }
                 if let Some(t) = call.ttft {
                     ttft.record(t);
                 }
@@ -379,6 +409,14 @@ pub fn summarize(
         errors,
         connections,
         outputs_differ,
+        step_latency: steps
+            .iter()
+            .zip(&per_step)
+            .map(|(step, r)| StepLatency {
+                step: step.clone(),
+                latency: r.summary(),
+            })
+            .collect(),
         ttft: (!ttft.is_empty()).then(|| ttft.summary()),
         output_tokens_per_s: tokens.map(|t| t as f64 / wall_s),
         call_distribution: call_latency.distribution(),

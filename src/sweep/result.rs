@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{DistributionRow, ErrorCounts, LatencySummary};
+use crate::metrics::{DistributionRow, ErrorCounts, LatencySummary, StepLatency};
 use crate::record::Pooling;
 
 /// Version of the report.json layout. Readers refuse a newer version.
@@ -114,6 +114,9 @@ pub struct RunSummary {
     pub connections: Option<u64>,
     /// Rows whose final output differs from the same row in the first run of this size.
     pub outputs_differ: usize,
+    /// Latency of successful calls per chain step, in step order: which step dominates.
+    #[serde(default)]
+    pub step_latency: Vec<StepLatency>,
     /// Streaming runs only: time to first token of successful calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttft: Option<LatencySummary>,
