@@ -40,13 +40,6 @@ impl LatencyRecorder {
         self.hist.saturating_record(us);
     }
 
-    /// Adds every value of another recorder.
-    pub fn merge(&mut self, other: &LatencyRecorder) {
-        self.hist
-            .add(&other.hist)
-            .expect("recorders share the same bounds");
-    }
-
     /// Number of recorded values.
     pub fn len(&self) -> u64 {
         self.hist.len()
@@ -188,13 +181,6 @@ impl ErrorCounts {
     pub fn total(&self) -> u64 {
         ErrorKind::ALL.iter().map(|k| self.get(*k)).sum()
     }
-
-    /// Adds every count of another set.
-    pub fn merge(&mut self, other: &ErrorCounts) {
-        for kind in ErrorKind::ALL {
-            *self.slot(kind) += other.get(kind);
-        }
-    }
 }
 
 /// Calls in flight over time, as a step function: `[t_ms, in_flight]` points, each valid until
@@ -287,16 +273,6 @@ mod tests {
         assert_eq!(d.last().map(|x| x.total_count), Some(5));
         assert!(d.windows(2).all(|w| w[0].value_us <= w[1].value_us));
         assert!(d.windows(2).all(|w| w[0].percentile <= w[1].percentile));
-    }
-
-    #[test]
-    fn merge_adds_counts() {
-        let mut a = LatencyRecorder::new();
-        let mut b = LatencyRecorder::new();
-        a.record(Duration::from_millis(1));
-        b.record(Duration::from_millis(2));
-        a.merge(&b);
-        assert_eq!(a.len(), 2);
     }
 
     #[test]

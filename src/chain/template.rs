@@ -79,11 +79,6 @@ impl Template {
         })
     }
 
-    /// The text the template was parsed from.
-    pub fn source(&self) -> &str {
-        &self.source
-    }
-
     /// Column names the template needs (without `previous`), in order of appearance.
     pub fn columns(&self) -> impl Iterator<Item = &str> {
         self.parts.iter().filter_map(|p| match p {
