@@ -322,3 +322,69 @@ async fn a_stopped_sweep_reports_only_completed_runs() {
     assert_eq!(out.report.runs[0].chains_ok, 10);
     assert_eq!(out.calls.len(), 1);
 }
+
+/// Stops the batch as the first retry pass begins and counts final reports per row.
+struct StopBeforeRetry {
+    stop: tokio::sync::watch::Sender<bool>,
+    finals: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+impl loadchain::runner::Observer for StopBeforeRetry {
+    fn pass_started(&self, pass: u16, _rows: usize) {
+        if pass == 1 {
+            self.stop.send_replace(true);
+        }
+    }
+
+    fn chain_done(&self, row: &Row, _: &loadchain::record::ChainRecord, is_final: bool) {
+        if is_final {
+            *self
+                .finals
+                .lock()
+                .unwrap()
+                .entry(row.id.clone())
+                .or_default() += 1;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_between_passes_reports_every_failed_row_as_final_exactly_once() {
+    let mock = spawn_mock(MockConfig {
+        failure_rate: 0.5,
+        failure_statuses: vec![500],
+        ..fixed(1)
+    })
+    .await;
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let observer = Arc::new(StopBeforeRetry {
+        stop,
+        finals: Default::default(),
+    });
+    let runner = Runner {
+        client: HttpClient::new(Pooling::On, &ClientOptions::default()).unwrap(),
+        target: Arc::new(embedded_target(&mock.url(), "m")),
+        chain: Arc::new(Chain::default_steps(1).unwrap()),
+        limiter: None,
+        spec: RunSpec {
+            limit: 4,
+            retry_passes: 3,
+            ..RunSpec::default()
+        },
+        stop: Some(stop_rx),
+    };
+    let batch = runner
+        .run_batch(Row::synthetic(30).into(), observer.clone())
+        .await;
+    assert!(batch.interrupted);
+    // Every row ran once; none is "not run"; the failed ones stay failed, reported once.
+    assert_eq!(batch.chains.len(), 30);
+    assert!(batch.not_run.is_empty());
+    assert!(
+        batch.chains.iter().any(|c| !c.ok()),
+        "50% failures leave some"
+    );
+    let finals = observer.finals.lock().unwrap();
+    assert_eq!(finals.len(), 30);
+    assert!(finals.values().all(|&n| n == 1), "{finals:?}");
+}

@@ -203,8 +203,14 @@ impl Runner {
             }
             pending = failed;
         }
-        // A row that failed an earlier pass and was then not re-run has a final failure.
-        not_run.retain(|&idx| finals[idx].is_none());
+        // A row that failed an earlier pass and then was not re-run: its failure is final now.
+        not_run.retain(|&idx| match &finals[idx] {
+            Some(record) => {
+                observer.chain_done(&rows[idx], record, true);
+                false
+            }
+            None => true,
+        });
         not_run.sort_unstable();
         BatchResult {
             interrupted: cut_short,
