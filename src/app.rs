@@ -52,7 +52,7 @@ async fn sweep(args: SweepArgs) -> Result<()> {
     } else {
         let dir = match &args.output.out {
             Some(d) => d.clone(),
-            None => report::default_report_dir(Path::new("reports"), SystemTime::now(), "sweep"),
+            None => report::free_report_dir(Path::new("reports"), SystemTime::now(), "sweep"),
         };
         Some(prepare_out_dir(&dir)?)
     };

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use crate::chain::Row;
 use crate::cli::RunArgs;
 use crate::config::{chain_from_args, chain_origin, client_options, endpoint_from_args, run_spec};
-use crate::error::Interrupted;
+use crate::error::{InputError, Interrupted};
 use crate::manifest::{
     Manifest, ResultLine, ResultsLog, RunSummaryFile, Tally, select_rows, speedup, write_failed_csv,
 };
@@ -64,8 +64,14 @@ pub async fn run(args: RunArgs) -> Result<()> {
     )?;
     let endpoint = endpoint_from_args(&args.common.target, &args.common.mock)?;
     let client_opts = client_options(&args.common.target, &args.common.calls);
+    if args.resume && args.out.is_none() {
+        return Err(InputError(
+            "--resume needs --out: the folder of the run to continue".to_string(),
+        )
+        .into());
+    }
     let out = args.out.clone().unwrap_or_else(|| {
-        crate::report::default_report_dir(Path::new("reports"), SystemTime::now(), "run")
+        crate::report::free_report_dir(Path::new("reports"), SystemTime::now(), "run")
     });
 
     let (mock, target) = match endpoint {

@@ -164,6 +164,13 @@ fn bad_run_input_exits_2_and_writes_nothing() {
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
         assert!(!out.exists(), "{all:?} wrote {}", out.display());
     }
+    // --resume without --out would start a fresh folder: refused.
+    let a = loadchain()
+        .args(["run", "--manifest", &good, "--resume"])
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(stderr.contains("--resume needs --out"), "{stderr}");
     // An output folder holding another run's results, without --resume.
     let out = d.join("used");
     std::fs::create_dir(&out).unwrap();

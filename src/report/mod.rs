@@ -353,6 +353,24 @@ pub fn default_report_dir(base: &Path, now: SystemTime, kind: &str) -> PathBuf {
     base.join(format!("{stamp}-{kind}"))
 }
 
+/// [`default_report_dir`], or with `-2`, `-3`, … appended when a run in the same second
+/// already took that name, so two runs started back to back never collide.
+pub fn free_report_dir(base: &Path, now: SystemTime, kind: &str) -> PathBuf {
+    let first = default_report_dir(base, now, kind);
+    let mut dir = first.clone();
+    let mut n = 2;
+    while dir.exists() {
+        dir = first.with_file_name(format!(
+            "{}-{n}",
+            first
+                .file_name()
+                .map_or_else(Default::default, |f| f.to_string_lossy())
+        ));
+        n += 1;
+    }
+    dir
+}
+
 /// Re-renders summary.csv, summary.md, the `.hgrm` files and the charts of a report folder
 /// from its report.json alone, overwriting them file by file (each via temp file + rename),
 /// so a run can be re-plotted after an upgrade. calls.csv and report.json are left alone.

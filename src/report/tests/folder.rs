@@ -325,6 +325,20 @@ fn default_report_dir_is_a_compact_utc_timestamp() {
 }
 
 #[test]
+fn a_second_report_in_the_same_second_gets_a_new_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_814_024);
+    let first = report::free_report_dir(dir.path(), now, "sweep");
+    assert_eq!(first, dir.path().join("20261127T211344Z-sweep"));
+    fs::create_dir(&first).unwrap();
+    let second = report::free_report_dir(dir.path(), now, "sweep");
+    assert_eq!(second, dir.path().join("20261127T211344Z-sweep-2"));
+    fs::create_dir(&second).unwrap();
+    let third = report::free_report_dir(dir.path(), now, "sweep");
+    assert_eq!(third, dir.path().join("20261127T211344Z-sweep-3"));
+}
+
+#[test]
 fn a_sweep_without_runs_still_writes_a_complete_folder() {
     let dir = tempfile::tempdir().unwrap();
     let mut report = fixture();
