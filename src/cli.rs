@@ -191,10 +191,10 @@ pub struct CallArgs {
     #[arg(long, value_name = "N", default_value = "3")]
     pub max_retries: u32,
     /// Per-call timeout, send to last byte (e.g. 30s, 500ms, 1.5s).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, default_value = "60s")]
     pub timeout: Duration,
     /// Connection set-up timeout.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, default_value = "10s")]
     pub connect_timeout: Duration,
     /// Client-side cap on requests per minute (sends are paced evenly).
     #[arg(long, value_name = "N", value_parser = parse_count_u32)]
@@ -280,6 +280,14 @@ pub fn parse_count(s: &str) -> Result<usize, String> {
         return Err("must be at least 1".to_string());
     }
     Ok(v)
+}
+
+/// A duration above zero (timeouts: zero would fail every call).
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("must be above 0".to_string()),
+        d => Ok(d),
+    }
 }
 
 fn parse_count_u32(s: &str) -> Result<u32, String> {

@@ -42,6 +42,7 @@ fn bad_sweep_flags_exit_2_naming_the_flag() {
         "--mock-failure-rate",
     );
     usage_error(&["sweep", "--timeout", "soon", "--no-report"], "--timeout");
+    usage_error(&["sweep", "--timeout", "0s", "--no-report"], "--timeout");
     usage_error(
         &["sweep", "--pooling", "sometimes", "--no-report"],
         "--pooling",
