@@ -14,6 +14,7 @@ use crate::progress::Progress;
 use crate::report::{self, RunCalls};
 use crate::runner::StopSignal;
 use crate::sweep::{Endpoint, SweepConfig, run_sweep};
+use crate::threshold::Measured;
 
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -88,6 +89,27 @@ async fn sweep(args: SweepArgs) -> Result<()> {
             writeln!(stdout, "\nReport: {}/", dir.display())?;
         }
     }
+    let broken: Vec<String> = outcome
+        .report
+        .runs
+        .iter()
+        .flat_map(|r| {
+            let measured = Measured {
+                call: &r.call_latency,
+                errors: &r.errors,
+                calls: r.calls,
+                failed: r.chains_failed,
+                efficiency: r.efficiency,
+                differ: Some(r.outputs_differ),
+            };
+            let cell = format!("n={} c={} pool={}", r.size, r.limit, r.pooling);
+            args.output
+                .fail_on
+                .iter()
+                .filter_map(move |t| t.check(&measured).map(|m| format!("{cell}: {m}")))
+                .collect::<Vec<_>>()
+        })
+        .collect();
     if outcome.report.interrupted {
         let planned = cfg.sizes.len() * cfg.limits.len() * cfg.pooling.len();
         return Err(Interrupted(format!(
@@ -96,7 +118,19 @@ async fn sweep(args: SweepArgs) -> Result<()> {
         ))
         .into());
     }
-    Ok(())
+    fail_if_broken(&broken)
+}
+
+/// The `--fail-on` verdict: exit 1 with every broken check on one line.
+pub fn fail_if_broken(broken: &[String]) -> Result<()> {
+    match broken {
+        [] => Ok(()),
+        lines => Err(anyhow::anyhow!(
+            "{} --fail-on check(s) broken: {}",
+            lines.len(),
+            lines.join("; ")
+        )),
+    }
 }
 
 /// Fails early, before any call, when the report folder cannot be used.

@@ -27,6 +27,7 @@ use crate::record::{ChainRecord, Pooling};
 use crate::runner::{Observer, RateLimiter, Runner};
 use crate::sweep::{Endpoint, RunKey, embedded_target, preflight, summarize};
 use crate::target::HttpClient;
+use crate::threshold::Measured;
 
 /// Forwards each row's final record to the collector; drives the bar for retries.
 struct Forward {
@@ -191,6 +192,19 @@ pub async fn run(args: RunArgs) -> Result<()> {
         .map_err(|m| anyhow!("row accounting failed (a bug, please report it): {m}"))?;
     summary.write(&out)?;
     println!("{}", describe(&summary, &out));
+    let measured = Measured {
+        call: &summary.call_latency,
+        errors: &summary.errors,
+        calls: summary.calls,
+        failed: summary.failed,
+        efficiency: None,
+        differ: None,
+    };
+    let broken: Vec<String> = args
+        .fail_on
+        .iter()
+        .filter_map(|t| t.check(&measured))
+        .collect();
     if batch.interrupted {
         return Err(Interrupted(format!(
             "interrupted by Ctrl-C: {} rows not run; run the same command with --resume to \
@@ -199,7 +213,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         ))
         .into());
     }
-    Ok(())
+    crate::app::fail_if_broken(&broken)
 }
 
 fn describe(s: &RunSummaryFile, out: &Path) -> String {

@@ -15,6 +15,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use loadchain_mock::{Latency, MockArgs, parse_duration, parse_fraction, parse_status};
 
+use crate::threshold::Threshold;
+
 /// Benchmark and load-test concurrent API calls and multi-step LLM chains.
 #[derive(Debug, Parser)]
 #[command(name = "loadchain", version, about, propagate_version = true)]
@@ -88,6 +90,9 @@ pub struct RunArgs {
     /// Hide the progress bar.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Exit 1 if the run breaks one of these checks, e.g. 'p99>30s,errors>5%,failed>0'.
+    #[arg(long = "fail-on", value_name = "CHECKS", value_delimiter = ',')]
+    pub fail_on: Vec<Threshold>,
 }
 
 /// `loadchain report`.
@@ -260,6 +265,9 @@ pub struct OutputArgs {
     /// Hide progress bars and the settings banner.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Exit 1 if any run breaks one of these checks, e.g. 'p99>2s,errors>1%,failed>0,efficiency<0.8'.
+    #[arg(long = "fail-on", value_name = "CHECKS", value_delimiter = ',')]
+    pub fail_on: Vec<Threshold>,
 }
 
 /// A positive count; accepts `k`/`m` suffixes (10k = 10,000).

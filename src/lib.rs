@@ -10,6 +10,7 @@
 //! - [`manifest`]: CSV rows in, durable results.jsonl out, resume (for `loadchain run`).
 //! - [`sweep`]: sizes × limits × pooling → [`sweep::SweepReport`].
 //! - [`report`]: terminal tables, Markdown, CSV, JSON, `.hgrm` and PNG charts.
+//! - [`threshold`]: `--fail-on` checks that turn a run into a CI pass/fail.
 //! - [`app`], [`progress`], [`error`]: the binary's glue, progress bars and exit codes.
 
 pub mod app;
@@ -26,3 +27,4 @@ pub mod report;
 pub mod runner;
 pub mod sweep;
 pub mod target;
+pub mod threshold;

@@ -327,3 +327,55 @@ fn sweep_refuses_an_existing_out_folder_before_running() {
         "already exists",
     );
 }
+
+#[test]
+fn fail_on_checks_exit_1_after_writing_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = |checks: &str, out: &str| {
+        let mut cmd = loadchain();
+        cmd.args(["sweep", "--n", "4", "--limits", "1,2", "--steps", "1", "-q"])
+            .args(["--mock-latency", "fixed:5ms", "--mock-failure-rate", "0"])
+            .args(["--fail-on", checks, "--out"])
+            .arg(dir.path().join(out));
+        cmd
+    };
+    sweep("p99>10s,errors>1%,failed>0", "pass")
+        .assert()
+        .success();
+    sweep("p50>1ms,efficiency<0.1", "fail")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("p50>1.0 ms broken"));
+    assert!(
+        dir.path().join("fail/summary.md").exists(),
+        "reports come first"
+    );
+    usage_error(&["sweep", "--fail-on", "p99", "--no-report"], "--fail-on");
+
+    // A run whose rows all fail: every row is logged, then the check fails it.
+    let rows = write(dir.path(), "rows.csv", b"id,topic\n1,a\n2,b\n");
+    let out = dir.path().join("run");
+    loadchain()
+        .args([
+            "run",
+            "--manifest",
+            &rows,
+            "--steps",
+            "1",
+            "--retry-passes",
+            "0",
+        ])
+        .args(["--mock-failure-rate", "1", "--mock-failure-statuses", "500"])
+        .args(["--fail-on", "failed>0", "--out"])
+        .arg(&out)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("failed>0 broken: measured 2"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("failed.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+}
