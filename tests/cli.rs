@@ -4,7 +4,7 @@ use std::path::Path;
 
 use predicates::prelude::*;
 
-use crate::common::loadchain;
+use crate::common::{loadchain, sweep_to};
 
 /// Runs loadchain with `args`, expects exit 2 and a one-line error mentioning `needle`.
 fn usage_error(args: &[&str], needle: &str) {
@@ -74,17 +74,7 @@ fn unreachable_target_fails_fast_with_exit_1() {
         .unwrap()
         .port();
     let url = format!("http://127.0.0.1:{port}/v1");
-    loadchain()
-        .args([
-            "sweep",
-            "--target",
-            &url,
-            "--n",
-            "2",
-            "--limits",
-            "1",
-            "--no-report",
-        ])
+    sweep_to(&url)
         .assert()
         .code(1)
         .stderr(predicate::str::contains("preflight call"));

@@ -3,14 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use loadchain::chain::{Chain, Row};
+use loadchain::chain::Row;
 use loadchain::record::Pooling;
 use loadchain::runner::{NoObserver, RunSpec, Runner};
 use loadchain::sweep::{Quiet, embedded_target, run_sweep};
-use loadchain::target::{ClientOptions, HttpClient};
 use loadchain_mock::MockConfig;
 
-use crate::common::{fixed, spawn_mock, sweep_config};
+use crate::common::{fixed, runner, spawn_mock, sweep_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixed_latency_makes_limit_5_about_5x_faster_than_sequential() {
@@ -107,17 +106,14 @@ async fn outputs_are_identical_across_limits_and_pooling() {
 
     // And directly: the final output of every row, limit 1 vs limit 10.
     let outputs = |limit: usize| {
-        let runner = Runner {
-            client: HttpClient::new(Pooling::On, &ClientOptions::default()).unwrap(),
-            target: Arc::new(embedded_target(&mock.url(), "m")),
-            chain: Arc::new(Chain::default_steps(3).unwrap()),
-            limiter: None,
-            spec: RunSpec {
+        let runner = runner(
+            &mock,
+            3,
+            RunSpec {
                 limit,
                 ..RunSpec::default()
             },
-            stop: None,
-        };
+        );
         async move {
             let batch = runner
                 .run_batch(Row::synthetic(30).into(), Arc::new(NoObserver))
@@ -221,15 +217,11 @@ async fn streaming_measures_time_to_first_token_and_keeps_outputs() {
     let plain = run_sweep(&cfg, &Quiet).await.unwrap();
     assert!(plain.report.runs.iter().all(|r| r.ttft.is_none()));
     let runner = |stream: bool| Runner {
-        client: HttpClient::new(Pooling::On, &ClientOptions::default()).unwrap(),
         target: Arc::new(loadchain::target::Target {
             stream,
             ..embedded_target(&mock.url(), "m")
         }),
-        chain: Arc::new(Chain::default_steps(2).unwrap()),
-        limiter: None,
-        spec: RunSpec::default(),
-        stop: None,
+        ..runner(&mock, 2, RunSpec::default())
     };
     let rows: Arc<[Row]> = Row::synthetic(4).into();
     let a = runner(true)
@@ -250,16 +242,13 @@ async fn streaming_measures_time_to_first_token_and_keeps_outputs() {
 async fn a_stop_signal_lets_chains_in_flight_finish_and_starts_no_new_ones() {
     let mock = spawn_mock(fixed(40)).await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let spec = RunSpec {
+        limit: 2,
+        ..RunSpec::default()
+    };
     let runner = Runner {
-        client: HttpClient::new(Pooling::On, &ClientOptions::default()).unwrap(),
-        target: Arc::new(embedded_target(&mock.url(), "m")),
-        chain: Arc::new(Chain::default_steps(1).unwrap()),
-        limiter: None,
-        spec: RunSpec {
-            limit: 2,
-            ..RunSpec::default()
-        },
         stop: Some(stop_rx),
+        ..runner(&mock, 1, spec)
     };
     let batch = tokio::spawn(async move {
         runner
@@ -361,17 +350,14 @@ async fn stopping_between_passes_reports_every_failed_row_as_final_exactly_once(
         stop,
         finals: Default::default(),
     });
+    let spec = RunSpec {
+        limit: 4,
+        retry_passes: 3,
+        ..RunSpec::default()
+    };
     let runner = Runner {
-        client: HttpClient::new(Pooling::On, &ClientOptions::default()).unwrap(),
-        target: Arc::new(embedded_target(&mock.url(), "m")),
-        chain: Arc::new(Chain::default_steps(1).unwrap()),
-        limiter: None,
-        spec: RunSpec {
-            limit: 4,
-            retry_passes: 3,
-            ..RunSpec::default()
-        },
         stop: Some(stop_rx),
+        ..runner(&mock, 1, spec)
     };
     let batch = runner
         .run_batch(Row::synthetic(30).into(), observer.clone())

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::common::loadchain;
+use crate::common::{loadchain, sweep_to};
 
 const COMPLETION: &str = r#"{"id":"x","object":"chat.completion","created":0,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hello over tls"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":3,"total_tokens":4}}"#;
 
@@ -95,17 +95,7 @@ fn a_self_signed_certificate_is_rejected_without_insecure() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let addr = start_https(&rt);
     let url = format!("https://127.0.0.1:{}/v1", addr.port());
-    loadchain()
-        .args([
-            "sweep",
-            "--target",
-            &url,
-            "--n",
-            "2",
-            "--limits",
-            "1",
-            "--no-report",
-        ])
+    sweep_to(&url)
         .assert()
         .code(1)
         .stderr(predicate::str::contains("preflight").and(predicate::str::contains("certificate")));

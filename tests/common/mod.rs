@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use loadchain::chain::Chain;
 use loadchain::record::Pooling;
-use loadchain::runner::RunSpec;
-use loadchain::sweep::{Endpoint, SweepConfig};
-use loadchain::target::ClientOptions;
+use loadchain::runner::{RunSpec, Runner};
+use loadchain::sweep::{Endpoint, SweepConfig, embedded_target};
+use loadchain::target::{ClientOptions, HttpClient};
 use loadchain_mock::{Latency, MockConfig, MockServer};
 
 /// A mock with fixed latency, no failures and no connection cost.
@@ -59,5 +59,34 @@ pub fn loadchain() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("loadchain").expect("binary is built");
     cmd.env_remove("OPENAI_API_KEY");
     cmd.timeout(Duration::from_secs(120));
+    cmd
+}
+
+/// A pooled runner against `mock`: the default chain of `steps` steps, no rate limit, no
+/// stop signal (set `stop` or `target` with struct update syntax where a test needs them).
+pub fn runner(mock: &MockServer, steps: usize, spec: RunSpec) -> Runner {
+    Runner {
+        client: HttpClient::new(Pooling::On, &ClientOptions::default()).unwrap(),
+        target: Arc::new(embedded_target(&mock.url(), "m")),
+        chain: Arc::new(Chain::default_steps(steps).unwrap()),
+        limiter: None,
+        spec,
+        stop: None,
+    }
+}
+
+/// `loadchain sweep --target URL`, one call, no report: enough to hit the preflight.
+pub fn sweep_to(url: &str) -> assert_cmd::Command {
+    let mut cmd = loadchain();
+    cmd.args([
+        "sweep",
+        "--target",
+        url,
+        "--n",
+        "2",
+        "--limits",
+        "1",
+        "--no-report",
+    ]);
     cmd
 }
