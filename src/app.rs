@@ -2,14 +2,14 @@
 //! library below it does not.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 
 use crate::cli::{Cli, Command, ReportArgs, SweepArgs};
 use crate::config::{redacted_command, sweep_config};
-use crate::error::{InputError, Interrupted};
+use crate::error::Interrupted;
 use crate::progress::Progress;
 use crate::report::{self, RunCalls};
 use crate::runner::StopSignal;
@@ -48,6 +48,8 @@ pub fn stop_on_ctrl_c() -> StopSignal {
 
 async fn sweep(args: SweepArgs) -> Result<()> {
     let mut cfg = sweep_config(&args, redacted_command(std::env::args()))?;
+    // Made ready (and locked) before the first call, so a bad --out fails now, not after a
+    // long sweep.
     let out = if args.output.no_report {
         None
     } else {
@@ -55,7 +57,7 @@ async fn sweep(args: SweepArgs) -> Result<()> {
             Some(d) => d.clone(),
             None => report::free_report_dir(Path::new("reports"), SystemTime::now(), "sweep"),
         };
-        Some(prepare_out_dir(&dir)?)
+        Some(report::ReportDir::create(&dir).with_context(|| format!("--out {}", dir.display()))?)
     };
     let quiet = args.output.quiet;
     if !quiet {
@@ -65,20 +67,25 @@ async fn sweep(args: SweepArgs) -> Result<()> {
     let ui = Progress::new(quiet, cfg.chain.step_names());
     let outcome = run_sweep(&cfg, &ui).await?;
     drop(ui);
-    if let Some(dir) = &out {
-        let calls: Vec<RunCalls<'_>> = outcome
-            .calls
-            .iter()
-            .map(|l| RunCalls {
-                size: l.size,
-                limit: l.limit,
-                pooling: l.pooling,
-                calls: &l.calls,
-            })
-            .collect();
-        report::write_report(dir, &outcome.report, &calls)
-            .with_context(|| format!("writing the report to {}", dir.display()))?;
-    }
+    let out = match out {
+        Some(dir) => {
+            let calls: Vec<RunCalls<'_>> = outcome
+                .calls
+                .iter()
+                .map(|l| RunCalls {
+                    size: l.size,
+                    limit: l.limit,
+                    pooling: l.pooling,
+                    calls: &l.calls,
+                })
+                .collect();
+            let path = dir.out().to_path_buf();
+            dir.write(&outcome.report, &calls)
+                .with_context(|| format!("writing the report to {}", path.display()))?;
+            Some(path)
+        }
+        None => None,
+    };
     let mut stdout = std::io::stdout().lock();
     if args.output.json {
         serde_json::to_writer_pretty(&mut stdout, &outcome.report)?;
@@ -133,22 +140,6 @@ pub fn fail_if_broken(broken: &[String]) -> Result<()> {
     }
 }
 
-/// Fails early, before any call, when the report folder cannot be used.
-fn prepare_out_dir(dir: &Path) -> Result<PathBuf> {
-    if dir.exists() {
-        return Err(InputError(format!(
-            "--out: {} already exists; choose a new folder",
-            dir.display()
-        ))
-        .into());
-    }
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("--out: cannot create {}", parent.display()))?;
-    }
-    Ok(dir.to_path_buf())
-}
-
 fn report_cmd(args: &ReportArgs) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     match args.dirs.as_slice() {
@@ -178,7 +169,7 @@ fn banner(cfg: &SweepConfig) -> String {
         Endpoint::Running(m) => format!("mock at {}", m.url()),
         Endpoint::Remote(t) => format!(
             "{} ({} format, model {}; {})",
-            t.url,
+            t.display_url(),
             t.format.as_str(),
             t.model,
             if t.headers.contains_key(reqwest::header::AUTHORIZATION) {

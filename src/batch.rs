@@ -7,17 +7,21 @@
 //! progress bar. The channel closes when the runner (and with it every clone of the
 //! observer) is dropped, which ends the collector.
 
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result, anyhow};
 use loadchain_mock::MockServer;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::chain::Row;
 use crate::cli::RunArgs;
-use crate::config::{chain_from_args, chain_origin, client_options, endpoint_from_args, run_spec};
+use crate::config::{
+    chain_from_args, chain_origin, check_open_files, client_options, endpoint_from_args,
+    open_file_limit, run_spec,
+};
 use crate::error::{InputError, Interrupted};
 use crate::manifest::{
     Manifest, ResultLine, ResultsLog, RunSummaryFile, Tally, select_rows, speedup, write_failed_csv,
@@ -52,6 +56,68 @@ impl Observer for Forward {
     }
 }
 
+/// What the collector hands back: the tally of saved rows, the log (whose lock on the
+/// folder is held until the run's files are written), and a write failure if one happened.
+struct Collected {
+    tally: Tally,
+    log: ResultsLog,
+    write_error: Option<std::io::Error>,
+    unsaved: usize,
+}
+
+/// The single writer of results.jsonl. A row is tallied (and shown as done) only once its
+/// line is appended. When an append fails (disk full), it raises the stop signal so no new
+/// row starts, keeps the lines of the rows still finishing in memory, and tries once more to
+/// append them when the runner is done.
+async fn collect(
+    mut log: ResultsLog,
+    mut rx: mpsc::UnboundedReceiver<(String, ChainRecord)>,
+    names: Vec<String>,
+    bar: Arc<BarObserver>,
+    stop: watch::Sender<bool>,
+) -> Collected {
+    let mut tally = Tally::new();
+    let mut write_error = None;
+    let mut held = Vec::new();
+    while let Some((id, record)) = rx.recv().await {
+        let line = ResultLine::from_chain(&id, &names, &record);
+        if write_error.is_none() {
+            match log.append(&line) {
+                Ok(()) => {
+                    tally.record(&line);
+                    bar.record_done(&id, &record);
+                    continue;
+                }
+                Err(e) => {
+                    eprintln!(
+                        "error: cannot append to {}: {e}; starting no new rows",
+                        log.path().display()
+                    );
+                    stop.send_replace(true);
+                    write_error = Some(e);
+                }
+            }
+        }
+        held.push(line);
+    }
+    let mut unsaved = 0;
+    for line in &held {
+        match log.append(line) {
+            Ok(()) => tally.record(line),
+            Err(_) => unsaved += 1,
+        }
+    }
+    if let Err(e) = log.sync() {
+        write_error.get_or_insert(e);
+    }
+    Collected {
+        tally,
+        log,
+        write_error,
+        unsaved,
+    }
+}
+
 /// Runs `loadchain run`.
 pub async fn run(args: RunArgs) -> Result<()> {
     // Every input check comes before anything is written.
@@ -64,6 +130,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
         &manifest.path.display().to_string(),
     )?;
     let endpoint = endpoint_from_args(&args.common.target, &args.common.mock)?;
+    let widest = args.limit.min(manifest.rows.len().max(1));
+    check_open_files("--limit", widest, &endpoint, open_file_limit())?;
     let client_opts = client_options(&args.common.target, &args.common.calls);
     if args.resume && args.out.is_none() {
         return Err(InputError(
@@ -96,7 +164,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let chain = Arc::new(chain);
     preflight(&target, &chain, &client_opts).await?;
 
-    let (mut log, resume) = ResultsLog::open(&out, args.resume)?;
+    let (log, resume) = ResultsLog::open(&out, args.resume)?;
     let (todo, skipped) = select_rows(&manifest, &resume);
     if let Some(line) = resume.torn_line {
         eprintln!(
@@ -118,24 +186,18 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let step_names = chain.step_names();
     let progress = Progress::new(args.quiet, step_names.clone());
     let bar = progress.bar(todo.len() as u64, format!("run c={}", args.limit));
-    let (tx, mut rx) = mpsc::unbounded_channel::<(String, ChainRecord)>();
-    let collector_bar = Arc::clone(&bar);
-    let names = step_names.clone();
-    let collector = tokio::spawn(async move {
-        let mut tally = Tally::new();
-        while let Some((id, record)) = rx.recv().await {
-            let line = ResultLine::from_chain(&id, &names, &record);
-            log.append(&line)
-                .with_context(|| format!("appending to {}", log.path().display()))?;
-            tally.record(&line);
-            collector_bar.record_done(&id, &record);
+    // One stop signal for the runner, raised by Ctrl-C or by a failed write to the log.
+    let (stop_tx, stop) = watch::channel(false);
+    let mut ctrl_c = crate::app::stop_on_ctrl_c();
+    let ctrl_c_tx = stop_tx.clone();
+    tokio::spawn(async move {
+        if ctrl_c.wait_for(|s| *s).await.is_ok() {
+            ctrl_c_tx.send_replace(true);
         }
-        log.sync()
-            .with_context(|| format!("syncing {}", log.path().display()))?;
-        Ok::<_, anyhow::Error>(tally)
     });
+    let (tx, rx) = mpsc::unbounded_channel::<(String, ChainRecord)>();
+    let collector = tokio::spawn(collect(log, rx, step_names.clone(), Arc::clone(&bar), stop_tx));
 
-    let stop = crate::app::stop_on_ctrl_c();
     let runner = Runner {
         client: HttpClient::new(Pooling::On, &client_opts)?,
         target: Arc::new(target),
@@ -151,16 +213,32 @@ pub async fn run(args: RunArgs) -> Result<()> {
     });
     let batch = runner.run_batch(Arc::clone(&rows), observer).await;
     drop(runner);
-    let tally = collector
+    let collected = collector
         .await
-        .map_err(|e| anyhow!("the results writer stopped: {e}"))??;
+        .map_err(|e| anyhow!("the results writer stopped: {e}"))?;
     bar.finish();
     drop(progress);
     if let Some(server) = mock {
         server.shutdown().await;
     }
+    let Collected {
+        tally,
+        log,
+        write_error,
+        unsaved,
+    } = collected;
+    if let Some(e) = write_error {
+        return Err(anyhow!(
+            "cannot append to {}: {e}; no new rows were started after that, the rows in \
+             flight finished, and {unsaved} finished rows could not be saved even on a second \
+             try. Every row in the log is safe: fix the cause and run the same command with \
+             --resume",
+            log.path().display()
+        ));
+    }
 
     write_failed_csv(&out, &tally.failed_rows(&manifest))?;
+    drop(log);
     let key = RunKey {
         size: rows.len(),
         limit: args.limit,
@@ -191,7 +269,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
         .check_accounting()
         .map_err(|m| anyhow!("row accounting failed (a bug, please report it): {m}"))?;
     summary.write(&out)?;
-    println!("{}", describe(&summary, &out));
+    // Not println!: a closed stdout (`| head -c0`) is an error to end on quietly, not a panic.
+    writeln!(std::io::stdout().lock(), "{}", describe(&summary, &out))?;
     let measured = Measured {
         call: &summary.call_latency,
         errors: &summary.errors,

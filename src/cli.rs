@@ -184,6 +184,14 @@ pub struct TargetArgs {
     /// Ask for streamed responses (OpenAI "stream": true) and measure time to first token.
     #[arg(long)]
     pub stream: bool,
+    /// Follow 3xx redirects (at most 10 hops). The API key and -H headers are sent to the
+    /// target's own origin only. Default: a 3xx fails the call as `redirect`.
+    #[arg(long)]
+    pub follow_redirects: bool,
+    /// Largest response body read per call (bytes, or 64KiB, 16MiB, 1MB); a larger body fails
+    /// the call as `body` and is not kept.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "16MiB")]
+    pub max_response_bytes: u64,
 }
 
 /// Retries, timeouts and client-side rate limits.
@@ -195,6 +203,10 @@ pub struct CallArgs {
     /// Backoff retries per call after 429 or 503 (exponential, full jitter, honours Retry-After).
     #[arg(long, value_name = "N", default_value = "3")]
     pub max_retries: u32,
+    /// Longest wait a server may ask for in Retry-After / retry-after-ms; a call asked to wait
+    /// longer fails at once as `rate_limited`, saying what the server asked.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub max_retry_wait: Duration,
     /// Per-call timeout, send to last byte (e.g. 30s, 500ms, 1.5s).
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, default_value = "60s")]
     pub timeout: Duration,
@@ -298,6 +310,38 @@ fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// A byte size: a plain count, or a number with B, kB/KB, MB, GB (powers of 1000) or
+/// KiB, MiB, GiB (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim() {
+        "" | "B" | "b" => 1,
+        "kB" | "KB" | "k" | "K" => 1_000,
+        "MB" | "M" => 1_000_000,
+        "GB" | "G" => 1_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {s:?}; use B, kB, MB, GB, KiB, MiB or GiB"
+            ));
+        }
+    };
+    let v: f64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 1048576, 64KiB, 16MiB)"))?;
+    let bytes = v * mult as f64;
+    if !(1.0..=u64::MAX as f64).contains(&bytes) {
+        return Err("must be at least 1 byte".to_string());
+    }
+    Ok(bytes as u64)
+}
+
 fn parse_count_u32(s: &str) -> Result<u32, String> {
     let v = parse_count(s)?;
     u32::try_from(v).map_err(|_| format!("{s:?} is too large"))
@@ -320,6 +364,18 @@ mod tests {
         assert!(parse_count("0").is_err());
         assert!(parse_count("").is_err());
         assert!(parse_count("five").is_err());
+    }
+
+    #[test]
+    fn sizes_take_decimal_and_binary_units() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("64KiB"), Ok(65_536));
+        assert_eq!(parse_size("1MB"), Ok(1_000_000));
+        assert_eq!(parse_size("1.5kB"), Ok(1_500));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("MiB").is_err());
     }
 
     #[test]

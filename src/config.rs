@@ -196,6 +196,8 @@ pub fn client_options(t: &TargetArgs, c: &CallArgs) -> ClientOptions {
         connect_timeout: c.connect_timeout,
         insecure: t.insecure,
         http2_prior_knowledge: t.http2,
+        max_response_bytes: t.max_response_bytes,
+        follow_redirects: t.follow_redirects,
     }
 }
 
@@ -205,6 +207,7 @@ pub fn run_spec(c: &CallArgs, limit: usize) -> RunSpec {
         limit,
         retry_passes: c.retry_passes,
         max_retries: c.max_retries,
+        max_retry_wait: c.max_retry_wait,
         ..RunSpec::default()
     }
 }
@@ -232,6 +235,9 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
     let chain = chain_from_args(&args.common.chain)?;
     let origin = chain_origin(&args.common.chain);
     chain.check_columns(&Row::synthetic_columns(), &origin, "the sweep input")?;
+    // A limit never exceeds the batch size: at most that many connections are open.
+    let widest = limits.last().copied().unwrap_or(1).min(sizes.last().copied().unwrap_or(1));
+    check_open_files("--limits", widest, &endpoint, open_file_limit())?;
     Ok(SweepConfig {
         sizes,
         limits,
@@ -248,6 +254,61 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
         stop: None,
         command,
     })
+}
+
+/// File descriptors kept free for everything that is not a connection (stdio, report files,
+/// the runtime, the mock's listener).
+const SPARE_FILES: u64 = 64;
+
+/// This process's open-file limit (after `main` raised the soft limit to the hard one), or
+/// None where there is no such limit to read.
+pub fn open_file_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        rlimit::getrlimit(rlimit::Resource::NOFILE)
+            .ok()
+            .map(|(soft, _)| soft)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// Refuses a limit that would run out of file descriptors: every connection is one, two
+/// with the embedded mock in the same process. Without this check, `--limits 5000` under
+/// `ulimit -n 1024` turned into thousands of failed calls that looked like the server's fault.
+pub fn check_open_files(
+    flag: &'static str,
+    limit: usize,
+    endpoint: &Endpoint,
+    available: Option<u64>,
+) -> Result<(), ConfigError> {
+    let Some(available) = available else {
+        return Ok(());
+    };
+    let per_connection: u64 = if matches!(endpoint, Endpoint::Embedded(_)) {
+        2
+    } else {
+        1
+    };
+    let needed = limit as u64 * per_connection + SPARE_FILES;
+    if needed <= available {
+        return Ok(());
+    }
+    Err(self::flag(
+        flag,
+        format!(
+            "{limit} concurrent connections need about {needed} open files{} but this \
+             process may open only {available}; raise the limit with `ulimit -n {needed}` \
+             (past the hard limit that needs root) or choose a lower limit",
+            if per_connection == 2 {
+                " (two per connection with the embedded mock)"
+            } else {
+                ""
+            }
+        ),
+    ))
 }
 
 /// The command line as typed, with header values redacted (they often carry keys).
@@ -270,7 +331,7 @@ pub fn redacted_command(args: impl IntoIterator<Item = String>) -> String {
                 .file_name()
                 .map_or(arg.clone(), |f| f.to_string_lossy().into_owned())
         } else {
-            arg
+            crate::target::redact::redact_urls(&arg).into_owned()
         };
         out.push(shell_quote(&shown));
     }
@@ -362,5 +423,32 @@ mod tests {
             .map(String::from),
         );
         assert_eq!(cmd, "loadchain sweep -H 'Authorization: <redacted>' --n 5");
+    }
+
+    #[test]
+    fn a_limit_past_the_open_file_limit_is_refused_with_the_ulimit_to_use() {
+        let embedded = Endpoint::Embedded(embedded_mock_defaults());
+        let err = check_open_files("--limits", 5000, &embedded, Some(1024)).unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("--limits: 5000 concurrent"), "{text}");
+        assert!(text.contains("`ulimit -n 10064`"), "{text}");
+        assert!(check_open_files("--limits", 480, &embedded, Some(1024)).is_ok());
+        assert!(check_open_files("--limits", 5000, &embedded, None).is_ok());
+    }
+
+    #[test]
+    fn url_credentials_are_redacted_in_the_command() {
+        let cmd = redacted_command(
+            [
+                "loadchain",
+                "sweep",
+                "--target",
+                "http://user:pw-canary@127.0.0.1:9/v1?key=q-canary",
+                "--target=https://u:p-canary@h/v1",
+            ]
+            .map(String::from),
+        );
+        assert!(!cmd.contains("canary"), "{cmd}");
+        assert!(cmd.contains("127.0.0.1:9/v1?key=<redacted>"), "{cmd}");
     }
 }

@@ -11,6 +11,7 @@
 //! - [`sweep`]: sizes × limits × pooling → [`sweep::SweepReport`].
 //! - [`report`]: terminal tables, Markdown, CSV, JSON, `.hgrm` and PNG charts.
 //! - [`threshold`]: `--fail-on` checks that turn a run into a CI pass/fail.
+//! - [`lock`]: one loadchain process per output folder.
 //! - [`app`], [`progress`], [`error`]: the binary's glue, progress bars and exit codes.
 
 pub mod app;
@@ -19,6 +20,7 @@ pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod lock;
 pub mod manifest;
 pub mod metrics;
 pub mod progress;

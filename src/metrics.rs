@@ -144,6 +144,15 @@ pub struct ErrorCounts {
     pub body: u64,
     /// Bodies that were not the expected JSON.
     pub decode: u64,
+    /// 3xx answers not followed.
+    #[serde(default)]
+    pub redirect: u64,
+    /// Responses that were not valid HTTP.
+    #[serde(default)]
+    pub protocol: u64,
+    /// Faults on this machine (out of file descriptors).
+    #[serde(default)]
+    pub local: u64,
 }
 
 impl ErrorCounts {
@@ -162,6 +171,9 @@ impl ErrorCounts {
             ErrorKind::Connect => self.connect,
             ErrorKind::Body => self.body,
             ErrorKind::Decode => self.decode,
+            ErrorKind::Redirect => self.redirect,
+            ErrorKind::Protocol => self.protocol,
+            ErrorKind::Local => self.local,
         }
     }
 
@@ -174,6 +186,9 @@ impl ErrorCounts {
             ErrorKind::Connect => &mut self.connect,
             ErrorKind::Body => &mut self.body,
             ErrorKind::Decode => &mut self.decode,
+            ErrorKind::Redirect => &mut self.redirect,
+            ErrorKind::Protocol => &mut self.protocol,
+            ErrorKind::Local => &mut self.local,
         }
     }
 
@@ -282,7 +297,7 @@ mod tests {
             e.add(k);
         }
         e.add(ErrorKind::Timeout);
-        assert_eq!(e.total(), 8);
+        assert_eq!(e.total(), ErrorKind::ALL.len() as u64 + 1);
         assert_eq!(e.get(ErrorKind::Timeout), 2);
     }
 

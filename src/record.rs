@@ -51,18 +51,29 @@ pub enum ErrorKind {
     Body,
     /// The body arrived but was not the JSON shape the API format expects.
     Decode,
+    /// A 3xx answer that was not followed (redirects are off by default, or it left the
+    /// origin in a way `--follow-redirects` does not allow).
+    Redirect,
+    /// The connection opened but what came back was not valid HTTP (garbage bytes, too many
+    /// headers, closed mid-headers, an HTTP/2 frame error).
+    Protocol,
+    /// A fault on this machine, not the server's: out of file descriptors or ports.
+    Local,
 }
 
 impl ErrorKind {
     /// Every kind, in the order used by tables and CSV columns.
-    pub const ALL: [ErrorKind; 7] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::RateLimited,
         ErrorKind::ServerError,
         ErrorKind::ClientError,
+        ErrorKind::Redirect,
         ErrorKind::Timeout,
         ErrorKind::Connect,
+        ErrorKind::Protocol,
         ErrorKind::Body,
         ErrorKind::Decode,
+        ErrorKind::Local,
     ];
 
     /// Stable snake_case name, as in JSON and CSV.
@@ -75,6 +86,9 @@ impl ErrorKind {
             ErrorKind::Connect => "connect",
             ErrorKind::Body => "body",
             ErrorKind::Decode => "decode",
+            ErrorKind::Redirect => "redirect",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Local => "local",
         }
     }
 
@@ -82,6 +96,7 @@ impl ErrorKind {
     pub fn from_status(status: u16) -> ErrorKind {
         match status {
             429 => ErrorKind::RateLimited,
+            300..=399 => ErrorKind::Redirect,
             500..=599 => ErrorKind::ServerError,
             _ => ErrorKind::ClientError,
         }

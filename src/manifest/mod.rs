@@ -97,6 +97,9 @@ pub enum ManifestError {
         at: Position,
         message: String,
     },
+    /// `--out` is another process's, or its lock file cannot be made.
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
     /// Reading or writing an output file failed (disk full, permissions).
     #[error("cannot {op} {path}: {source}")]
     Io {
@@ -110,7 +113,10 @@ impl ManifestError {
     /// Whether the user's input is at fault (exit code 2) rather than the machine (exit code 1).
     /// Only failing output I/O is a runtime error.
     pub fn is_input_error(&self) -> bool {
-        !matches!(self, ManifestError::Io { .. })
+        !matches!(
+            self,
+            ManifestError::Io { .. } | ManifestError::Lock(crate::lock::LockError::Io { .. })
+        )
     }
 
     fn io(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ManifestError {

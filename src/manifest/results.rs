@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{FAILED_FILE, Manifest, ManifestError, Position, SUMMARY_FILE, sync_parent};
 use crate::chain::Row;
+use crate::lock::DirLock;
 use crate::record::{ChainRecord, ErrorKind};
 
 /// File name of the results log inside the output folder.
@@ -167,6 +168,10 @@ pub struct ResultsLog {
     file: File,
     // Reused between appends so serializing a line does not allocate once warm.
     buf: Vec<u8>,
+    // Bytes of whole lines in the file: a failed append is cut back to it.
+    len: u64,
+    // The folder is this process's for as long as the log is open.
+    _lock: DirLock,
 }
 
 impl ResultsLog {
@@ -182,35 +187,63 @@ impl ResultsLog {
             });
         }
         let path = dir.join(RESULTS_FILE);
-        let state = if resume {
-            read_and_repair(&path)?
-        } else {
-            refuse_other_run(dir)?;
-            Resume::default()
-        };
         fs::create_dir_all(dir).map_err(ManifestError::io("create folder", dir))?;
+        // Before anything is read or checked: a second process must not even look.
+        let lock_existed = dir.join(crate::lock::LOCK_FILE).exists();
+        let lock = DirLock::acquire(dir)?;
+        let checked = if resume {
+            read_and_repair(&path)
+        } else {
+            refuse_other_run(dir).map(|()| Resume::default())
+        };
+        let state = match checked {
+            Ok(state) => state,
+            Err(e) => {
+                if !lock_existed {
+                    lock.remove();
+                }
+                return Err(e);
+            }
+        };
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(ManifestError::io("open", &path))?;
         sync_parent(&path);
+        let len = file
+            .metadata()
+            .map_err(ManifestError::io("read", &path))?
+            .len();
         let log = ResultsLog {
             path,
             file,
             buf: Vec::with_capacity(4096),
+            len,
+            _lock: lock,
         };
         Ok((log, state))
     }
 
     /// Appends one line and hands it to the OS before returning: one `write_all` of the whole
     /// line, so a crash leaves at most a torn last line. Not fsynced; see [`ResultsLog::sync`].
+    /// A failed write (disk full) is cut back off, so the log stays whole lines and a later
+    /// append or `--resume` finds no fragment in the middle.
     pub fn append(&mut self, line: &ResultLine) -> io::Result<()> {
         self.buf.clear();
         serde_json::to_writer(&mut self.buf, line)?;
         self.buf.push(b'\n');
-        self.file.write_all(&self.buf)?;
-        self.file.flush()
+        match self.file.write_all(&self.buf).and_then(|()| self.file.flush()) {
+            Ok(()) => {
+                self.len += self.buf.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // Best effort: on a full disk, shrinking a file still works.
+                let _ = self.file.set_len(self.len);
+                Err(e)
+            }
+        }
     }
 
     /// Forces appended lines to disk, surviving a power cut and not only a process crash.

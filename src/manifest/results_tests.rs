@@ -105,6 +105,7 @@ fn appended_lines_round_trip_through_resume() {
         log.append(l).unwrap();
     }
     log.sync().unwrap();
+    drop(log);
     assert_eq!(parsed_lines(&out), lines);
     let (_, resume) = ResultsLog::open(&out, true).unwrap();
     assert_eq!(resume.lines, 3);
@@ -202,6 +203,7 @@ fn latest_line_of_a_repeated_id_wins() {
     ] {
         log.append(&l).unwrap();
     }
+    drop(log);
     let (_, resume) = ResultsLog::open(dir.path(), true).unwrap();
     assert_eq!(resume.succeeded_ids, ["a".to_string()].into());
     assert_eq!(resume.failed_ids, ["b".to_string()].into());
@@ -224,6 +226,23 @@ fn folder_of_another_run_is_refused_without_resume_and_left_untouched() {
             )
         );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "{name}");
+    }
+}
+
+#[test]
+fn a_second_open_of_a_folder_in_use_is_refused_naming_the_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_log, _) = ResultsLog::open(dir.path(), false).unwrap();
+    for resume in [false, true] {
+        let err = ResultsLog::open(dir.path(), resume).unwrap_err();
+        assert!(err.is_input_error());
+        assert!(
+            err.to_string().ends_with(&format!(
+                "is in use by another loadchain run (pid {})",
+                std::process::id()
+            )),
+            "{err}"
+        );
     }
 }
 

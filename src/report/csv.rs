@@ -86,6 +86,15 @@ pub struct SummaryRow {
     pub errors_body: u64,
     /// Bodies that were not the expected JSON.
     pub errors_decode: u64,
+    /// 3xx answers not followed.
+    #[serde(default)]
+    pub errors_redirect: u64,
+    /// Responses that were not valid HTTP.
+    #[serde(default)]
+    pub errors_protocol: u64,
+    /// Faults on this machine (out of file descriptors).
+    #[serde(default)]
+    pub errors_local: u64,
     /// Connections the server accepted; empty when unknown.
     pub connections: Option<u64>,
     /// Rows whose output differs from the first run of this size.
@@ -199,6 +208,9 @@ impl SummaryRow {
             errors_connect: e(ErrorKind::Connect),
             errors_body: e(ErrorKind::Body),
             errors_decode: e(ErrorKind::Decode),
+            errors_redirect: e(ErrorKind::Redirect),
+            errors_protocol: e(ErrorKind::Protocol),
+            errors_local: e(ErrorKind::Local),
             connections: r.connections,
             outputs_differ: r.outputs_differ,
             ttft_p50_ms: r.ttft.map(|t| us_to_ms(t.p50_us)),

@@ -24,6 +24,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::lock::{DirLock, LockError};
 use crate::record::{CallRecord, Pooling};
 use crate::sweep::SweepReport;
 
@@ -101,6 +102,12 @@ pub enum ReportError {
         /// The folder or file given.
         path: PathBuf,
     },
+    /// Another live loadchain process is writing this report folder.
+    #[error("{message}")]
+    InUse {
+        /// Which folder and which process.
+        message: String,
+    },
     /// The output folder already exists; reports are never overwritten.
     #[error("{} already exists; choose another output folder or remove it", path.display())]
     Exists {
@@ -146,6 +153,7 @@ impl ReportError {
                 | ReportError::OlderSchema { .. }
                 | ReportError::NotAReport { .. }
                 | ReportError::Exists { .. }
+                | ReportError::InUse { .. }
         )
     }
 }
@@ -164,89 +172,147 @@ pub struct RunCalls<'a> {
     pub calls: &'a [CallRecord],
 }
 
-/// Removes a temporary folder on drop unless disarmed, so an error (or a panic) anywhere in
-/// [`write_report`] leaves nothing behind.
-struct TempDir {
-    path: PathBuf,
+/// A report folder made ready before a sweep starts, as hyperfine creates its export files
+/// before running: a hidden temporary folder beside `out` (`.NAME.tmp`), locked by this
+/// process for the whole sweep, so a bad or unwritable `--out`, or a second loadchain on the
+/// same `--out`, fails before the first call rather than after a long sweep. [`Self::write`]
+/// fills it and renames it to `out`; dropped unwritten (an error, a panic, Ctrl-C before any
+/// run finished), it removes itself, so no half-written report ever exists.
+#[derive(Debug)]
+pub struct ReportDir {
+    out: PathBuf,
+    tmp: PathBuf,
+    lock: Option<DirLock>,
     armed: bool,
 }
 
-impl Drop for TempDir {
+impl Drop for ReportDir {
     fn drop(&mut self) {
         if self.armed {
             // Best effort: the error that got us here matters more than a failed cleanup.
-            let _ = fs::remove_dir_all(&self.path);
+            let _ = fs::remove_dir_all(&self.tmp);
         }
     }
 }
 
-/// Writes a complete report folder atomically: everything goes into a hidden temp folder
-/// beside `out` (`.NAME.tmp-<pid>`), renamed to `out` at the end; on error the temp folder is
-/// removed, so no half-written report ever exists. Fails if `out` already exists.
+impl ReportDir {
+    /// Checks that `out` does not exist yet and that nobody else is writing it, creates its
+    /// parent folders and the locked temporary folder.
+    pub fn create(out: &Path) -> Result<ReportDir, ReportError> {
+        let io_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ReportError::Io { path, source }
+        };
+        let Some(name) = out.file_name() else {
+            return Err(ReportError::Io {
+                path: out.to_path_buf(),
+                source: io::Error::new(io::ErrorKind::InvalidInput, "not a folder name"),
+            });
+        };
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let tmp = parent.join(format!(".{}.tmp", name.to_string_lossy()));
+        if tmp.is_dir() {
+            // Another live sweep on the same --out holds it; or a crashed one left it.
+            let stale = DirLock::acquire(&tmp).map_err(|e| in_use(e, out))?;
+            drop(stale);
+            fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
+        }
+        if fs::symlink_metadata(out).is_ok() {
+            return Err(ReportError::Exists {
+                path: out.to_path_buf(),
+            });
+        }
+        fs::create_dir_all(parent).map_err(io_err(parent))?;
+        fs::create_dir(&tmp).map_err(|source| match source.kind() {
+            // Another sweep created it between our check and now.
+            io::ErrorKind::AlreadyExists => ReportError::InUse {
+                message: format!(
+                    "{} is in use by another loadchain run (pid unknown)",
+                    out.display()
+                ),
+            },
+            _ => ReportError::Io {
+                path: tmp.clone(),
+                source,
+            },
+        })?;
+        let mut dir = ReportDir {
+            out: out.to_path_buf(),
+            tmp: tmp.clone(),
+            lock: None,
+            armed: true,
+        };
+        dir.lock = Some(DirLock::acquire(&tmp).map_err(|e| in_use(e, out))?);
+        Ok(dir)
+    }
+
+    /// The folder the report will have once written.
+    pub fn out(&self) -> &Path {
+        &self.out
+    }
+
+    /// Writes the whole report into the temporary folder and renames it to `out`.
+    pub fn write(mut self, report: &SweepReport, calls: &[RunCalls<'_>]) -> Result<(), ReportError> {
+        let tmp = self.tmp.clone();
+        let json = json::to_string(report).map_err(|source| ReportError::Encode {
+            path: self.out.join(json::FILE_NAME),
+            source,
+        })?;
+        write_file(&tmp.join(json::FILE_NAME), json.as_bytes())?;
+        let calls_path = tmp.join("calls.csv");
+        let mut buf = Vec::new();
+        csv::write_calls(calls, &mut buf).map_err(|source| ReportError::Csv {
+            path: calls_path.clone(),
+            source,
+        })?;
+        write_file(&calls_path, &buf)?;
+        write_derived(&tmp, report)?;
+
+        // Checked again: rename(2) would silently replace an empty folder.
+        if fs::symlink_metadata(&self.out).is_ok() {
+            return Err(ReportError::Exists {
+                path: self.out.clone(),
+            });
+        }
+        fs::rename(&tmp, &self.out).map_err(|source| ReportError::Io {
+            path: self.out.clone(),
+            source,
+        })?;
+        self.armed = false;
+        // The lock file moved with the folder and is still held; it goes last, so no moment
+        // exists in which the temporary folder is there but unlocked.
+        if let Some(lock) = self.lock.take() {
+            let moved = self.out.join(crate::lock::LOCK_FILE);
+            drop(lock);
+            let _ = fs::remove_file(moved);
+        }
+        Ok(())
+    }
+}
+
+fn in_use(e: LockError, out: &Path) -> ReportError {
+    match e {
+        LockError::InUse { pid, .. } => ReportError::InUse {
+            message: format!(
+                "{} is in use by another loadchain run (pid {pid})",
+                out.display()
+            ),
+        },
+        LockError::Io { path, source } => ReportError::Io { path, source },
+    }
+}
+
+/// Writes a complete report folder atomically (see [`ReportDir`]). Fails if `out` already
+/// exists.
 pub fn write_report(
     out: &Path,
     report: &SweepReport,
     calls: &[RunCalls<'_>],
 ) -> Result<(), ReportError> {
-    let io_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ReportError::Io { path, source }
-    };
-    if fs::symlink_metadata(out).is_ok() {
-        return Err(ReportError::Exists {
-            path: out.to_path_buf(),
-        });
-    }
-    let Some(name) = out.file_name() else {
-        return Err(ReportError::Io {
-            path: out.to_path_buf(),
-            source: io::Error::new(io::ErrorKind::InvalidInput, "not a folder name"),
-        });
-    };
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    fs::create_dir_all(parent).map_err(io_err(parent))?;
-    let tmp = parent.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    if tmp.exists() {
-        // Left by an earlier process that had our pid and crashed.
-        fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
-    }
-    fs::create_dir(&tmp).map_err(io_err(&tmp))?;
-    let mut guard = TempDir {
-        path: tmp.clone(),
-        armed: true,
-    };
-
-    let json = json::to_string(report).map_err(|source| ReportError::Encode {
-        path: out.join(json::FILE_NAME),
-        source,
-    })?;
-    write_file(&tmp.join(json::FILE_NAME), json.as_bytes())?;
-    let calls_path = tmp.join("calls.csv");
-    let mut buf = Vec::new();
-    csv::write_calls(calls, &mut buf).map_err(|source| ReportError::Csv {
-        path: calls_path.clone(),
-        source,
-    })?;
-    write_file(&calls_path, &buf)?;
-    write_derived(&tmp, report)?;
-
-    // Checked again: another process may have created `out` while we were writing, and
-    // rename(2) would silently replace an empty folder.
-    if fs::symlink_metadata(out).is_ok() {
-        return Err(ReportError::Exists {
-            path: out.to_path_buf(),
-        });
-    }
-    fs::rename(&tmp, out).map_err(io_err(out))?;
-    guard.armed = false;
-    Ok(())
+    ReportDir::create(out)?.write(report, calls)
 }
 
 /// Writes every file that is a pure function of report.json: summary.csv, summary.md, the

@@ -335,6 +335,9 @@ fn error_words(e: &ErrorCounts) -> Vec<String> {
                 ErrorKind::Connect => "connect error",
                 ErrorKind::Body => "truncated body",
                 ErrorKind::Decode => "undecodable body",
+                ErrorKind::Redirect => "redirect",
+                ErrorKind::Protocol => "protocol error",
+                ErrorKind::Local => "local fault",
             };
             format!("{n} × {what}")
         })

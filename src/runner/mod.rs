@@ -58,6 +58,8 @@ pub struct RunSpec {
     pub backoff_base: Duration,
     /// Largest backoff ceiling.
     pub backoff_cap: Duration,
+    /// Longest Retry-After honoured; a server asking for more fails the call at once.
+    pub max_retry_wait: Duration,
 }
 
 impl Default for RunSpec {
@@ -68,6 +70,7 @@ impl Default for RunSpec {
             max_retries: 3,
             backoff_base: Duration::from_millis(250),
             backoff_cap: Duration::from_secs(30),
+            max_retry_wait: Duration::from_secs(60),
         }
     }
 }
@@ -285,7 +288,7 @@ impl Runner {
                 };
                 observer.call_done(&call);
                 calls.push(call);
-                match out.error {
+                let failure = match out.error {
                     None => {
                         record.outputs.push(out.output.unwrap_or_default());
                         record.step_latencies.push(out.latency);
@@ -295,23 +298,53 @@ impl Runner {
                         if kind.is_backoff_retryable(out.status)
                             && u32::from(try_no) < self.spec.max_retries =>
                     {
-                        tokio::time::sleep(self.backoff(try_no, out.retry_after)).await;
-                        try_no += 1;
+                        match self.wait_before_retry(try_no, out.retry_after).await {
+                            Ok(()) => {
+                                try_no += 1;
+                                continue;
+                            }
+                            Err(why) => ChainFailure {
+                                step: k as u16,
+                                kind,
+                                status: out.status,
+                                message: format!("{}; {why}", out.message),
+                            },
+                        }
                     }
-                    Some(kind) => {
-                        record.failure = Some(ChainFailure {
-                            step: k as u16,
-                            kind,
-                            status: out.status,
-                            message: out.message,
-                        });
-                        break 'steps;
-                    }
-                }
+                    Some(kind) => ChainFailure {
+                        step: k as u16,
+                        kind,
+                        status: out.status,
+                        message: out.message,
+                    },
+                };
+                record.failure = Some(failure);
+                break 'steps;
             }
         }
         record.latency = first_send.map_or(Duration::ZERO, |s| end.duration_since(s));
         ChainRun { record, calls, end }
+    }
+
+    /// Sleeps before a backoff retry, or says why the call must fail now instead: the server
+    /// asked for longer than `--max-retry-wait`, or Ctrl-C ended the wait (at once, however
+    /// long the wait was meant to be).
+    async fn wait_before_retry(
+        &self,
+        try_no: u16,
+        retry_after: Option<Duration>,
+    ) -> Result<(), String> {
+        if let Some(asked) = retry_after.filter(|a| *a > self.spec.max_retry_wait) {
+            return Err(format!(
+                "the server asked to wait {} before retrying, over --max-retry-wait {}",
+                humantime::format_duration(asked),
+                humantime::format_duration(self.spec.max_retry_wait)
+            ));
+        }
+        tokio::select! {
+            () = tokio::time::sleep(self.backoff(try_no, retry_after)) => Ok(()),
+            () = stopped(self.stop.clone()) => Err("backoff wait ended by Ctrl-C".to_string()),
+        }
     }
 
     /// Exponential backoff with full jitter (AWS's "full jitter"); a server's Retry-After is a

@@ -226,7 +226,7 @@ pub async fn run_sweep(cfg: &SweepConfig, ui: &dyn SweepUi) -> Result<SweepOutco
         target: match &cfg.endpoint {
             Endpoint::Embedded(_) => "embedded mock".to_string(),
             Endpoint::Running(m) => format!("mock at {}", m.url()),
-            Endpoint::Remote(t) => t.url.to_string(),
+            Endpoint::Remote(t) => t.display_url(),
         },
         api: target.format.as_str().to_string(),
         model: target.model.clone(),
@@ -299,7 +299,7 @@ pub async fn preflight(
     match out.error {
         None | Some(K::ServerError | K::RateLimited | K::Timeout | K::Body) => Ok(()),
         Some(_) => Err(SweepError::Preflight {
-            url: target.url.to_string(),
+            url: target.display_url(),
             message: out.message,
         }),
     }

@@ -5,9 +5,8 @@
 //! call opens (and pays for) a fresh connection, as code that builds a session per call does.
 
 use std::sync::Once;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use futures_util::StreamExt;
 use thiserror::Error;
 use tokio::time::Instant;
 
@@ -25,7 +24,18 @@ pub struct ClientOptions {
     pub insecure: bool,
     /// Speak HTTP/2 without negotiation (cleartext h2c to the mock, for instance).
     pub http2_prior_knowledge: bool,
+    /// Largest response body read; a larger one fails the call as `body` and is not kept.
+    pub max_response_bytes: u64,
+    /// Follow 3xx answers (`--follow-redirects`); credentials go to the target's origin only.
+    pub follow_redirects: bool,
 }
+
+/// Default for `--max-response-bytes`: far above any chat completion, far below what would
+/// hurt the machine when a server sends an endless body.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Redirect hops followed at most, as browsers and curl bound them.
+const MAX_REDIRECTS: usize = 10;
 
 impl Default for ClientOptions {
     fn default() -> Self {
@@ -34,6 +44,8 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             insecure: false,
             http2_prior_knowledge: false,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            follow_redirects: false,
         }
     }
 }
@@ -48,7 +60,7 @@ pub struct ClientError(String);
 pub struct HttpClient {
     inner: reqwest::Client,
     pooling: Pooling,
-    timeout: Duration,
+    opts: ClientOptions,
 }
 
 /// What one call produced. Failures are data: `error` says why.
@@ -60,7 +72,7 @@ pub struct CallOutcome {
     pub status: Option<u16>,
     /// Why the call failed, or None.
     pub error: Option<ErrorKind>,
-    /// Failure detail for logs; never contains headers.
+    /// Failure detail for logs; secrets of the target are replaced by `<redacted>`.
     pub message: String,
     /// The decoded output on success.
     pub output: Option<String>,
@@ -68,10 +80,29 @@ pub struct CallOutcome {
     pub tokens: Option<u32>,
     /// Body bytes received.
     pub bytes: u64,
-    /// The server's Retry-After, when it sent one.
+    /// How long the server asked to wait (`retry-after-ms`, or `Retry-After` in seconds or
+    /// as an HTTP date), when it said.
     pub retry_after: Option<Duration>,
     /// Streaming only: send to the first chunk with content.
     pub ttft: Option<Duration>,
+}
+
+/// A response as far as it was read.
+struct Exchange {
+    status: u16,
+    retry_after: Option<Duration>,
+    ttft: Option<Duration>,
+    body: Result<Vec<u8>, BodyFault>,
+    /// Where a 3xx that was not followed pointed.
+    location: Option<String>,
+}
+
+/// Why a body was not read to its end.
+enum BodyFault {
+    /// The transport failed mid-body.
+    Read(reqwest::Error),
+    /// The body is (or says it is) larger than `--max-response-bytes`; `seen` bytes at least.
+    TooLarge { seen: u64, declared: bool },
 }
 
 static CRYPTO: Once = Once::new();
@@ -93,6 +124,9 @@ impl HttpClient {
             .connect_timeout(opts.connect_timeout)
             .tcp_nodelay(true)
             .danger_accept_invalid_certs(opts.insecure)
+            // Redirects are followed by hand (see `exchange`), so that `-H` headers never
+            // reach another origin and a POST never silently turns into a GET.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("loadchain/", env!("CARGO_PKG_VERSION")));
         builder = match pooling {
             Pooling::On => builder
@@ -107,7 +141,7 @@ impl HttpClient {
         Ok(HttpClient {
             inner,
             pooling,
-            timeout: opts.timeout,
+            opts: opts.clone(),
         })
     }
 
@@ -116,46 +150,11 @@ impl HttpClient {
         self.pooling
     }
 
-    /// Sends one request and reads the whole body, timing send → last byte.
+    /// Sends one request and reads the whole body, timing send → last byte. The per-call
+    /// timeout covers every redirect hop and the whole body.
     pub async fn call(&self, target: &Target, body: Vec<u8>) -> CallOutcome {
-        let mut request = self
-            .inner
-            .request(target.method.clone(), target.url.clone())
-            .headers(target.headers.clone());
-        if target.method != reqwest::Method::GET || !body.is_empty() {
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body);
-        }
         let start = Instant::now();
-        let fut = async {
-            let response = request.send().await?;
-            let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let mut stream = response.bytes_stream();
-            let mut bytes = Vec::new();
-            let mut first = (target.stream && status == 200).then(sse::FirstToken::default);
-            let mut ttft = None;
-            while let Some(chunk) = stream.next().await {
-                match chunk {
-                    Ok(c) => bytes.extend_from_slice(&c),
-                    Err(e) => return Ok((status, retry_after, ttft, Err(e))),
-                }
-                if let Some(ft) = first.as_mut()
-                    && ft.seen(&bytes)
-                {
-                    ttft = Some(start.elapsed());
-                    first = None;
-                }
-            }
-            Ok::<_, reqwest::Error>((status, retry_after, ttft, Ok(bytes)))
-        };
-        let result = tokio::time::timeout(self.timeout, fut).await;
+        let result = tokio::time::timeout(self.opts.timeout, self.exchange(target, body, start)).await;
         let latency = start.elapsed();
         let mut out = CallOutcome {
             latency,
@@ -171,55 +170,230 @@ impl HttpClient {
         match result {
             Err(_) => {
                 out.error = Some(ErrorKind::Timeout);
-                out.message = format!("no complete response within {:?}", self.timeout);
+                out.message = format!(
+                    "no complete response within {}",
+                    humantime::format_duration(self.opts.timeout)
+                );
             }
             Ok(Err(e)) => {
-                out.error = Some(classify(&e));
-                out.message = describe(&e);
+                let kind = classify(&e);
+                out.error = Some(kind);
+                out.message = self.explain(kind, describe(&e));
             }
-            Ok(Ok((status, retry_after, ttft, body))) => {
-                out.status = Some(status);
-                out.retry_after = retry_after;
-                out.ttft = ttft;
-                match body {
-                    Err(e) => {
-                        out.error = Some(ErrorKind::Body);
-                        out.message = describe(&e);
-                    }
-                    Ok(bytes) => {
-                        out.bytes = bytes.len() as u64;
-                        if !(200..300).contains(&status) {
-                            out.error = Some(ErrorKind::from_status(status));
-                            out.message = error_message(status, &bytes);
-                        } else if let Some((text, tokens)) = target.decode(&bytes) {
-                            out.output = Some(text);
-                            out.tokens = tokens;
-                        } else {
-                            out.error = Some(ErrorKind::Decode);
-                            out.message = format!(
-                                "HTTP {status}: body is not a {} response",
-                                target.format.as_str()
-                            );
-                        }
-                    }
-                }
-            }
+            Ok(Ok(ex)) => self.settle(target, ex, &mut out),
+        }
+        if !out.message.is_empty() {
+            out.message = target.secrets.redact(&out.message);
         }
         out
     }
+
+    /// Fills `out` from a response that arrived.
+    fn settle(&self, target: &Target, ex: Exchange, out: &mut CallOutcome) {
+        let status = ex.status;
+        out.status = Some(status);
+        out.retry_after = ex.retry_after;
+        out.ttft = ex.ttft;
+        let bytes = match ex.body {
+            Err(BodyFault::Read(e)) => {
+                let kind = match classify(&e) {
+                    ErrorKind::Local => ErrorKind::Local,
+                    _ => ErrorKind::Body,
+                };
+                out.error = Some(kind);
+                out.message = describe(&e);
+                return;
+            }
+            Err(BodyFault::TooLarge { seen, declared }) => {
+                out.error = Some(ErrorKind::Body);
+                out.bytes = if declared { 0 } else { seen };
+                out.message = format!(
+                    "HTTP {status}: response body {} {seen} bytes, over --max-response-bytes {}; not read further",
+                    if declared { "announced as" } else { "reached" },
+                    self.opts.max_response_bytes
+                );
+                return;
+            }
+            Ok(bytes) => bytes,
+        };
+        out.bytes = bytes.len() as u64;
+        if (300..400).contains(&status) {
+            out.error = Some(ErrorKind::Redirect);
+            let to = ex.location.as_deref().unwrap_or("no Location header");
+            out.message = if self.opts.follow_redirects {
+                format!("HTTP {status}: redirect to {to} not followed (more than {MAX_REDIRECTS} hops, or no usable Location)")
+            } else {
+                format!("HTTP {status}: redirect to {to} (not followed; --follow-redirects follows it)")
+            };
+        } else if !(200..300).contains(&status) {
+            out.error = Some(ErrorKind::from_status(status));
+            out.message = error_message(status, &bytes);
+        } else if let Some((text, tokens)) = target.decode(&bytes) {
+            out.output = Some(text);
+            out.tokens = tokens;
+        } else {
+            out.error = Some(ErrorKind::Decode);
+            out.message = format!(
+                "HTTP {status}: body is not a {} response",
+                target.format.as_str()
+            );
+        }
+    }
+
+    /// Sends the request, following redirects by hand when asked, and reads the body up to
+    /// the size limit. Headers from `-H` and the API key go only to the target's own origin.
+    async fn exchange(
+        &self,
+        target: &Target,
+        body: Vec<u8>,
+        start: Instant,
+    ) -> Result<Exchange, reqwest::Error> {
+        let mut body = bytes::Bytes::from(body);
+        let mut method = target.method.clone();
+        let mut url = target.url.clone();
+        let mut hops = 0;
+        loop {
+            let mut request = self.inner.request(method.clone(), url.clone());
+            if url.origin() == target.url.origin() {
+                request = request.headers(target.headers.clone());
+            }
+            if method != reqwest::Method::GET || !body.is_empty() {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+            }
+            let mut response = request.send().await?;
+            let status = response.status().as_u16();
+            let location = (300..400)
+                .contains(&status)
+                .then(|| {
+                    let raw = response.headers().get(reqwest::header::LOCATION)?;
+                    url.join(raw.to_str().ok()?).ok()
+                })
+                .flatten();
+            if let Some(next) = &location
+                && self.opts.follow_redirects
+                && hops < MAX_REDIRECTS
+                && matches!(next.scheme(), "http" | "https")
+            {
+                hops += 1;
+                // 303 means "GET the answer elsewhere"; 301/302/307/308 keep the method and
+                // body, since an API call turned into a body-less GET is never what was meant.
+                if status == 303 {
+                    method = reqwest::Method::GET;
+                    body = bytes::Bytes::new();
+                }
+                url = next.clone();
+                continue;
+            }
+            let retry_after = retry_after(response.headers(), SystemTime::now());
+            let location = location.map(|l| super::redact::display_url(&l));
+            let mut ttft = None;
+            let max = self.opts.max_response_bytes;
+            if let Some(len) = response.content_length()
+                && len > max
+            {
+                let fault = BodyFault::TooLarge { seen: len, declared: true };
+                return Ok(Exchange { status, retry_after, ttft, body: Err(fault), location });
+            }
+            let mut first = (target.stream && status == 200).then(sse::FirstToken::default);
+            let mut bytes = Vec::new();
+            loop {
+                let chunk = match response.chunk().await {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => break,
+                    Err(e) => {
+                        let body = Err(BodyFault::Read(e));
+                        return Ok(Exchange { status, retry_after, ttft, body, location });
+                    }
+                };
+                let seen = (bytes.len() + chunk.len()) as u64;
+                if seen > max {
+                    // Dropping the response closes the connection: nothing more is read.
+                    let fault = BodyFault::TooLarge { seen, declared: false };
+                    return Ok(Exchange { status, retry_after, ttft, body: Err(fault), location });
+                }
+                bytes.extend_from_slice(&chunk);
+                if let Some(ft) = first.as_mut()
+                    && ft.seen(&bytes)
+                {
+                    ttft = Some(start.elapsed());
+                    first = None;
+                }
+            }
+            return Ok(Exchange { status, retry_after, ttft, body: Ok(bytes), location });
+        }
+    }
+
+    /// Adds what a user can do about an error, where loadchain knows.
+    fn explain(&self, kind: ErrorKind, message: String) -> String {
+        match kind {
+            ErrorKind::Protocol if self.opts.http2_prior_knowledge => format!(
+                "the server does not speak HTTP/2 without negotiation; drop --http2 ({message})"
+            ),
+            ErrorKind::Local => format!(
+                "{message} (a fault on this machine: raise the open-file limit with `ulimit -n`, or lower the limit)"
+            ),
+            _ => message,
+        }
+    }
+}
+
+/// How long the server asked to wait: `retry-after-ms` (OpenAI, Azure) first, else
+/// `Retry-After` as seconds or as an HTTP date (RFC 9110 §10.2.3); a date in the past is 0.
+fn retry_after(headers: &reqwest::header::HeaderMap, now: SystemTime) -> Option<Duration> {
+    let text = |name: &str| headers.get(name)?.to_str().ok().map(str::trim);
+    if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        return Some(Duration::from_secs_f64((ms / 1000.0).min(1e12)));
+    }
+    let value = text("retry-after")?;
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 fn classify(e: &reqwest::Error) -> ErrorKind {
+    use std::error::Error as _;
+    let mut source = e.source();
+    let mut hyper_error = None;
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && is_local_fault(io)
+        {
+            return ErrorKind::Local;
+        }
+        if hyper_error.is_none() {
+            hyper_error = s.downcast_ref::<hyper::Error>();
+        }
+        source = s.source();
+    }
     if e.is_timeout() {
         ErrorKind::Timeout
     } else if e.is_connect() {
         ErrorKind::Connect
     } else if e.is_body() || e.is_decode() {
         ErrorKind::Body
-    } else {
-        // A request that failed after connecting (reset, closed mid-headers).
+    } else if hyper_error.is_some_and(|h| h.is_canceled()) {
         ErrorKind::Connect
+    } else {
+        // The connection opened, then what came back was not HTTP: garbage, too many
+        // headers, closed or reset mid-headers, an HTTP/2 frame error.
+        ErrorKind::Protocol
     }
+}
+
+/// Out of file descriptors (EMFILE, ENFILE) or local ports: the machine, not the server.
+fn is_local_fault(e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    if matches!(e.raw_os_error(), Some(23 | 24)) {
+        return true;
+    }
+    e.kind() == std::io::ErrorKind::AddrNotAvailable
 }
 
 /// The error with its causes on one line; reqwest errors carry the URL, never headers.

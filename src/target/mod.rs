@@ -2,9 +2,11 @@
 //! request body. Owns request building and response decoding; knows nothing about timing.
 
 mod client;
+pub mod redact;
 pub mod sse;
 
-pub use client::{ClientError, ClientOptions, HttpClient};
+pub use client::{ClientError, ClientOptions, DEFAULT_MAX_RESPONSE_BYTES, HttpClient};
+pub use redact::{Secrets, display_url};
 
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -63,6 +65,8 @@ pub struct Target {
     pub body: Option<Template>,
     /// OpenAI format: ask for a server-sent-event stream and time the first token.
     pub stream: bool,
+    /// The API key, `-H` values and URL credentials, cut out of every stored message.
+    pub secrets: Secrets,
 }
 
 impl Target {
@@ -78,7 +82,7 @@ impl Target {
         body: Option<Template>,
     ) -> Result<Target, TargetError> {
         let bad = |reason: String| TargetError::BadUrl {
-            url: url.to_string(),
+            url: redact::redact_unparsed_url(url),
             reason,
         };
         let mut parsed = reqwest::Url::parse(url).map_err(|e| bad(e.to_string()))?;
@@ -95,12 +99,18 @@ impl Target {
             let path = format!("{}/chat/completions", parsed.path().trim_end_matches('/'));
             parsed.set_path(&path);
         }
+        let mut secrets = Secrets::default();
+        secrets.add_url(&parsed);
         let mut map = HeaderMap::new();
         for h in headers {
             let (name, value) = parse_header(h)?;
+            if let Ok(v) = value.to_str() {
+                secrets.add(v);
+            }
             map.append(name, value);
         }
         if let Some((var, key)) = api_key {
+            secrets.add(&key);
             let mut value = HeaderValue::from_str(&format!("Bearer {key}"))
                 .map_err(|_| TargetError::BadKey { var: var.into() })?;
             value.set_sensitive(true);
@@ -114,7 +124,13 @@ impl Target {
             headers: map,
             body,
             stream: false,
+            secrets,
         })
+    }
+
+    /// The URL as it may be shown or written: credentials and query values redacted.
+    pub fn display_url(&self) -> String {
+        display_url(&self.url)
     }
 
     /// The request body for one step of one row.

@@ -7,7 +7,11 @@ use serde_json::Value;
 /// Incremental scanner that reports when the first chunk with content has arrived.
 #[derive(Debug, Default)]
 pub struct FirstToken {
+    /// Start of the first line not parsed yet.
     scanned: usize,
+    /// How far the search for that line's end has got: a 40 MB line arriving in 16 KB
+    /// chunks is searched once, not once per chunk.
+    searched: usize,
     found: bool,
 }
 
@@ -18,9 +22,11 @@ impl FirstToken {
         if self.found {
             return true;
         }
-        while let Some(end) = body[self.scanned..].iter().position(|&b| b == b'\n') {
-            let line = &body[self.scanned..self.scanned + end];
-            self.scanned += end + 1;
+        while let Some(i) = body[self.searched..].iter().position(|&b| b == b'\n') {
+            let end = self.searched + i;
+            let line = &body[self.scanned..end];
+            self.scanned = end + 1;
+            self.searched = self.scanned;
             if chunk(line)
                 .and_then(|v| content(&v).map(|c| !c.is_empty()))
                 .unwrap_or(false)
@@ -29,6 +35,7 @@ impl FirstToken {
                 return true;
             }
         }
+        self.searched = body.len();
         false
     }
 }
@@ -93,5 +100,20 @@ data: [DONE]\n\n";
         // Half of the content line: not complete yet.
         assert!(!ft.seen(&STREAM[..role_end + 20]));
         assert!(ft.seen(STREAM));
+    }
+
+    #[test]
+    fn a_long_line_is_searched_once() {
+        // 200 chunks of a 2 MB line: each chunk's bytes are looked at once, so this is
+        // linear; rescanning from the line start each time would search 200 MB.
+        let mut ft = FirstToken::default();
+        let mut body = b"data: {\"choices\":[{\"delta\":{\"content\":\"".to_vec();
+        for _ in 0..200 {
+            body.extend(std::iter::repeat_n(b'x', 10_000));
+            assert!(!ft.seen(&body));
+            assert_eq!(ft.searched, body.len());
+        }
+        body.extend_from_slice(b"\"}}]}\n\n");
+        assert!(ft.seen(&body));
     }
 }
