@@ -196,7 +196,13 @@ pub async fn run(args: RunArgs) -> Result<()> {
         }
     });
     let (tx, rx) = mpsc::unbounded_channel::<(String, ChainRecord)>();
-    let collector = tokio::spawn(collect(log, rx, step_names.clone(), Arc::clone(&bar), stop_tx));
+    let collector = tokio::spawn(collect(
+        log,
+        rx,
+        step_names.clone(),
+        Arc::clone(&bar),
+        stop_tx,
+    ));
 
     let runner = Runner {
         client: HttpClient::new(Pooling::On, &client_opts)?,

@@ -374,7 +374,11 @@ mod tests {
         assert_eq!(parse_size("1MB"), Ok(1_000_000));
         assert_eq!(parse_size("1.5kB"), Ok(1_500));
         assert!(parse_size("0").is_err());
-        assert!(parse_size("12 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_size("12 parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(parse_size("MiB").is_err());
     }
 

@@ -236,7 +236,11 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
     let origin = chain_origin(&args.common.chain);
     chain.check_columns(&Row::synthetic_columns(), &origin, "the sweep input")?;
     // A limit never exceeds the batch size: at most that many connections are open.
-    let widest = limits.last().copied().unwrap_or(1).min(sizes.last().copied().unwrap_or(1));
+    let widest = limits
+        .last()
+        .copied()
+        .unwrap_or(1)
+        .min(sizes.last().copied().unwrap_or(1));
     check_open_files("--limits", widest, &endpoint, open_file_limit())?;
     Ok(SweepConfig {
         sizes,

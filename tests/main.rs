@@ -3,6 +3,7 @@
 
 mod cli;
 mod common;
+mod guard;
 mod run;
 mod sweep;
 mod tls;

@@ -10,7 +10,7 @@ use loadchain::manifest::{ResultStatus, ResultsLog};
 use crate::common::loadchain;
 
 /// A manifest of `rows` rows (`row-1`, …) with an `id` and a `topic` column.
-fn manifest(dir: &Path, rows: usize) -> PathBuf {
+pub fn manifest(dir: &Path, rows: usize) -> PathBuf {
     let path = dir.join("rows.csv");
     let mut text = String::from("id,topic\n");
     for i in 1..=rows {
@@ -21,7 +21,7 @@ fn manifest(dir: &Path, rows: usize) -> PathBuf {
 }
 
 /// `loadchain run --manifest ROWS --out OUT ARGS…`.
-fn run(rows: &Path, out: &Path, args: &[&str]) -> assert_cmd::Command {
+pub fn run(rows: &Path, out: &Path, args: &[&str]) -> assert_cmd::Command {
     let mut cmd = loadchain();
     cmd.arg("run")
         .arg("--manifest")
@@ -33,7 +33,7 @@ fn run(rows: &Path, out: &Path, args: &[&str]) -> assert_cmd::Command {
 }
 
 /// The same command as a child process, for tests that interrupt it.
-fn spawn_run(rows: &Path, out: &Path, args: &[&str], stderr: Stdio) -> Child {
+pub fn spawn_run(rows: &Path, out: &Path, args: &[&str], stderr: Stdio) -> Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_loadchain"))
         .arg("run")
         .arg("--manifest")
@@ -48,7 +48,7 @@ fn spawn_run(rows: &Path, out: &Path, args: &[&str], stderr: Stdio) -> Child {
 }
 
 /// Waits (at most 30 s) until results.jsonl in `out` holds at least `n` lines.
-fn wait_for_results(out: &Path, n: usize) {
+pub fn wait_for_results(out: &Path, n: usize) {
     let results = out.join("results.jsonl");
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::fs::read_to_string(&results).map_or(0, |t| t.lines().count()) < n

@@ -233,7 +233,11 @@ impl ResultsLog {
         self.buf.clear();
         serde_json::to_writer(&mut self.buf, line)?;
         self.buf.push(b'\n');
-        match self.file.write_all(&self.buf).and_then(|()| self.file.flush()) {
+        match self
+            .file
+            .write_all(&self.buf)
+            .and_then(|()| self.file.flush())
+        {
             Ok(()) => {
                 self.len += self.buf.len() as u64;
                 Ok(())

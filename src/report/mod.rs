@@ -255,7 +255,11 @@ impl ReportDir {
     }
 
     /// Writes the whole report into the temporary folder and renames it to `out`.
-    pub fn write(mut self, report: &SweepReport, calls: &[RunCalls<'_>]) -> Result<(), ReportError> {
+    pub fn write(
+        mut self,
+        report: &SweepReport,
+        calls: &[RunCalls<'_>],
+    ) -> Result<(), ReportError> {
         let tmp = self.tmp.clone();
         let json = json::to_string(report).map_err(|source| ReportError::Encode {
             path: self.out.join(json::FILE_NAME),

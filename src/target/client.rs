@@ -154,7 +154,8 @@ impl HttpClient {
     /// timeout covers every redirect hop and the whole body.
     pub async fn call(&self, target: &Target, body: Vec<u8>) -> CallOutcome {
         let start = Instant::now();
-        let result = tokio::time::timeout(self.opts.timeout, self.exchange(target, body, start)).await;
+        let result =
+            tokio::time::timeout(self.opts.timeout, self.exchange(target, body, start)).await;
         let latency = start.elapsed();
         let mut out = CallOutcome {
             latency,
@@ -221,9 +222,13 @@ impl HttpClient {
             out.error = Some(ErrorKind::Redirect);
             let to = ex.location.as_deref().unwrap_or("no Location header");
             out.message = if self.opts.follow_redirects {
-                format!("HTTP {status}: redirect to {to} not followed (more than {MAX_REDIRECTS} hops, or no usable Location)")
+                format!(
+                    "HTTP {status}: redirect to {to} not followed (more than {MAX_REDIRECTS} hops, or no usable Location)"
+                )
             } else {
-                format!("HTTP {status}: redirect to {to} (not followed; --follow-redirects follows it)")
+                format!(
+                    "HTTP {status}: redirect to {to} (not followed; --follow-redirects follows it)"
+                )
             };
         } else if !(200..300).contains(&status) {
             out.error = Some(ErrorKind::from_status(status));
@@ -293,8 +298,17 @@ impl HttpClient {
             if let Some(len) = response.content_length()
                 && len > max
             {
-                let fault = BodyFault::TooLarge { seen: len, declared: true };
-                return Ok(Exchange { status, retry_after, ttft, body: Err(fault), location });
+                let fault = BodyFault::TooLarge {
+                    seen: len,
+                    declared: true,
+                };
+                return Ok(Exchange {
+                    status,
+                    retry_after,
+                    ttft,
+                    body: Err(fault),
+                    location,
+                });
             }
             let mut first = (target.stream && status == 200).then(sse::FirstToken::default);
             let mut bytes = Vec::new();
@@ -304,14 +318,29 @@ impl HttpClient {
                     Ok(None) => break,
                     Err(e) => {
                         let body = Err(BodyFault::Read(e));
-                        return Ok(Exchange { status, retry_after, ttft, body, location });
+                        return Ok(Exchange {
+                            status,
+                            retry_after,
+                            ttft,
+                            body,
+                            location,
+                        });
                     }
                 };
                 let seen = (bytes.len() + chunk.len()) as u64;
                 if seen > max {
                     // Dropping the response closes the connection: nothing more is read.
-                    let fault = BodyFault::TooLarge { seen, declared: false };
-                    return Ok(Exchange { status, retry_after, ttft, body: Err(fault), location });
+                    let fault = BodyFault::TooLarge {
+                        seen,
+                        declared: false,
+                    };
+                    return Ok(Exchange {
+                        status,
+                        retry_after,
+                        ttft,
+                        body: Err(fault),
+                        location,
+                    });
                 }
                 bytes.extend_from_slice(&chunk);
                 if let Some(ft) = first.as_mut()
@@ -321,7 +350,13 @@ impl HttpClient {
                     first = None;
                 }
             }
-            return Ok(Exchange { status, retry_after, ttft, body: Ok(bytes), location });
+            return Ok(Exchange {
+                status,
+                retry_after,
+                ttft,
+                body: Ok(bytes),
+                location,
+            });
         }
     }
 

@@ -153,7 +153,11 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(hi), Some(lo)) => {
                 out.push((hi * 16 + lo) as u8);
                 i += 3;
@@ -188,7 +192,10 @@ mod tests {
         let text = "error sending request for url (http://u:p4ss@h:1/x?key=s3cret): refused";
         let out = redact_urls(text);
         assert!(!out.contains("p4ss") && !out.contains("s3cret"), "{out}");
-        assert!(out.contains("http://<redacted>@h:1/x?key=<redacted>"), "{out}");
+        assert!(
+            out.contains("http://<redacted>@h:1/x?key=<redacted>"),
+            "{out}"
+        );
         assert_eq!(redact_urls("no url here"), "no url here");
         assert_eq!(
             redact_urls("--target=http://h/v1 ok"),
