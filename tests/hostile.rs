@@ -6,6 +6,7 @@
 //! `cargo test --test integration hostile -- --nocapture` prints one `HOSTILE |` line per
 //! case for the before/after table.
 
+mod concurrent;
 mod harness;
 mod server;
 
