@@ -64,8 +64,9 @@ fn bad_chunked_encoding_is_a_body_error() {
 fn a_50_mb_body_fails_as_body_with_bounded_memory() {
     let o = hostile_case("huge", Reply::HugeBody(50_000_000), &["--timeout", "10s"]);
     o.check(0, SECS_15, "body", 1);
+    // Peak RSS comes from /proc (VmHWM), Linux only.
     assert!(
-        o.peak_rss_kb > 0 && o.peak_rss_kb < 200 * 1024,
+        !cfg!(target_os = "linux") || (o.peak_rss_kb > 0 && o.peak_rss_kb < 200 * 1024),
         "peak RSS {} KiB",
         o.peak_rss_kb
     );
@@ -207,7 +208,9 @@ fn followed_redirects_to_another_origin_carry_no_credentials() {
         |_| location.clone(),
         &["--follow-redirects"],
     );
-    o.check(0, SECS_15, "redirect", 0);
+    // Whether a followed cross-origin 302 counts as success is the fix's choice; what
+    // matters here is what reached the other origin.
+    o.check_ended(0, SECS_15);
     let seen = other.all_seen();
     assert_eq!(seen.len(), 1, "the other origin gets the followed request");
     let head = seen[0].head.to_ascii_lowercase();
@@ -343,4 +346,19 @@ fn http2_against_an_http1_server_says_so() {
     assert_eq!(o.code, Some(1), "{}", o.stderr);
     assert!(o.stderr.contains("does not speak HTTP/2"), "{}", o.stderr);
     assert!(o.summary.is_none(), "the preflight stops it before any row");
+}
+
+#[test]
+fn a_limit_beyond_the_open_file_limit_is_refused_with_the_ulimit_to_use() {
+    let server = Server::start(vec![("fine", Box::new(|_| Reply::Valid))]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = Run::raw(server.url("fine"), &["--limit", "2000"]);
+    spec.nofile = Some(64);
+    let o = run(dir.path(), spec);
+    o.note("nofile-64-limit-2000");
+    assert!(!o.killed && o.elapsed < SECS_15, "{:?}", o.elapsed);
+    assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    assert!(o.stderr.contains("ulimit -n"), "{}", o.stderr);
+    assert!(server.all_seen().is_empty(), "refused before any call");
 }

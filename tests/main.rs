@@ -3,6 +3,7 @@
 
 mod cli;
 mod common;
+#[cfg(unix)] // raw sockets are portable; pre_exec rlimits and /proc RSS are not
 mod hostile;
 mod run;
 mod sweep;

@@ -70,7 +70,10 @@ fn a_second_run_on_a_folder_in_use_is_refused_and_nothing_is_doubled() {
     assert_eq!(second.status.code(), Some(2), "{stderr}");
     let expected = format!("in use by another loadchain run (pid {})", first.id());
     assert!(stderr.contains(&expected), "{stderr}");
-    assert!(second_took < Duration::from_secs(5), "refused after {second_took:?}");
+    assert!(
+        second_took < Duration::from_secs(5),
+        "refused after {second_took:?}"
+    );
     assert_eq!(doubled, 0, "rows with two ok lines");
     assert_eq!(ok.len(), 40, "every row once");
 }
