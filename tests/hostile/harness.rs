@@ -140,10 +140,13 @@ impl Outcome {
             .chars()
             .take(160)
             .collect::<String>();
+        let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+        for k in self.failed_kinds() {
+            *kinds.entry(k).or_default() += 1;
+        }
         eprintln!(
-            "HOSTILE | {case} | kinds {:?} | {:.1} s | exit {:?}{} | peak RSS {} MB | panic {} | \
+            "HOSTILE | {case} | kinds {kinds:?} | {:.1} s | exit {:?}{} | peak RSS {} MB | panic {} | \
              ok {} failed {} | {first_err}",
-            self.failed_kinds(),
             self.elapsed.as_secs_f64(),
             self.code,
             if self.killed { " (killed)" } else { "" },
