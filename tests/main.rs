@@ -4,6 +4,8 @@
 mod cli;
 mod common;
 mod guard;
+#[cfg(unix)]
+mod hostile;
 mod run;
 mod sweep;
 mod tls;
