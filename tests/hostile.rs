@@ -22,8 +22,9 @@ const SECS_15: Duration = Duration::from_secs(15);
 fn hostile_case(case: &str, reply: Reply, extra: &[&str]) -> Outcome {
     let server = Server::start(vec![(case, only(2, reply))]);
     let dir = tempfile::tempdir().unwrap();
-    let o = run(dir.path(), Run::raw(server.url(case), extra));
+    let mut o = run(dir.path(), Run::raw(server.url(case), extra));
     o.note(case);
+    o.dir = Some(dir); // the --out folder lives as long as the outcome
     o
 }
 

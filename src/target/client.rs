@@ -234,7 +234,11 @@ impl HttpClient {
             out.error = Some(ErrorKind::from_status(status));
             out.message = error_message(status, &bytes);
         } else if let Some((text, tokens)) = target.decode(&bytes) {
-            out.output = Some(text);
+            // A server that echoes the request back must not get a secret into results.
+            out.output = Some(match target.secrets.redact_secrets(&text) {
+                std::borrow::Cow::Borrowed(_) => text,
+                std::borrow::Cow::Owned(clean) => clean,
+            });
             out.tokens = tokens;
         } else {
             out.error = Some(ErrorKind::Decode);

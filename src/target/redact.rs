@@ -134,12 +134,24 @@ impl Secrets {
         }
     }
 
-    /// `text` with every secret and every credentialed URL replaced by `<redacted>`.
+    /// `text` with every secret and every credentialed URL replaced by `<redacted>`: for
+    /// messages (errors, server error bodies).
     pub fn redact(&self, text: &str) -> String {
-        let mut out = redact_urls(text).into_owned();
+        let urls = redact_urls(text);
+        match self.redact_secrets(&urls) {
+            Cow::Borrowed(_) => urls.into_owned(),
+            Cow::Owned(s) => s,
+        }
+    }
+
+    /// `text` with every known secret replaced, and nothing else touched: for a response's
+    /// content, which must stay as the server sent it unless it echoes a secret back.
+    /// Borrows (allocates nothing) in the common case of no secret inside.
+    pub fn redact_secrets<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(text);
         for secret in &self.0 {
             if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), REDACTED);
+                out = Cow::Owned(out.replace(secret.as_str(), REDACTED));
             }
         }
         out

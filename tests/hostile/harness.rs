@@ -93,6 +93,8 @@ pub struct Outcome {
     pub out: PathBuf,
     /// summary.json, when written.
     pub summary: Option<serde_json::Value>,
+    /// The temporary folder holding `out`, when the outcome owns it.
+    pub dir: Option<tempfile::TempDir>,
     /// results.jsonl lines.
     pub results: Vec<serde_json::Value>,
 }
@@ -252,6 +254,7 @@ pub fn run(dir: &Path, spec: Run<'_>) -> Outcome {
         stdout: stdout.map(|h| h.join().unwrap()).unwrap_or_default(),
         stderr: stderr.join().unwrap(),
         out,
+        dir: None,
         summary,
         results,
     }
