@@ -7,6 +7,7 @@
 //! progress bar. The channel closes when the runner (and with it every clone of the
 //! observer) is dropped, which ends the collector.
 
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -38,8 +39,7 @@ struct Forward {
 impl Observer for Forward {
     fn pass_started(&self, pass: u16, rows: usize) {
         if pass > 0 {
-            self.bar
-                .set_message(format!("retry pass {pass}: {rows} rows"));
+            self.bar.set_pass(pass, rows);
         }
     }
 
@@ -64,6 +64,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         &manifest.path.display().to_string(),
     )?;
     let endpoint = endpoint_from_args(&args.common.target, &args.common.mock)?;
+    crate::app::warn_if_no_api_key(&args.common.target);
     let client_opts = client_options(&args.common.target, &args.common.calls);
     if args.resume && args.out.is_none() {
         return Err(InputError(
@@ -116,6 +117,14 @@ pub async fn run(args: RunArgs) -> Result<()> {
     }
 
     let step_names = chain.step_names();
+    if !args.quiet {
+        let rows = (todo.len(), skipped);
+        let embedded = mock.is_some();
+        eprintln!(
+            "{}",
+            crate::app::run_banner(&args, &target, embedded, &step_names, rows, &out)
+        );
+    }
     let progress = Progress::new(args.quiet, step_names.clone());
     let bar = progress.bar(todo.len() as u64, format!("run c={}", args.limit));
     let (tx, mut rx) = mpsc::unbounded_channel::<(String, ChainRecord)>();
@@ -185,13 +194,20 @@ pub async fn run(args: RunArgs) -> Result<()> {
         call_latency: stats.call_latency,
         chain_latency: stats.chain_latency,
         step_latency: stats.step_latency,
+        ttft: stats.ttft,
         torn_line_ignored: resume.torn_line,
     };
     summary
         .check_accounting()
         .map_err(|m| anyhow!("row accounting failed (a bug, please report it): {m}"))?;
     summary.write(&out)?;
-    println!("{}", describe(&summary, &out));
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &summary)?;
+        writeln!(stdout)?;
+    } else {
+        writeln!(stdout, "{}", describe(&summary, &out))?;
+    }
     let measured = Measured {
         call: &summary.call_latency,
         errors: &summary.errors,
@@ -213,7 +229,18 @@ pub async fn run(args: RunArgs) -> Result<()> {
         ))
         .into());
     }
-    crate::app::fail_if_broken(&broken)
+    let all_failed: Vec<String> = (summary.succeeded == 0 && summary.failed > 0)
+        .then(|| {
+            format!(
+                "this run: {} of {} rows (see {})",
+                summary.failed,
+                summary.failed,
+                out.join(crate::manifest::FAILED_FILE).display()
+            )
+        })
+        .into_iter()
+        .collect();
+    crate::app::verdict(&all_failed, &broken)
 }
 
 fn describe(s: &RunSummaryFile, out: &Path) -> String {
@@ -256,6 +283,15 @@ fn describe(s: &RunSummaryFile, out: &Path) -> String {
             .map(|st| format!("{} {:.0} ms", st.step, st.latency.p50_us as f64 / 1000.0))
             .collect();
         text.push_str(&format!("\ncall p50 by step: {}", steps.join(", ")));
+    }
+    if let Some(t) = &s.ttft {
+        let ms = |us: u64| us as f64 / 1000.0;
+        text.push_str(&format!(
+            "\ntime to first token: p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms",
+            ms(t.p50_us),
+            ms(t.p90_us),
+            ms(t.p99_us)
+        ));
     }
     text.push_str(&format!("\nresults: {}/", out.display()));
     text

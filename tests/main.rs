@@ -6,3 +6,4 @@ mod common;
 mod run;
 mod sweep;
 mod tls;
+mod ux;

@@ -117,6 +117,9 @@ pub(crate) fn course_cell(run: &RunSummary, baseline_limit: usize) -> String {
     if run.chains_failed > 0 {
         cell.push_str(&format!(" [{} failed]", run.chains_failed));
     }
+    if run.partial {
+        cell.push_str(&format!(" [partial: {} not run]", run.chains_not_run));
+    }
     cell
 }
 
@@ -349,8 +352,8 @@ pub(crate) fn issues(report: &SweepReport) -> Vec<String> {
         lines.push(match report.runs.len() {
             0 => "interrupted by Ctrl-C before any run completed".to_string(),
             n => format!(
-                "interrupted by Ctrl-C: only the {n} runs that completed are reported; the run \
-                 it cut short was left out"
+                "interrupted by Ctrl-C: {n} runs reported; a run it cut short is marked partial \
+                 (finished chains only, no speedup)"
             ),
         });
     }
