@@ -122,8 +122,8 @@ async fn sweep(args: SweepArgs) -> Result<()> {
         .filter(|r| r.chains_ok == 0 && r.chains_failed > 0)
         .map(|r| {
             format!(
-                "n={} c={} pool={} ({} of {} chains)",
-                r.size, r.limit, r.pooling, r.chains_failed, r.chains_failed
+                "n={} c={} pool={} ({} chains)",
+                r.size, r.limit, r.pooling, r.chains_failed
             )
         })
         .collect();

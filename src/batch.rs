@@ -232,8 +232,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let all_failed: Vec<String> = (summary.succeeded == 0 && summary.failed > 0)
         .then(|| {
             format!(
-                "this run: {} of {} rows (see {})",
-                summary.failed,
+                "this run ({} rows; see {})",
                 summary.failed,
                 out.join(crate::manifest::FAILED_FILE).display()
             )

@@ -262,7 +262,7 @@ mod tests {
         assert_eq!(format_rate(f64::NAN), "0/s");
         assert_eq!(format_rate(0.345_678_912_3), "0.35/s");
         assert_eq!(format_rate(12.345_678_912), "12.3/s");
-        assert_eq!(format_rate(1234.567_891), "1235/s");
+        assert_eq!(format_rate(1_234.567_891), "1235/s");
     }
 
     fn chain(failure: Option<ChainFailure>) -> ChainRecord {

@@ -351,10 +351,11 @@ pub(crate) fn issues(report: &SweepReport) -> Vec<String> {
     if report.interrupted {
         lines.push(match report.runs.len() {
             0 => "interrupted by Ctrl-C before any run completed".to_string(),
-            n => format!(
-                "interrupted by Ctrl-C: {n} runs reported; a run it cut short is marked partial \
-                 (finished chains only, no speedup)"
+            n if report.runs.iter().any(|r| r.partial) => format!(
+                "interrupted by Ctrl-C: {n} runs reported; the run it cut short is marked \
+                 partial (finished chains only, no speedup)"
             ),
+            n => format!("interrupted by Ctrl-C: only the {n} runs that completed are reported"),
         });
     }
     for r in &report.runs {

@@ -11,6 +11,7 @@ use crate::sweep::SweepReport;
 /// A report re-rendered on its own: the settings header, then the results.
 pub fn render(report: &SweepReport) -> String {
     let mut out = header(report);
+    out.push('\n');
     out.push_str(&results(report));
     out
 }
@@ -81,7 +82,8 @@ pub fn results(report: &SweepReport) -> String {
     for line in issues {
         let _ = writeln!(out, "  - {line}");
     }
-    out
+    // Each section opens with a blank line; the first needs none.
+    out.trim_start_matches('\n').to_string()
 }
 
 /// Every cell measured in either report: A's order first, then cells only B has.
