@@ -40,7 +40,10 @@ fn sweep_quiet_prints_only_results_and_no_banner() {
         text(&out.get_output().stdout),
         text(&out.get_output().stderr),
     );
-    assert!(stdout.starts_with("Wall time, pooled connections"), "{stdout}");
+    assert!(
+        stdout.starts_with("Wall time, pooled connections"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Issues:"), "{stdout}");
     for settings in [
         "retry passes",
