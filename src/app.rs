@@ -59,6 +59,7 @@ async fn sweep(args: SweepArgs) -> Result<()> {
         };
         Some(report::ReportDir::create(&dir).with_context(|| format!("--out {}", dir.display()))?)
     };
+    warn_if_no_api_key(&args.common.target);
     let quiet = args.output.quiet;
     if !quiet {
         eprintln!("{}", banner(&cfg));
@@ -91,7 +92,11 @@ async fn sweep(args: SweepArgs) -> Result<()> {
         serde_json::to_writer_pretty(&mut stdout, &outcome.report)?;
         writeln!(stdout)?;
     } else {
-        write!(stdout, "{}", report::render_terminal(&outcome.report))?;
+        write!(
+            stdout,
+            "{}",
+            report::render_terminal_results(&outcome.report)
+        )?;
         if let Some(dir) = &out {
             writeln!(stdout, "\nReport: {}/", dir.display())?;
         }
@@ -117,15 +122,61 @@ async fn sweep(args: SweepArgs) -> Result<()> {
                 .collect::<Vec<_>>()
         })
         .collect();
+    let all_failed: Vec<String> = outcome
+        .report
+        .runs
+        .iter()
+        .filter(|r| r.chains_ok == 0 && r.chains_failed > 0)
+        .map(|r| {
+            format!(
+                "n={} c={} pool={} ({} chains)",
+                r.size, r.limit, r.pooling, r.chains_failed
+            )
+        })
+        .collect();
     if outcome.report.interrupted {
         let planned = cfg.sizes.len() * cfg.limits.len() * cfg.pooling.len();
+        let runs = &outcome.report.runs;
+        let partial = runs.iter().find(|r| r.partial).map_or(String::new(), |r| {
+            format!(
+                "; the run it cut short (n={} c={} pool={}) is reported as partial: {} chains \
+                 finished, {} not run",
+                r.size,
+                r.limit,
+                r.pooling,
+                r.chains_ok + r.chains_failed,
+                r.chains_not_run
+            )
+        });
         return Err(Interrupted(format!(
-            "interrupted by Ctrl-C: {} of {planned} runs completed and were reported",
-            outcome.report.runs.len()
+            "interrupted by Ctrl-C: {} of {planned} runs completed and were reported{partial}",
+            runs.iter().filter(|r| !r.partial).count()
         ))
         .into());
     }
-    fail_if_broken(&broken)
+    verdict(&all_failed, &broken)
+}
+
+/// The exit verdict after every report is written: exit 1 when some run had chains and all
+/// of them failed (a load test of nothing but errors is not a pass), naming each such run,
+/// then the `--fail-on` checks as [`fail_if_broken`] reports them.
+pub fn verdict(all_failed: &[String], broken: &[String]) -> Result<()> {
+    if all_failed.is_empty() {
+        return fail_if_broken(broken);
+    }
+    let mut msg = format!("every chain failed in {}", all_failed.join(", "));
+    if let Err(e) = fail_if_broken(broken) {
+        msg.push_str(&format!("; also {e}"));
+    }
+    Err(anyhow::anyhow!(msg))
+}
+
+/// Prints [`crate::config::api_key_warning`] on stderr, `-q` or not: it is a warning.
+pub fn warn_if_no_api_key(t: &crate::cli::TargetArgs) {
+    let key = std::env::var(&t.api_key_env).ok();
+    if let Some(w) = crate::config::api_key_warning(t, key.as_deref()) {
+        eprintln!("{w}");
+    }
 }
 
 /// The `--fail-on` verdict: exit 1 with every broken check on one line.
@@ -192,5 +243,42 @@ fn banner(cfg: &SweepConfig) -> String {
         cfg.spec.retry_passes,
         cfg.spec.max_retries,
         humantime::format_duration(cfg.client.timeout),
+    )
+}
+
+/// `run`'s settings, printed on stderr before the first call as `sweep` prints its banner
+/// (hidden by `-q`): what runs, against what, and where the results go.
+pub fn run_banner(
+    args: &crate::cli::RunArgs,
+    target: &crate::target::Target,
+    embedded: bool,
+    steps: &[String],
+    (to_run, skipped): (usize, usize),
+    out: &Path,
+) -> String {
+    let target = if embedded {
+        format!("embedded mock at {}", target.url)
+    } else {
+        format!(
+            "{} ({} format, model {})",
+            target.display_url(),
+            target.format.as_str(),
+            target.model
+        )
+    };
+    let calls = &args.common.calls;
+    format!(
+        "loadchain {} run\n  manifest: {} ({to_run} rows to run, {skipped} already done)\n  \
+         target: {target}\n  chain: {} ({} steps)\n  limit: {}  retry passes: {}  \
+         max retries (429/503): {}  timeout: {}\n  results: {}/",
+        env!("CARGO_PKG_VERSION"),
+        args.manifest.display(),
+        steps.join(" → "),
+        steps.len(),
+        args.limit,
+        calls.retry_passes,
+        calls.max_retries,
+        humantime::format_duration(calls.timeout),
+        out.display(),
     )
 }

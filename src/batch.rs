@@ -42,8 +42,7 @@ struct Forward {
 impl Observer for Forward {
     fn pass_started(&self, pass: u16, rows: usize) {
         if pass > 0 {
-            self.bar
-                .set_message(format!("retry pass {pass}: {rows} rows"));
+            self.bar.set_pass(pass, rows);
         }
     }
 
@@ -132,6 +131,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let endpoint = endpoint_from_args(&args.common.target, &args.common.mock)?;
     let widest = args.limit.min(manifest.rows.len().max(1));
     check_open_files("--limit", widest, &endpoint, open_file_limit())?;
+    crate::app::warn_if_no_api_key(&args.common.target);
     let client_opts = client_options(&args.common.target, &args.common.calls);
     if args.resume && args.out.is_none() {
         return Err(InputError(
@@ -184,6 +184,14 @@ pub async fn run(args: RunArgs) -> Result<()> {
     }
 
     let step_names = chain.step_names();
+    if !args.quiet {
+        let rows = (todo.len(), skipped);
+        let embedded = mock.is_some();
+        eprintln!(
+            "{}",
+            crate::app::run_banner(&args, &target, embedded, &step_names, rows, &out)
+        );
+    }
     let progress = Progress::new(args.quiet, step_names.clone());
     let bar = progress.bar(todo.len() as u64, format!("run c={}", args.limit));
     // One stop signal for the runner, raised by Ctrl-C or by a failed write to the log.
@@ -269,6 +277,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         call_latency: stats.call_latency,
         chain_latency: stats.chain_latency,
         step_latency: stats.step_latency,
+        ttft: stats.ttft,
         torn_line_ignored: resume.torn_line,
     };
     summary
@@ -276,7 +285,13 @@ pub async fn run(args: RunArgs) -> Result<()> {
         .map_err(|m| anyhow!("row accounting failed (a bug, please report it): {m}"))?;
     summary.write(&out)?;
     // Not println!: a closed stdout (`| head -c0`) is an error to end on quietly, not a panic.
-    writeln!(std::io::stdout().lock(), "{}", describe(&summary, &out))?;
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &summary)?;
+        writeln!(stdout)?;
+    } else {
+        writeln!(stdout, "{}", describe(&summary, &out))?;
+    }
     let measured = Measured {
         call: &summary.call_latency,
         errors: &summary.errors,
@@ -298,7 +313,17 @@ pub async fn run(args: RunArgs) -> Result<()> {
         ))
         .into());
     }
-    crate::app::fail_if_broken(&broken)
+    let all_failed: Vec<String> = (summary.succeeded == 0 && summary.failed > 0)
+        .then(|| {
+            format!(
+                "this run ({} rows; see {})",
+                summary.failed,
+                out.join(crate::manifest::FAILED_FILE).display()
+            )
+        })
+        .into_iter()
+        .collect();
+    crate::app::verdict(&all_failed, &broken)
 }
 
 fn describe(s: &RunSummaryFile, out: &Path) -> String {
@@ -341,6 +366,15 @@ fn describe(s: &RunSummaryFile, out: &Path) -> String {
             .map(|st| format!("{} {:.0} ms", st.step, st.latency.p50_us as f64 / 1000.0))
             .collect();
         text.push_str(&format!("\ncall p50 by step: {}", steps.join(", ")));
+    }
+    if let Some(t) = &s.ttft {
+        let ms = |us: u64| us as f64 / 1000.0;
+        text.push_str(&format!(
+            "\ntime to first token: p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms",
+            ms(t.p50_us),
+            ms(t.p90_us),
+            ms(t.p99_us)
+        ));
     }
     text.push_str(&format!("\nresults: {}/", out.display()));
     text

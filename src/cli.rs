@@ -87,9 +87,12 @@ pub struct RunArgs {
     /// Chain, target, retries and mock settings.
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Hide the progress bar.
+    /// Hide the settings banner and the progress bar.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Print summary.json's content on stdout instead of the text summary.
+    #[arg(long)]
+    pub json: bool,
     /// Exit 1 if the run breaks one of these checks, e.g. 'p99>30s,errors>5%,failed>0'.
     #[arg(long = "fail-on", value_name = "CHECKS", value_delimiter = ',')]
     pub fail_on: Vec<Threshold>,

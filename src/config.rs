@@ -189,6 +189,35 @@ pub fn endpoint_from_args(t: &TargetArgs, mock: &MockFlags) -> Result<Endpoint, 
     Ok(Endpoint::Remote(target))
 }
 
+/// One warning line when a real `--target` is given but the variable `--api-key-env` names is
+/// unset or empty: the calls would go out without a key and fail as 401s (or, worse, succeed
+/// against the wrong account), so say it before the first call. Names the variable, never a
+/// value. None when an `-H` header already carries credentials.
+pub fn api_key_warning(t: &TargetArgs, key: Option<&str>) -> Option<String> {
+    t.target.as_ref()?;
+    if key.is_some_and(|k| !k.trim().is_empty()) {
+        return None;
+    }
+    let carries_credentials = t.headers.iter().any(|h| {
+        let name = h.split_once(':').map_or(h.as_str(), |(n, _)| n).trim();
+        let name = name.to_ascii_lowercase();
+        name == "authorization" || name.contains("key") || name.contains("token")
+    });
+    if carries_credentials {
+        return None;
+    }
+    let state = if key.is_some() {
+        "is empty"
+    } else {
+        "is not set"
+    };
+    Some(format!(
+        "WARNING: ${} {state}: requests to --target go without an API key \
+         (set it, or name the right variable with --api-key-env)",
+        t.api_key_env
+    ))
+}
+
 /// Client options from the flags.
 pub fn client_options(t: &TargetArgs, c: &CallArgs) -> ClientOptions {
     ClientOptions {

@@ -175,6 +175,10 @@ fn bad_run_input_exits_2_and_writes_nothing() {
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
 }
 
+/// 50 % failures over 3 steps often fail every chain of a run, which exits 1 after writing
+/// everything; this test is about secrets, so either exit is fine.
+const ALL_FAILED_OR_NOT: [i32; 2] = [0, 1];
+
 #[test]
 fn the_api_key_appears_in_no_output_or_file() {
     const KEY: &str = "sk-loadchain-FAKE-KEY-7f3a9c";
@@ -202,7 +206,7 @@ fn the_api_key_appears_in_no_output_or_file() {
         .args(["-H", &format!("X-Api-Key: {KEY}"), "--out"])
         .arg(&run_out)
         .assert()
-        .success();
+        .code(predicate::in_iter(ALL_FAILED_OR_NOT));
     outputs.push(a.get_output().clone());
     let sweep_out = dir.path().join("sweep");
     let a = loadchain()
@@ -225,7 +229,7 @@ fn the_api_key_appears_in_no_output_or_file() {
         ])
         .arg(&sweep_out)
         .assert()
-        .success();
+        .code(predicate::in_iter(ALL_FAILED_OR_NOT));
     outputs.push(a.get_output().clone());
     for o in &outputs {
         for text in [&o.stdout, &o.stderr] {

@@ -9,3 +9,4 @@ mod hostile;
 mod run;
 mod sweep;
 mod tls;
+mod ux;

@@ -294,7 +294,7 @@ impl loadchain::sweep::SweepUi for StopInSecondRun {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopped_sweep_reports_only_completed_runs() {
+async fn a_stopped_sweep_reports_completed_runs_and_the_cut_one_as_partial() {
     let mock = spawn_mock(fixed(10)).await;
     let mut cfg = sweep_config(&mock, 10, &[1, 2, 5], 1);
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
@@ -305,11 +305,16 @@ async fn a_stopped_sweep_reports_only_completed_runs() {
     };
     let out = run_sweep(&cfg, &ui).await.unwrap();
     assert!(out.report.interrupted);
-    // The first run completed; the second was cut short and left out; the third never ran.
-    assert_eq!(out.report.runs.len(), 1);
+    // The first run completed; the second was cut short and kept as partial; the third
+    // never ran.
+    assert_eq!(out.report.runs.len(), 2);
     assert_eq!(out.report.runs[0].limit, 1);
     assert_eq!(out.report.runs[0].chains_ok, 10);
-    assert_eq!(out.calls.len(), 1);
+    assert!(!out.report.runs[0].partial);
+    let cut = &out.report.runs[1];
+    assert!(cut.partial && cut.speedup.is_none(), "{cut:?}");
+    assert_eq!(cut.chains_ok + cut.chains_failed + cut.chains_not_run, 10);
+    assert_eq!(out.calls.len(), 2);
 }
 
 /// Stops the batch as the first retry pass begins and counts final reports per row.

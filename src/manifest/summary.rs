@@ -55,6 +55,9 @@ pub struct RunSummaryFile {
     /// Per-step call latency, in step order.
     #[serde(default)]
     pub step_latency: Vec<StepLatency>,
+    /// `--stream` only: time to first token of successful calls (absent without streaming).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft: Option<LatencySummary>,
     /// Line number of a torn last line in results.jsonl that resume cut off, if any.
     pub torn_line_ignored: Option<usize>,
 }
@@ -207,6 +210,7 @@ mod tests {
             call_latency: LatencySummary::default(),
             chain_latency: LatencySummary::default(),
             step_latency: Vec::new(),
+            ttft: None,
             torn_line_ignored: Some(4),
         }
     }

@@ -472,6 +472,12 @@ pub fn render_terminal(report: &SweepReport) -> String {
     text::render(report)
 }
 
+/// What `sweep` prints on stdout: [`render_terminal`] without the settings block, which the
+/// banner on stderr already showed; `-q` then leaves only results on stdout.
+pub fn render_terminal_results(report: &SweepReport) -> String {
+    text::results(report)
+}
+
 /// summary.md's text, for callers that want it without writing a folder.
 pub fn render_markdown(report: &SweepReport) -> String {
     markdown::render(report)

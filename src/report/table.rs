@@ -117,6 +117,9 @@ pub(crate) fn course_cell(run: &RunSummary, baseline_limit: usize) -> String {
     if run.chains_failed > 0 {
         cell.push_str(&format!(" [{} failed]", run.chains_failed));
     }
+    if run.partial {
+        cell.push_str(&format!(" [partial: {} not run]", run.chains_not_run));
+    }
     cell
 }
 
@@ -351,10 +354,11 @@ pub(crate) fn issues(report: &SweepReport) -> Vec<String> {
     if report.interrupted {
         lines.push(match report.runs.len() {
             0 => "interrupted by Ctrl-C before any run completed".to_string(),
-            n => format!(
-                "interrupted by Ctrl-C: only the {n} runs that completed are reported; the run \
-                 it cut short was left out"
+            n if report.runs.iter().any(|r| r.partial) => format!(
+                "interrupted by Ctrl-C: {n} runs reported; the run it cut short is marked \
+                 partial (finished chains only, no speedup)"
             ),
+            n => format!("interrupted by Ctrl-C: only the {n} runs that completed are reported"),
         });
     }
     for r in &report.runs {

@@ -187,6 +187,8 @@ pub(crate) fn simulate(size: usize, limit: usize, pooling: Pooling) -> SimRun {
         step_latency: Vec::new(),
         ttft: None,
         output_tokens_per_s: None,
+        partial: false,
+        chains_not_run: 0,
         call_distribution: call_rec.distribution(),
         timeline: in_flight_timeline(&calls, 400),
     };

@@ -8,8 +8,16 @@ use super::{format, markdown};
 use crate::record::Pooling;
 use crate::sweep::SweepReport;
 
-/// The summary printed after a sweep.
+/// A report re-rendered on its own: the settings header, then the results.
 pub fn render(report: &SweepReport) -> String {
+    let mut out = header(report);
+    out.push('\n');
+    out.push_str(&results(report));
+    out
+}
+
+/// The settings block of a report: who ran what against which target.
+fn header(report: &SweepReport) -> String {
     let mut out = String::new();
     // `write!` into a String cannot fail; results are ignored for that reason.
     let _ = writeln!(out, "{} sweep, started {}", report.tool, report.started_utc);
@@ -23,6 +31,16 @@ pub fn render(report: &SweepReport) -> String {
             .filter(|l| !l.is_empty())
             .collect();
         let _ = writeln!(out, "  {:<22} {}", "mock", inline.join("; "));
+    }
+    out
+}
+
+/// What a sweep prints on stdout when it ends: the tables and the issues, no settings (the
+/// banner on stderr showed those before the first call), so stdout is pure results.
+pub fn results(report: &SweepReport) -> String {
+    let mut out = String::new();
+    if report.interrupted {
+        out.push_str("Interrupted by Ctrl-C: partial results.\n");
     }
     for pooling in table::poolings(report) {
         let _ = writeln!(
@@ -64,7 +82,8 @@ pub fn render(report: &SweepReport) -> String {
     for line in issues {
         let _ = writeln!(out, "  - {line}");
     }
-    out
+    // Each section opens with a blank line; the first needs none.
+    out.trim_start_matches('\n').to_string()
 }
 
 /// Every cell measured in either report: A's order first, then cells only B has.

@@ -63,7 +63,8 @@ pub struct SweepConfig {
     pub tpm: Option<u32>,
     /// Open min(limit, size) connections with discarded calls before each run is timed.
     pub warmup: bool,
-    /// Ctrl-C: no new run or chain starts; the run it cut short is left out of the report.
+    /// Ctrl-C: no new run or chain starts; the run it cut short is reported as `partial`
+    /// with the chains and calls that finished.
     pub stop: Option<crate::runner::StopSignal>,
     /// The command line, for the report header.
     pub command: String,
@@ -178,10 +179,9 @@ pub async fn run_sweep(cfg: &SweepConfig, ui: &dyn SweepUi) -> Result<SweepOutco
                 }
                 let batch = runner.run_batch(Arc::clone(&rows), observer).await;
                 drop(runner); // closes pooled connections before the next run
-                if batch.interrupted {
-                    // A run cut short is not comparable with the others: leave it out.
+                if batch.interrupted && batch.chains.is_empty() {
                     interrupted = true;
-                    break 'grid;
+                    break 'grid; // nothing finished: nothing to report for this run
                 }
                 let connections = mock
                     .as_ref()
@@ -211,6 +211,11 @@ pub async fn run_sweep(cfg: &SweepConfig, ui: &dyn SweepUi) -> Result<SweepOutco
                     pooling,
                     calls: batch.calls,
                 });
+                if batch.interrupted {
+                    // Kept as partial (finished chains and their calls), marked, then stop.
+                    interrupted = true;
+                    break 'grid;
+                }
             }
         }
     }
@@ -419,6 +424,8 @@ pub fn summarize(
             .collect(),
         ttft: (!ttft.is_empty()).then(|| ttft.summary()),
         output_tokens_per_s: tokens.map(|t| t as f64 / wall_s),
+        partial: batch.interrupted,
+        chains_not_run: batch.not_run.len(),
         call_distribution: call_latency.distribution(),
         timeline: in_flight_timeline(&batch.calls, TIMELINE_POINTS),
     }
@@ -429,7 +436,7 @@ pub fn summarize(
 pub fn apply_speedups(runs: &mut [RunSummary], baseline_limit: usize) {
     let baselines: Vec<(usize, Pooling, f64)> = runs
         .iter()
-        .filter(|r| r.limit == baseline_limit)
+        .filter(|r| r.limit == baseline_limit && !r.partial)
         .map(|r| (r.size, r.pooling, r.wall_ms))
         .collect();
     for run in runs.iter_mut() {
@@ -438,6 +445,7 @@ pub fn apply_speedups(runs: &mut [RunSummary], baseline_limit: usize) {
             .find(|(s, p, _)| *s == run.size && *p == run.pooling);
         if let Some(&(_, _, base_ms)) = base
             && run.wall_ms > 0.0
+            && !run.partial
         {
             let speedup = base_ms / run.wall_ms;
             let ideal = run.limit.min(run.size) as f64 / baseline_limit.min(run.size) as f64;

@@ -24,7 +24,8 @@ pub struct SweepReport {
     pub settings: Settings,
     /// One entry per size × limit × pooling, in the order they ran.
     pub runs: Vec<RunSummary>,
-    /// Stopped by Ctrl-C: `runs` holds only the runs that completed.
+    /// Stopped by Ctrl-C: `runs` holds the runs that completed and, marked `partial`, the
+    /// one it cut short (when any of its chains finished).
     #[serde(default)]
     pub interrupted: bool,
 }
@@ -126,8 +127,20 @@ pub struct RunSummary {
     pub output_tokens_per_s: Option<f64>,
     /// Percentile distribution of successful call latency (HdrHistogram rows).
     pub call_distribution: Vec<DistributionRow>,
+    /// Cut short by Ctrl-C: the chains that finished are counted (and their calls kept), the
+    /// rest are `chains_not_run`; its wall time covers only part of the batch, so it gets no
+    /// speedup and is no baseline.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+    /// Chains of a partial run that never started (0 for a complete run).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub chains_not_run: usize,
     /// Calls in flight over time: `[t_ms, in_flight]` step points, at most ~400.
     pub timeline: Vec<[f64; 2]>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl SweepReport {
