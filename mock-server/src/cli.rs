@@ -84,7 +84,7 @@ pub struct MockArgs {
     pub reset_rate: Option<f64>,
 
     /// Fraction of successful chat responses closed cleanly mid-body (half of Content-Length,
-    /// or half the stream and no [DONE]), 0 to 1 [default: 0]
+    /// or half the stream, never the closing DONE event), 0 to 1 [default: 0]
     #[arg(long, value_name = "FRACTION", value_parser = parse_fraction)]
     pub truncate_rate: Option<f64>,
 

@@ -3,7 +3,8 @@
 //!
 //! Order for `POST /v1/chat/completions`: count it, read and check the body (413/400), rate
 //! limit (429 at once, no latency), wait for a capacity slot, pay the connection cost (first
-//! request of a connection), hang?, fail?, sleep the latency, respond. The body is read before
+//! request of a connection), hang?, fail?, sleep the latency, respond (through `fault` when
+//! a slow body or a cut applies). The body is read before
 //! the rate limit so a refused request leaves its keep-alive connection usable, and so
 //! malformed requests do not spend the budget.
 //!
