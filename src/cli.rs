@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use loadchain_mock::{Latency, MockArgs, parse_duration, parse_fraction, parse_status};
+use loadchain_mock::{ByteRate, Latency, MockArgs, parse_duration, parse_fraction, parse_status};
 
 use crate::threshold::Threshold;
 
@@ -260,6 +260,15 @@ pub struct MockFlags {
     /// Mock seed for every random choice.
     #[arg(long, value_name = "N", help_heading = "Embedded mock")]
     pub mock_seed: Option<u64>,
+    /// Mock fraction of calls cut by a TCP reset mid-body (0..1).
+    #[arg(long, value_name = "FRACTION", value_parser = parse_fraction, help_heading = "Embedded mock")]
+    pub mock_reset_rate: Option<f64>,
+    /// Mock fraction of calls closed mid-body or mid-stream (0..1).
+    #[arg(long, value_name = "FRACTION", value_parser = parse_fraction, help_heading = "Embedded mock")]
+    pub mock_truncate_rate: Option<f64>,
+    /// Mock body trickle rate: 512B/s, 1kB/s, 1KiB/s, 2MB/s, or bytes per second.
+    #[arg(long, value_name = "RATE", help_heading = "Embedded mock")]
+    pub mock_slow_body: Option<ByteRate>,
     /// Mock TOML config file; --mock-* flags override it.
     #[arg(long, value_name = "FILE", help_heading = "Embedded mock")]
     pub mock_config: Option<PathBuf>,

@@ -62,6 +62,9 @@ impl MockFlags {
             || self.mock_hang_rate.is_some()
             || self.mock_capacity.is_some()
             || self.mock_seed.is_some()
+            || self.mock_reset_rate.is_some()
+            || self.mock_truncate_rate.is_some()
+            || self.mock_slow_body.is_some()
             || self.mock_config.is_some()
     }
 
@@ -105,6 +108,15 @@ impl MockFlags {
         }
         if let Some(v) = self.mock_seed {
             c.seed = v;
+        }
+        if let Some(v) = self.mock_reset_rate {
+            c.reset_rate = v;
+        }
+        if let Some(v) = self.mock_truncate_rate {
+            c.truncate_rate = v;
+        }
+        if self.mock_slow_body.is_some() {
+            c.slow_body = self.mock_slow_body;
         }
         c.validate().map_err(|e| ConfigError::Mock(e.to_string()))?;
         Ok(c)
@@ -428,6 +440,28 @@ mod tests {
         assert_eq!(m.latency, Latency::Fixed(Duration::from_millis(5)));
         assert_eq!(m.failure_rate, 0.0);
         assert_eq!(m.conn_cost, Duration::from_micros(1500));
+        let c = sweep(&[
+            "--mock-reset-rate",
+            "0.1",
+            "--mock-truncate-rate",
+            "0.2",
+            "--mock-slow-body",
+            "1kB/s",
+        ])
+        .unwrap();
+        let Endpoint::Embedded(m) = c.endpoint else {
+            panic!("not embedded")
+        };
+        assert_eq!((m.reset_rate, m.truncate_rate), (0.1, 0.2));
+        assert_eq!(m.slow_body.map(|r| r.bytes_per_sec()), Some(1000));
+        let err = sweep(&[
+            "--target",
+            "http://127.0.0.1:1/v1",
+            "--mock-slow-body",
+            "1kB/s",
+        ])
+        .unwrap_err();
+        assert!(err.to_string().starts_with("--mock-*"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! task or allocation per token, and when the client goes away hyper drops the body, which
 //! drops the capacity permit and the in-flight guard it carries, so the counters stay right.
 
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -15,6 +14,7 @@ use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 
+use crate::fault::{InjectedCut, Shaped};
 use crate::stats::InFlightGuard;
 
 /// The body type of every mock response.
@@ -23,6 +23,9 @@ pub(crate) enum MockBody {
     Full(Option<Bytes>),
     /// A token stream for `"stream": true`.
     Sse(Box<SseStream>),
+    /// Another body slowed down or cut on purpose (`slow_body`, `reset_rate`,
+    /// `truncate_rate`).
+    Shaped(Box<Shaped>),
 }
 
 impl MockBody {
@@ -36,6 +39,12 @@ pub(crate) struct SseStream {
     /// `data: {"id":..,"object":"chat.completion.chunk","created":..,"model":..,"choices":[{"index":0,`
     /// shared by every chunk, built once.
     prefix: String,
+    /// Ends every choice chunk: `}]}`, or `}],"usage":null}` when usage was asked for, as
+    /// OpenAI sends it.
+    suffix: &'static str,
+    /// `(prompt_tokens, completion_tokens)` for the last chunk that
+    /// `stream_options.include_usage` asks for; `None` when not asked.
+    usage: Option<(u32, u32)>,
     words: Vec<&'static str>,
     next: usize,
     start: Instant,
@@ -66,6 +75,8 @@ impl SseStream {
         let start = Instant::now();
         Self {
             prefix,
+            suffix: "}]}",
+            usage: None,
             words,
             next: 0,
             start,
@@ -76,6 +87,21 @@ impl SseStream {
             _permit: permit,
             guard: Some(guard),
         }
+    }
+
+    /// Adds the usage chunk (`"choices":[]` and `usage`) before `data: [DONE]`, as OpenAI
+    /// does for `"stream_options": {"include_usage": true}`; the other chunks then carry
+    /// `"usage":null`.
+    pub(crate) fn with_usage(mut self, prompt_tokens: u32) -> Self {
+        let completion = u32::try_from(self.words.len()).unwrap_or(u32::MAX);
+        self.usage = Some((prompt_tokens, completion));
+        self.suffix = "}],\"usage\":null}";
+        self
+    }
+
+    /// How many token chunks the stream sends before its final chunk.
+    pub(crate) fn token_count(&self) -> usize {
+        self.words.len()
     }
 
     /// The chunk for token `i`; the first carries the assistant role, later ones a leading
@@ -91,19 +117,33 @@ impl SseStream {
         }
         // Vocabulary words are plain ASCII letters: nothing to escape.
         s.push_str(word);
-        s.push_str("\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+        s.push_str("\"},\"logprobs\":null,\"finish_reason\":null");
+        s.push_str(self.suffix);
+        s.push_str("\n\n");
         Bytes::from(s)
     }
 
     fn final_chunk(&self) -> Bytes {
-        let mut s = String::with_capacity(self.prefix.len() + 96);
+        let mut s = String::with_capacity(2 * self.prefix.len() + 192);
         s.push_str(&self.prefix);
         if self.words.is_empty() {
             s.push_str("\"delta\":{\"role\":\"assistant\",\"content\":\"\"}");
         } else {
             s.push_str("\"delta\":{}");
         }
-        s.push_str(",\"logprobs\":null,\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+        s.push_str(",\"logprobs\":null,\"finish_reason\":\"stop\"");
+        s.push_str(self.suffix);
+        s.push_str("\n\n");
+        if let Some((prompt, completion)) = self.usage {
+            // The prefix up to `"choices":` is the chunk head shared with the usage chunk.
+            let head_len = self.prefix.len() - "[{\"index\":0,".len();
+            s.push_str(&self.prefix[..head_len]);
+            s.push_str(&format!(
+                "[],\"usage\":{{\"prompt_tokens\":{prompt},\"completion_tokens\":{completion},\"total_tokens\":{}}}}}\n\n",
+                prompt.saturating_add(completion)
+            ));
+        }
+        s.push_str("data: [DONE]\n\n");
         Bytes::from(s)
     }
 
@@ -141,17 +181,18 @@ impl SseStream {
 
 impl Body for MockBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = InjectedCut;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, InjectedCut>>> {
         match self.get_mut() {
             MockBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             MockBody::Sse(stream) => stream
                 .poll_next(cx)
                 .map(|chunk| chunk.map(|b| Ok(Frame::data(b)))),
+            MockBody::Shaped(shaped) => Pin::new(shaped.as_mut()).poll_frame(cx),
         }
     }
 
@@ -159,6 +200,7 @@ impl Body for MockBody {
         match self {
             MockBody::Full(bytes) => bytes.is_none(),
             MockBody::Sse(stream) => stream.finished,
+            MockBody::Shaped(shaped) => shaped.is_end_stream(),
         }
     }
 
@@ -167,6 +209,7 @@ impl Body for MockBody {
             MockBody::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
             MockBody::Full(None) => SizeHint::with_exact(0),
             MockBody::Sse(_) => SizeHint::default(),
+            MockBody::Shaped(shaped) => shaped.size_hint(),
         }
     }
 }

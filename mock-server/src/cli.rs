@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::config::{ConfigError, MockConfig};
+use crate::fault::ByteRate;
 use crate::latency::{Latency, ShortDuration, parse_duration};
 use crate::server::MockServer;
 
@@ -77,6 +78,21 @@ pub struct MockArgs {
     #[arg(long, value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
 
+    /// Fraction of successful chat responses cut by a TCP reset (RST) after the headers and
+    /// half the body, 0 to 1; on HTTP/2 the stream is reset [default: 0]
+    #[arg(long, value_name = "FRACTION", value_parser = parse_fraction)]
+    pub reset_rate: Option<f64>,
+
+    /// Fraction of successful chat responses closed cleanly mid-body (half of Content-Length,
+    /// or half the stream, never the closing DONE event), 0 to 1 [default: 0]
+    #[arg(long, value_name = "FRACTION", value_parser = parse_fraction)]
+    pub truncate_rate: Option<f64>,
+
+    /// Trickle successful chat bodies at this rate: 512B/s, 1kB/s (1,000 bytes), 1KiB/s
+    /// (1,024), 2MB/s, 1MiB/s, or bytes per second [default: at once]
+    #[arg(long, value_name = "RATE")]
+    pub slow_body: Option<ByteRate>,
+
     /// TOML file with the same settings (keys in snake_case); flags given here override it
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -104,8 +120,13 @@ impl MockArgs {
             conn_cost,
             hang_rate,
             seed,
-            max_body_bytes
+            max_body_bytes,
+            reset_rate,
+            truncate_rate
         );
+        if self.slow_body.is_some() {
+            c.slow_body = self.slow_body;
+        }
         if self.rpm.is_some() {
             c.rpm = self.rpm;
         }
@@ -120,7 +141,7 @@ impl MockArgs {
     }
 }
 
-/// A fraction in `[0, 1]` (`--failure-rate`, `--hang-rate`).
+/// A fraction in `[0, 1]` (`--failure-rate`, `--hang-rate`, `--reset-rate`, `--truncate-rate`).
 pub fn parse_fraction(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .trim()
@@ -153,7 +174,7 @@ pub fn describe(config: &MockConfig) -> String {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "unlimited".into());
     let statuses: Vec<String> = config.failure_statuses.iter().map(u16::to_string).collect();
     format!(
-        "  latency:          {}\n  token_time:       {}\n  output_tokens:    {}\n  failure_rate:     {} (statuses {})\n  rpm:              {} (burst {})\n  conn_cost:        {}\n  hang_rate:        {}\n  capacity:         {}\n  seed:             {}\n  max_body_bytes:   {}",
+        "  latency:          {}\n  token_time:       {}\n  output_tokens:    {}\n  failure_rate:     {} (statuses {})\n  rpm:              {} (burst {})\n  conn_cost:        {}\n  hang_rate:        {}\n  capacity:         {}\n  seed:             {}\n  max_body_bytes:   {}\n  reset_rate:       {}\n  truncate_rate:    {}\n  slow_body:        {}",
         config.latency,
         ShortDuration(config.token_time),
         config.output_tokens,
@@ -166,6 +187,11 @@ pub fn describe(config: &MockConfig) -> String {
         opt(config.capacity.map(|v| v.to_string())),
         config.seed,
         config.max_body_bytes,
+        config.reset_rate,
+        config.truncate_rate,
+        config
+            .slow_body
+            .map_or_else(|| "off".to_string(), |r| r.to_string()),
     )
 }
 
@@ -281,6 +307,12 @@ mod tests {
             "60",
             "--conn-cost",
             "1.5ms",
+            "--reset-rate",
+            "0.1",
+            "--truncate-rate",
+            "0.2",
+            "--slow-body",
+            "2kB/s",
         ])
         .unwrap()
         .into_config()
@@ -291,6 +323,12 @@ mod tests {
         assert_eq!(c.rpm, Some(60));
         assert_eq!(c.conn_cost, Duration::from_micros(1500));
         assert_eq!(c.seed, 42);
+        assert_eq!(c.reset_rate, 0.1);
+        assert_eq!(c.truncate_rate, 0.2);
+        assert_eq!(c.slow_body.map(ByteRate::bytes_per_sec), Some(2000));
+        let text = describe(&c);
+        assert!(text.contains("reset_rate:       0.1"), "{text}");
+        assert!(text.contains("slow_body:        2kB/s"), "{text}");
     }
 
     #[test]
@@ -303,6 +341,10 @@ mod tests {
             &["--rpm", "0"],
             &["--capacity", "0"],
             &["--token-time", "soon"],
+            &["--reset-rate", "2"],
+            &["--truncate-rate", "1.2"],
+            &["--slow-body", "fast"],
+            &["--slow-body", "0B/s"],
         ] {
             let err = parse(argv).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{argv:?}");

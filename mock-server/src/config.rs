@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::fault::ByteRate;
 use crate::latency::{Latency, duration_str};
 
 /// Everything that shapes the mock's behaviour. Random choices are all derived from `seed`,
@@ -53,6 +54,15 @@ pub struct MockConfig {
     pub seed: u64,
     /// Request bodies above this size get 413. Default 1 MiB.
     pub max_body_bytes: usize,
+    /// Fraction of successful chat responses that end in a TCP reset (RST) after the
+    /// headers and part of the body, in `[0, 1]`. Default 0. On HTTP/2 the stream is reset.
+    pub reset_rate: f64,
+    /// Fraction of successful chat responses closed cleanly mid-body: half of a
+    /// `Content-Length` body, or half of the token chunks and no `[DONE]`. Default 0.
+    pub truncate_rate: f64,
+    /// Send successful chat bodies at most this fast (TOML: `slow_body = "1kB/s"`);
+    /// `None` (default) sends at once.
+    pub slow_body: Option<ByteRate>,
 }
 
 impl Default for MockConfig {
@@ -72,6 +82,9 @@ impl Default for MockConfig {
             capacity: None,
             seed: 42,
             max_body_bytes: 1024 * 1024,
+            reset_rate: 0.0,
+            truncate_rate: 0.0,
+            slow_body: None,
         }
     }
 }
@@ -150,6 +163,8 @@ fn flag_for(key: &'static str) -> &'static str {
         "conn_cost" => "conn-cost",
         "hang_rate" => "hang-rate",
         "max_body_bytes" => "max-body-bytes",
+        "reset_rate" => "reset-rate",
+        "truncate_rate" => "truncate-rate",
         other => other,
     }
 }
@@ -179,6 +194,8 @@ impl MockConfig {
         for (key, rate) in [
             ("failure_rate", self.failure_rate),
             ("hang_rate", self.hang_rate),
+            ("reset_rate", self.reset_rate),
+            ("truncate_rate", self.truncate_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(ConfigError::invalid(
@@ -293,11 +310,16 @@ mod tests {
             failure_rate = 0.05
             rpm = 600
             capacity = 8
+            reset_rate = 0.01
+            truncate_rate = 0.02
+            slow_body = "1.5KiB/s"
         "#;
         let c = MockConfig::from_toml_str(text).unwrap();
         assert_eq!(c.token_time, Duration::from_millis(2));
         assert_eq!(c.conn_cost, Duration::from_micros(1500));
         assert_eq!(c.rpm, Some(600));
+        assert_eq!(c.truncate_rate, 0.02);
+        assert_eq!(c.slow_body.map(ByteRate::bytes_per_sec), Some(1536));
         let again = toml::to_string(&c).unwrap();
         assert_eq!(MockConfig::from_toml_str(&again).unwrap(), c);
     }
@@ -317,7 +339,21 @@ mod tests {
 
     #[test]
     fn validate_rejects_out_of_range_values() {
-        let cases: [(MockConfig, &str); 5] = [
+        let cases: [(MockConfig, &str); 7] = [
+            (
+                MockConfig {
+                    reset_rate: 1.01,
+                    ..Default::default()
+                },
+                "--reset-rate",
+            ),
+            (
+                MockConfig {
+                    truncate_rate: f64::NAN,
+                    ..Default::default()
+                },
+                "--truncate-rate",
+            ),
             (
                 MockConfig {
                     failure_rate: 1.5,

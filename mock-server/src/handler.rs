@@ -1,8 +1,10 @@
-//! Routing and the life of one request: the knobs of [`MockConfig`] applied in order.
+//! The life of one chat request: the knobs of [`MockConfig`] applied in order (routing is
+//! in `router`).
 //!
 //! Order for `POST /v1/chat/completions`: count it, read and check the body (413/400), rate
 //! limit (429 at once, no latency), wait for a capacity slot, pay the connection cost (first
-//! request of a connection), hang?, fail?, sleep the latency, respond. The body is read before
+//! request of a connection), hang?, fail?, sleep the latency, respond (through `fault` when
+//! a slow body or a cut applies). The body is read before
 //! the rate limit so a refused request leaves its keep-alive connection usable, and so
 //! malformed requests do not spend the budget.
 //!
@@ -17,14 +19,15 @@
 //! makes comparisons between runs paired. No lock is shared between requests. Sleeps use a
 //! sub-millisecond timer (see `timer`), measured from the request's arrival.
 
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Incoming, SizeHint};
 use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -34,9 +37,10 @@ use tokio::time::Instant;
 use crate::body::{MockBody, SseStream};
 use crate::config::MockConfig;
 use crate::content::{self, ChatMessage};
+use crate::fault::Faults;
 use crate::ratelimit::RateLimiter;
 use crate::response;
-use crate::stats::{InFlightGuard, Stats};
+use crate::stats::{ConnectionGuard, InFlightGuard, Stats};
 use crate::timer::PreciseTimer;
 
 /// State shared by every connection of one server.
@@ -49,6 +53,8 @@ pub(crate) struct Shared {
     shutdown: watch::Receiver<bool>,
     /// Sub-millisecond sleeps for the injected latency.
     timer: PreciseTimer,
+    /// Numbers the `x-request-id` of every response; never reset, so ids stay unique.
+    pub(crate) request_ids: AtomicU64,
 }
 
 impl Shared {
@@ -65,16 +71,24 @@ impl Shared {
             config,
             shutdown,
             timer: PreciseTimer::start()?,
+            request_ids: AtomicU64::new(0),
         })
     }
 }
 
-/// Per-connection state: when the connection's simulated set-up is over.
+/// Per-connection state, dropped when the connection ends (it lives in the connection's
+/// service, its in-flight requests and its IO).
 #[derive(Default)]
 pub(crate) struct ConnState {
     // Set by the first request; later requests (and concurrent HTTP/2 streams that arrive
     // during set-up) wait until the same instant, so the cost is paid once per connection.
     ready_at: OnceLock<Instant>,
+    /// Set by the connection's first API request: only connections that carried API
+    /// traffic count in `connections_accepted`/`connections_open`, so a client's own
+    /// `GET /stats` does not spoil the pooling figure. Dropping it closes the count.
+    pub(crate) api: OnceLock<ConnectionGuard>,
+    /// Set by a body cut with `reset_rate` on HTTP/1.1: the socket then closes with RST.
+    pub(crate) reset: Arc<AtomicBool>,
 }
 
 /// Returned for a hung request at shutdown: hyper then drops the connection without a
@@ -82,55 +96,6 @@ pub(crate) struct ConnState {
 #[derive(Debug, thiserror::Error)]
 #[error("hung request dropped at shutdown")]
 pub(crate) struct Hung;
-
-const CHAT_PATH: &str = "/v1/chat/completions";
-
-/// Entry point for every request on every connection.
-pub(crate) async fn handle(
-    shared: Arc<Shared>,
-    conn: Arc<ConnState>,
-    req: Request<Incoming>,
-) -> Result<Response<MockBody>, Hung> {
-    let path = req.uri().path();
-    match path {
-        CHAT_PATH => {
-            let (seq, guard) = shared.stats.begin_request();
-            if req.method() != Method::POST {
-                return Ok(counted(&shared, response::method_not_allowed("POST")));
-            }
-            chat(&shared, &conn, req, seq, guard).await
-        }
-        "/health" => Ok(match *req.method() {
-            Method::GET | Method::HEAD => {
-                response::json(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}"))
-            }
-            _ => response::method_not_allowed("GET"),
-        }),
-        "/stats" => Ok(match *req.method() {
-            Method::GET => response::stats(&shared.stats.snapshot()),
-            _ => response::method_not_allowed("GET"),
-        }),
-        "/stats/reset" => Ok(match *req.method() {
-            Method::POST => {
-                shared.stats.reset();
-                response::stats(&shared.stats.snapshot())
-            }
-            _ => response::method_not_allowed("POST"),
-        }),
-        _ => {
-            let (_seq, _guard) = shared.stats.begin_request();
-            Ok(counted(
-                &shared,
-                response::error(
-                    StatusCode::NOT_FOUND,
-                    "invalid_request_error",
-                    "unknown_url",
-                    "Unknown request URL. Only POST /v1/chat/completions, GET /health, GET /stats and POST /stats/reset exist.",
-                ),
-            ))
-        }
-    }
-}
 
 /// The fields of an OpenAI chat request the mock uses; everything else is ignored.
 #[derive(Deserialize)]
@@ -144,9 +109,19 @@ struct ChatRequest {
     max_completion_tokens: Option<u32>,
     #[serde(default)]
     stream: Option<bool>,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
 }
 
-async fn chat(
+/// `stream_options` of a streamed request: whether to end with a usage chunk.
+#[derive(Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: Option<bool>,
+}
+
+/// `POST /v1/chat/completions`, from the body to the response (see the module docs).
+pub(crate) async fn chat(
     shared: &Arc<Shared>,
     conn: &ConnState,
     req: Request<Incoming>,
@@ -157,6 +132,7 @@ async fn chat(
     // The injected latency counts from the request's arrival, so the mock's own parsing and
     // bookkeeping are inside it rather than on top of it.
     let arrived = Instant::now();
+    let version = req.version();
     let body = match read_body(req, config.max_body_bytes).await {
         Ok(body) => body,
         Err(resp) => return Ok(counted(shared, resp)),
@@ -176,6 +152,13 @@ async fn chat(
             ));
         }
     };
+    if request.messages.is_empty() {
+        // OpenAI's own wording and shape for this case (param set, code null).
+        return Ok(counted(
+            shared,
+            response::invalid_param("messages", "[] is too short - 'messages'"),
+        ));
+    }
 
     let decision = match &shared.limiter {
         Some(limiter) => {
@@ -213,6 +196,9 @@ async fn chat(
     let hang = rng.random::<f64>() < config.hang_rate;
     let fail = rng.random::<f64>() < config.failure_rate;
     let status_pick = rng.random::<u64>();
+    // Drawn after the older knobs so adding these left their sequences unchanged.
+    let reset = rng.random::<f64>() < config.reset_rate;
+    let truncate = rng.random::<f64>() < config.truncate_rate;
     // Latency depends on what was asked, not on arrival order: the same request takes the
     // same time in every run (common random numbers), so two runs that differ only in limit
     // or pooling differ only by what the client did, not by the dice.
@@ -249,14 +235,14 @@ async fn chat(
         .map_or(config.output_tokens, |cap| cap.min(config.output_tokens));
     let words = content::words(fingerprint, n);
     let prompt_tokens = content::prompt_tokens(&request.messages);
-    let model = request.model.as_deref().unwrap_or("loadchain-mock");
+    let model = request.model.as_deref().unwrap_or(response::DEFAULT_MODEL);
     let id = format!("chatcmpl-mock-{seq}");
     let created = unix_now();
 
     if request.stream.unwrap_or(false) {
         shared.timer.sleep_until(start + latency).await;
         let model_json = serde_json::to_string(model).expect("a str always serializes");
-        let stream = SseStream::new(
+        let mut stream = SseStream::new(
             &id,
             created,
             &model_json,
@@ -265,7 +251,19 @@ async fn chat(
             permit,
             guard,
         );
-        let mut resp = Response::new(MockBody::Sse(Box::new(stream)));
+        let include_usage = request.stream_options.and_then(|o| o.include_usage);
+        if include_usage.unwrap_or(false) {
+            stream = stream.with_usage(prompt_tokens);
+        }
+        // A cut stream sends the first half of the tokens (at least one), never [DONE].
+        let cut_after = stream.token_count().div_ceil(2);
+        let faults = Faults::new(shared, conn, version, reset, truncate);
+        let body = faults.shape(
+            MockBody::Sse(Box::new(stream)),
+            SizeHint::default(),
+            cut_after,
+        );
+        let mut resp = Response::new(body);
         let h = resp.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
@@ -298,8 +296,18 @@ async fn chat(
             total_tokens: prompt_tokens.saturating_add(n),
         },
     };
-    let bytes = serde_json::to_vec(&completion).expect("the completion always serializes");
-    let mut resp = response::json(StatusCode::OK, bytes);
+    let bytes =
+        Bytes::from(serde_json::to_vec(&completion).expect("the completion always serializes"));
+    let mut resp = response::json(StatusCode::OK, Bytes::new());
+    let faults = Faults::new(shared, conn, version, reset, truncate);
+    // Content-Length always promises the whole body; a cut one sends the first half.
+    let declared = SizeHint::with_exact(bytes.len() as u64);
+    let sent = if faults.cut {
+        bytes.slice(..bytes.len() / 2)
+    } else {
+        bytes
+    };
+    *resp.body_mut() = faults.shape(MockBody::full(sent), declared, 1);
     response::add_rate_headers(&mut resp, decision.as_ref());
     drop(permit);
     drop(guard);
@@ -361,7 +369,7 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Respon
 }
 
 /// Records the response's status in the stats and passes it through.
-fn counted(shared: &Shared, resp: Response<MockBody>) -> Response<MockBody> {
+pub(crate) fn counted(shared: &Shared, resp: Response<MockBody>) -> Response<MockBody> {
     shared.stats.record_status(resp.status().as_u16());
     resp
 }

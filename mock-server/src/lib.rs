@@ -3,14 +3,17 @@
 //! Every test, bench and the embedded default of `loadchain` talk to this server, so it
 //! behaves like an LLM provider under load and is exact about what it injects: latency
 //! distributions, per-token time, failures, rate limits (429 + `Retry-After`), per-connection
-//! set-up cost, hangs and a capacity limit, all driven by one seed.
+//! set-up cost, hangs, a capacity limit, and transport faults (reset, truncated or slow
+//! bodies), all driven by one seed.
 //!
 //! A tour of the modules:
 //! - [`config`]: [`MockConfig`], its defaults, TOML loading and validation.
 //! - [`latency`]: the [`Latency`] distributions and their `fixed:80ms` text form.
 //! - `server`: [`MockServer`], the accept loop (HTTP/1.1 + HTTP/2 cleartext) and shutdown.
-//! - `handler`: routing and the order in which the knobs apply to one request.
+//! - `router`: routing, the control plane, the models endpoints and `x-request-id`.
+//! - `handler`: the order in which the knobs apply to one chat request.
 //! - `body`: the streamed (`text/event-stream`) response body.
+//! - `fault`: transport faults (TCP reset, truncation, a slow body) and [`ByteRate`].
 //! - `content`: deterministic completion text from the messages and the seed.
 //! - `ratelimit`: the requests-per-minute token bucket.
 //! - `timer`: the sub-millisecond timer thread behind the injected latency.
@@ -37,16 +40,19 @@ mod body;
 mod cli;
 pub mod config;
 mod content;
+mod fault;
 mod handler;
 pub mod latency;
 mod ratelimit;
 mod response;
+mod router;
 mod server;
 mod stats;
 mod timer;
 
 pub use cli::{MockArgs, describe, exit_code, parse_fraction, parse_status, run_cli};
 pub use config::{ConfigError, MockConfig};
+pub use fault::{ByteRate, ByteRateParseError};
 pub use latency::{Latency, LatencyParseError, parse_duration};
 pub use server::{MockError, MockServer, SHUTDOWN_GRACE};
 pub use stats::StatsSnapshot;

@@ -22,6 +22,8 @@ pub(crate) struct Decision {
     pub reset: Duration,
     /// Whole seconds until one token is available (at least 1); only meaningful when refused.
     pub retry_after_secs: u64,
+    /// The same wait in whole milliseconds (at least 1), for `retry-after-ms`.
+    pub retry_after_ms: u64,
 }
 
 struct Bucket {
@@ -72,13 +74,16 @@ impl RateLimiter {
         drop(b);
 
         let reset = Duration::from_secs_f64(((capacity - tokens) / self.per_sec).max(0.0));
-        let retry_after_secs = ((1.0 - tokens).max(0.0) / self.per_sec).ceil().max(1.0) as u64;
+        let wait_secs = (1.0 - tokens).max(0.0) / self.per_sec;
+        let retry_after_secs = wait_secs.ceil().max(1.0) as u64;
+        let retry_after_ms = (wait_secs * 1000.0).ceil().max(1.0) as u64;
         Decision {
             allowed,
             limit: self.rpm,
             remaining: tokens.floor().max(0.0) as u32,
             reset,
             retry_after_secs,
+            retry_after_ms,
         }
     }
 }
@@ -99,6 +104,7 @@ mod tests {
         assert_eq!(d[3].limit, 3);
         // 3 rpm = one token per 20 s.
         assert_eq!(d[3].retry_after_secs, 20);
+        assert_eq!(d[3].retry_after_ms, 20_000);
         assert_eq!(d[3].reset, Duration::from_secs(60));
     }
 
@@ -113,6 +119,8 @@ mod tests {
         let d = rl.check(t0 + Duration::from_millis(500));
         assert!(!d.allowed);
         assert_eq!(d.retry_after_secs, 1);
+        // Half a token refilled: the other half comes in 500 ms.
+        assert_eq!(d.retry_after_ms, 500);
         assert!(rl.check(t0 + Duration::from_millis(1001)).allowed);
         assert!(!rl.check(t0 + Duration::from_millis(1002)).allowed);
     }

@@ -32,8 +32,10 @@ pub(crate) fn rate_limited(d: &Decision) -> Response<MockBody> {
         "rate_limit_exceeded",
         &message,
     );
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_secs));
+    let h = resp.headers_mut();
+    h.insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_secs));
+    // OpenAI's SDKs read this first: the same wait, not rounded up to a whole second.
+    h.insert("retry-after-ms", HeaderValue::from(d.retry_after_ms));
     add_rate_headers(&mut resp, Some(d));
     resp
 }
@@ -86,6 +88,54 @@ pub(crate) fn stats(snapshot: &StatsSnapshot) -> Response<MockBody> {
     json(StatusCode::OK, bytes)
 }
 
+/// The one model `GET /v1/models` lists: the name a chat request without `model` gets.
+pub(crate) const DEFAULT_MODEL: &str = "loadchain-mock";
+
+/// A fixed `created` time for model objects (2024-01-01), so the listing never changes.
+const MODEL_CREATED: u64 = 1_704_067_200;
+
+#[derive(Serialize)]
+struct ModelObject<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    owned_by: &'static str,
+}
+
+impl<'a> ModelObject<'a> {
+    fn new(id: &'a str) -> Self {
+        Self {
+            id,
+            object: "model",
+            created: MODEL_CREATED,
+            owned_by: "loadchain-mock",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ModelList<'a> {
+    object: &'static str,
+    data: [ModelObject<'a>; 1],
+}
+
+/// `GET /v1/models`: OpenAI's list shape with the one default model.
+pub(crate) fn models() -> Response<MockBody> {
+    let list = ModelList {
+        object: "list",
+        data: [ModelObject::new(DEFAULT_MODEL)],
+    };
+    let bytes = serde_json::to_vec(&list).expect("a model list always serializes");
+    json(StatusCode::OK, bytes)
+}
+
+/// `GET /v1/models/{id}`: every id exists, because the chat endpoint answers for any
+/// `model` too; a client that checks its model before a run then works with any name.
+pub(crate) fn model(id: &str) -> Response<MockBody> {
+    let bytes = serde_json::to_vec(&ModelObject::new(id)).expect("a model always serializes");
+    json(StatusCode::OK, bytes)
+}
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: ErrorDetail<'a>,
@@ -96,8 +146,8 @@ struct ErrorDetail<'a> {
     message: &'a str,
     #[serde(rename = "type")]
     kind: &'a str,
-    param: Option<()>,
-    code: &'a str,
+    param: Option<&'a str>,
+    code: Option<&'a str>,
 }
 
 /// An OpenAI-style error: `{"error":{"message":..,"type":..,"param":null,"code":..}}`.
@@ -107,11 +157,33 @@ pub(crate) fn error(
     code: &str,
     message: &str,
 ) -> Response<MockBody> {
+    error_body(status, kind, Some(code), None, message)
+}
+
+/// A 400 for a request field OpenAI's validation refuses: `param` names the field and
+/// `code` is null, as OpenAI answers e.g. `"messages": []`.
+pub(crate) fn invalid_param(param: &str, message: &str) -> Response<MockBody> {
+    error_body(
+        StatusCode::BAD_REQUEST,
+        "invalid_request_error",
+        None,
+        Some(param),
+        message,
+    )
+}
+
+fn error_body(
+    status: StatusCode,
+    kind: &str,
+    code: Option<&str>,
+    param: Option<&str>,
+    message: &str,
+) -> Response<MockBody> {
     let body = ErrorBody {
         error: ErrorDetail {
             message,
             kind,
-            param: None,
+            param,
             code,
         },
     };

@@ -12,19 +12,24 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{ConfigError, MockConfig};
-use crate::handler::{self, ConnState, Shared};
+use crate::handler::{ConnState, Shared};
+use crate::router;
 use crate::stats::StatsSnapshot;
 
 /// How long [`MockServer::shutdown`] lets in-flight requests finish before dropping them.
@@ -203,13 +208,18 @@ fn serve(
 ) {
     // Token-sized writes must leave at once, not wait for Nagle's algorithm.
     let _ = stream.set_nodelay(true);
-    let guard = shared.stats.connection_opened();
+    // The connection is counted in the stats by its first API request (see `ConnState`),
+    // not here, so connections that only ask for /stats do not count.
     let conn_state = Arc::new(ConnState::default());
+    let io = ConnIo {
+        stream,
+        state: Arc::clone(&conn_state),
+    };
     let shared = Arc::clone(shared);
     let service =
-        service_fn(move |req| handler::handle(Arc::clone(&shared), Arc::clone(&conn_state), req));
+        service_fn(move |req| router::handle(Arc::clone(&shared), Arc::clone(&conn_state), req));
     let conn = builder
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(io), service)
         .into_owned();
     let conn = graceful.watch(conn);
     tokio::spawn(async move {
@@ -219,8 +229,74 @@ fn serve(
             _ = conn => {}
             () = signalled(&mut abort) => {}
         }
-        drop(guard);
     });
+}
+
+/// The connection's socket, which closes with RST instead of FIN once a response was cut
+/// with `reset_rate` (the connection's `reset` flag, set by the cut body).
+struct ConnIo {
+    stream: TcpStream,
+    state: Arc<ConnState>,
+}
+
+impl ConnIo {
+    fn resetting(&self) -> bool {
+        self.state.reset.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for ConnIo {
+    fn drop(&mut self) {
+        if self.resetting() {
+            // SO_LINGER 0: close() discards unsent data and sends RST. A zero linger never
+            // blocks the thread (tokio's concern with SO_LINGER is non-zero values).
+            let _ = self.stream.set_zero_linger();
+        }
+    }
+}
+
+impl AsyncRead for ConnIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ConnIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.resetting() {
+            // No FIN before the RST that the drop sends.
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
 }
 
 /// Resolves once the flag is `true` or its sender is gone; the watch guard is dropped

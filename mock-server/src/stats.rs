@@ -24,9 +24,13 @@ pub struct StatsSnapshot {
     pub requests_total: u64,
     /// Answered requests by HTTP status code (hung requests have no status).
     pub requests_by_status: BTreeMap<u16, u64>,
-    /// TCP connections accepted: the figure that shows whether a client pools connections.
+    /// TCP connections that carried API traffic: the figure that shows whether a client
+    /// pools connections. A connection counts when its first request on any path other than
+    /// `/health`, `/stats` and `/stats/reset` arrives, so watching the server (a client's
+    /// own `GET /stats`) does not add to it.
     pub connections_accepted: u64,
-    /// TCP connections open right now (not reset by a reset).
+    /// Connections counted in `connections_accepted` that are open right now (not reset
+    /// by a reset).
     pub connections_open: u64,
     /// Requests being processed right now, including queued and hung ones (not reset).
     pub in_flight: u64,
@@ -36,6 +40,13 @@ pub struct StatsSnapshot {
     pub hung: u64,
     /// Requests refused with 429 by the rate limiter (also counted under status 429).
     pub rate_limited: u64,
+    /// Responses chosen to end in a TCP reset mid-body (`reset_rate`; counted under 200).
+    #[serde(default)]
+    pub reset: u64,
+    /// Responses chosen to be cut short by a clean close mid-body (`truncate_rate`; counted
+    /// under 200).
+    #[serde(default)]
+    pub truncated: u64,
 }
 
 /// The live counters shared by every connection task.
@@ -48,6 +59,8 @@ pub(crate) struct Stats {
     peak_in_flight: AtomicU64,
     hung: AtomicU64,
     rate_limited: AtomicU64,
+    reset: AtomicU64,
+    truncated: AtomicU64,
 }
 
 impl Stats {
@@ -61,6 +74,8 @@ impl Stats {
             peak_in_flight: AtomicU64::new(0),
             hung: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
+            reset: AtomicU64::new(0),
+            truncated: AtomicU64::new(0),
         }
     }
 
@@ -96,7 +111,15 @@ impl Stats {
         self.rate_limited.fetch_add(1, Relaxed);
     }
 
-    /// Counts an accepted TCP connection; it stays open until the guard drops.
+    pub(crate) fn record_reset(&self) {
+        self.reset.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn record_truncated(&self) {
+        self.truncated.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a connection that carries API traffic; it stays open until the guard drops.
     pub(crate) fn connection_opened(self: &Arc<Self>) -> ConnectionGuard {
         self.connections_accepted.fetch_add(1, Relaxed);
         self.connections_open.fetch_add(1, Relaxed);
@@ -125,6 +148,8 @@ impl Stats {
             peak_in_flight: self.peak_in_flight.load(Relaxed),
             hung: self.hung.load(Relaxed),
             rate_limited: self.rate_limited.load(Relaxed),
+            reset: self.reset.load(Relaxed),
+            truncated: self.truncated.load(Relaxed),
         }
     }
 
@@ -141,6 +166,8 @@ impl Stats {
         self.connections_accepted.store(0, Relaxed);
         self.hung.store(0, Relaxed);
         self.rate_limited.store(0, Relaxed);
+        self.reset.store(0, Relaxed);
+        self.truncated.store(0, Relaxed);
         self.peak_in_flight
             .store(self.in_flight.load(Relaxed), Relaxed);
     }
@@ -157,7 +184,7 @@ impl Drop for InFlightGuard {
     }
 }
 
-/// Decrements `connections_open` when the connection task ends.
+/// Decrements `connections_open` when the connection ends.
 pub(crate) struct ConnectionGuard {
     stats: Arc<Stats>,
 }

@@ -5,6 +5,8 @@ mod common;
 
 mod binary;
 mod endpoints;
+mod faults;
+mod fidelity;
 mod knobs;
 mod stats;
 mod streaming;

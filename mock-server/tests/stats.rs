@@ -72,9 +72,42 @@ async fn stats_track_in_flight_and_peak() {
     assert_eq!(stats.in_flight, 0);
     assert_eq!(stats.requests_total, 20, "/stats itself is not counted");
     assert_eq!(
-        stats.connections_accepted, 21,
-        "20 pooled connections + the observer"
+        stats.connections_accepted, 20,
+        "the observer's /stats connection is not counted"
     );
+}
+
+#[tokio::test]
+async fn connections_that_only_watch_the_server_are_not_counted() {
+    let server = start(MockConfig::default()).await;
+    let url = server.url();
+    let watcher = client();
+    for _ in 0..3 {
+        let seen = get_stats(&watcher, &url).await;
+        assert_eq!(seen.connections_accepted, 0);
+        assert_eq!(seen.connections_open, 0);
+    }
+    let health = watcher.get(format!("{url}/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let reset = watcher
+        .post(format!("{url}/stats/reset"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 200);
+    // A fresh client that only asks for /stats is not counted either.
+    assert_eq!(get_stats(&client(), &url).await.connections_accepted, 0);
+
+    // Once a connection carries an API request it counts, once, from then on.
+    assert_eq!(post_chat(&watcher, &server, &chat("x")).await.0, 200);
+    let seen = get_stats(&watcher, &url).await;
+    assert_eq!(seen.connections_accepted, 1);
+    assert_eq!(seen.connections_open, 1);
+    assert_eq!(post_chat(&watcher, &server, &chat("y")).await.0, 200);
+    assert_eq!(server.stats().connections_accepted, 1);
+    drop(watcher);
+    assert!(eventually(|| server.stats().connections_open == 0).await);
+    assert_eq!(server.stats().connections_accepted, 1);
 }
 
 #[tokio::test]
