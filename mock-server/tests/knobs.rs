@@ -287,11 +287,12 @@ async fn the_same_request_takes_the_same_time_and_different_requests_differ() {
         first.push(post_chat(&client, &server, &chat(&format!("q{i}"))).await.2);
     }
     // Same requests again, in reverse order: each takes what it took before (paired
-    // sampling), within scheduling noise.
+    // sampling), within scheduling noise (generous: a loaded 2-core machine adds tens of ms,
+    // while unpaired draws over 20..200 ms differ by 60 ms on average).
     for i in (0..6).rev() {
         let t = post_chat(&client, &server, &chat(&format!("q{i}"))).await.2;
         let diff = t.abs_diff(first[i]);
-        assert!(diff < ms(15), "q{i}: {t:?} vs {:?}", first[i]);
+        assert!(diff < ms(40), "q{i}: {t:?} vs {:?}", first[i]);
     }
     let spread = first
         .iter()
