@@ -34,7 +34,7 @@ pub fn stop_on_ctrl_c() -> StopSignal {
         if tokio::signal::ctrl_c().await.is_err() {
             return; // no signal handling on this platform: Ctrl-C keeps its default
         }
-        eprintln!(
+        crate::stderr_line!(
             "\nCtrl-C: finishing the chains in flight, then writing what completed \
              (Ctrl-C again to abort)"
         );
@@ -62,7 +62,7 @@ async fn sweep(args: SweepArgs) -> Result<()> {
     warn_if_no_api_key(&args.common.target);
     let quiet = args.output.quiet;
     if !quiet {
-        eprintln!("{}", banner(&cfg));
+        crate::stderr_line!("{}", banner(&cfg));
     }
     cfg.stop = Some(stop_on_ctrl_c());
     let ui = Progress::new(quiet, cfg.chain.step_names());
@@ -175,7 +175,7 @@ pub fn verdict(all_failed: &[String], broken: &[String]) -> Result<()> {
 pub fn warn_if_no_api_key(t: &crate::cli::TargetArgs) {
     let key = std::env::var(&t.api_key_env).ok();
     if let Some(w) = crate::config::api_key_warning(t, key.as_deref()) {
-        eprintln!("{w}");
+        crate::stderr_line!("{w}");
     }
 }
 

@@ -88,7 +88,7 @@ async fn collect(
                     continue;
                 }
                 Err(e) => {
-                    eprintln!(
+                    crate::stderr_line!(
                         "error: cannot append to {}: {e}; starting no new rows",
                         log.path().display()
                     );
@@ -167,14 +167,14 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let (log, resume) = ResultsLog::open(&out, args.resume)?;
     let (todo, skipped) = select_rows(&manifest, &resume);
     if let Some(line) = resume.torn_line {
-        eprintln!(
+        crate::stderr_line!(
             "note: {} line {line} was cut short by a crash; it was ignored and removed",
             log.path().display()
         );
     }
     let strangers = resume.ids_not_in(&manifest);
     if !strangers.is_empty() {
-        eprintln!(
+        crate::stderr_line!(
             "note: {} ids in {} are not in {} (first: {})",
             strangers.len(),
             log.path().display(),
@@ -187,7 +187,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     if !args.quiet {
         let rows = (todo.len(), skipped);
         let embedded = mock.is_some();
-        eprintln!(
+        crate::stderr_line!(
             "{}",
             crate::app::run_banner(&args, &target, embedded, &step_names, rows, &out)
         );

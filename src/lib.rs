@@ -14,6 +14,15 @@
 //! - [`lock`]: one loadchain process per output folder.
 //! - [`app`], [`progress`], [`error`]: the binary's glue, progress bars and exit codes.
 
+/// `eprintln!` that never panics: a closed stderr (`2>&-`) loses the line, never the run.
+#[macro_export]
+macro_rules! stderr_line {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod app;
 pub mod batch;
 pub mod chain;

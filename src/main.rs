@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("Error: cannot start the async runtime: {e}");
+            loadchain::stderr_line!("Error: cannot start the async runtime: {e}");
             return ExitCode::from(FAILURE);
         }
     };
@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("Error: {err:#}");
+            loadchain::stderr_line!("Error: {err:#}");
             ExitCode::from(exit_code(&err))
         }
     }

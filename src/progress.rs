@@ -42,7 +42,7 @@ impl Progress {
             ProgressDrawTarget::stderr()
         };
         let multi = MultiProgress::with_draw_target(target);
-        let sink: LineSink = Arc::new(|line: &str| eprintln!("{line}"));
+        let sink: LineSink = Arc::new(|line: &str| crate::stderr_line!("{line}"));
         Progress {
             heartbeat: (!quiet && multi.is_hidden()).then_some((HEARTBEAT, sink)),
             multi,
@@ -100,7 +100,7 @@ impl SweepUi for Progress {
     /// Without a terminal the bars are hidden: a line per finished run keeps logs useful.
     fn run_finished(&self, summary: &RunSummary) {
         if !self.quiet && self.multi.is_hidden() {
-            eprintln!("{}", run_line(summary));
+            crate::stderr_line!("{}", run_line(summary));
         }
     }
 }
@@ -191,7 +191,7 @@ impl BarObserver {
         );
         // Without a terminal the bars are hidden and so would be println: log plainly.
         if self.multi.is_hidden() {
-            eprintln!("{line}");
+            crate::stderr_line!("{line}");
         } else {
             let _ = self.multi.println(line);
         }
