@@ -11,13 +11,15 @@
 //! - [`sweep`]: sizes × limits × pooling → [`sweep::SweepReport`].
 //! - [`report`]: terminal tables, Markdown, CSV, JSON, `.hgrm` and PNG charts.
 //! - [`threshold`]: `--fail-on` checks that turn a run into a CI pass/fail.
-//! - [`app`], [`progress`], [`error`]: the binary's glue, progress bars and exit codes.
+//! - [`app`], [`progress`], [`error`]: the binary's glue, progress bars and exit codes;
+//!   [`docs`]: shell completions and man pages from the clap definition.
 
 pub mod app;
 pub mod batch;
 pub mod chain;
 pub mod cli;
 pub mod config;
+pub mod docs;
 pub mod error;
 pub mod manifest;
 pub mod metrics;

@@ -3,6 +3,7 @@
 
 mod cli;
 mod common;
+mod mock_binary;
 mod run;
 mod sweep;
 mod tls;

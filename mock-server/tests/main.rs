@@ -3,7 +3,6 @@
 
 mod common;
 
-mod binary;
 mod endpoints;
 mod knobs;
 mod stats;
