@@ -5,5 +5,6 @@ mod cli;
 mod common;
 mod mock_binary;
 mod run;
+mod schema;
 mod sweep;
 mod tls;
