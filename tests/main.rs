@@ -3,6 +3,7 @@
 
 mod cli;
 mod common;
+mod docs;
 mod mock_binary;
 mod run;
 mod schema;
