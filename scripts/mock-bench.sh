@@ -29,7 +29,10 @@ if (( $(ulimit -n) < N + 100 )); then
     exit 1
 fi
 
-cargo build --release -p loadchain-mock --bin loadchain-mock --example hold10k
+# The binary belongs to the root package (so `cargo install --path .` ships it); the
+# example to the mock crate.
+cargo build --release --bin loadchain-mock
+cargo build --release -p loadchain-mock --example hold10k
 
 out="$(mktemp)"
 server_pid=""

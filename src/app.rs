@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 
 use crate::cli::{Cli, Command, ReportArgs, SweepArgs};
 use crate::config::{redacted_command, sweep_config};
-use crate::error::Interrupted;
+use crate::error::{InputError, Interrupted};
 use crate::progress::Progress;
 use crate::report::{self, RunCalls};
 use crate::runner::StopSignal;
@@ -23,7 +23,20 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => crate::batch::run(args).await,
         Command::Mock(args) => loadchain_mock::run_cli(args).await,
         Command::Report(args) => report_cmd(&args),
+        Command::Completions(args) => print_bytes(&crate::docs::completions(args.shell)?),
+        Command::Man(args) => print_bytes(
+            &crate::docs::man_page(args.command.as_deref())
+                .map_err(|e| InputError(e.to_string()))?,
+        ),
     }
+}
+
+/// Writes generated text to stdout; a closed pipe comes back as an error main treats as done.
+fn print_bytes(bytes: &[u8]) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(bytes)?;
+    stdout.flush()?;
+    Ok(())
 }
 
 /// Ctrl-C once: start nothing new, let the chains in flight finish, write what completed.

@@ -37,6 +37,27 @@ pub enum Command {
     Mock(MockArgs),
     /// Re-render a report folder from its report.json, or compare two report folders.
     Report(ReportArgs),
+    /// Print a shell completion script on stdout (e.g. `loadchain completions bash >
+    /// ~/.local/share/bash-completion/completions/loadchain`).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout: `loadchain man | man -l -`.
+    Man(ManArgs),
+}
+
+/// `loadchain completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// Shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `loadchain man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// A subcommand's own page instead (sweep, run, …): its flags in full.
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
 }
 
 /// `loadchain sweep`.

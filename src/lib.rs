@@ -12,7 +12,8 @@
 //! - [`report`]: terminal tables, Markdown, CSV, JSON, `.hgrm` and PNG charts.
 //! - [`threshold`]: `--fail-on` checks that turn a run into a CI pass/fail.
 //! - [`lock`]: one loadchain process per output folder.
-//! - [`app`], [`progress`], [`error`]: the binary's glue, progress bars and exit codes.
+//! - [`app`], [`progress`], [`error`]: the binary's glue, progress bars and exit codes;
+//!   [`docs`]: shell completions and man pages from the clap definition.
 
 /// `eprintln!` that never panics: a closed stderr (`2>&-`) loses the line, never the run.
 #[macro_export]
@@ -28,6 +29,7 @@ pub mod batch;
 pub mod chain;
 pub mod cli;
 pub mod config;
+pub mod docs;
 pub mod error;
 pub mod lock;
 pub mod manifest;

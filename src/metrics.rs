@@ -40,6 +40,17 @@ impl LatencyRecorder {
         self.hist.saturating_record(us);
     }
 
+    /// The histogram's layout, `(buckets, sub-buckets per bucket)`: the same for every
+    /// recorder (fixed bounds and precision), and what a `.hgrm` footer reports.
+    pub fn layout(&self) -> (u8, u32) {
+        let buckets = self.hist.buckets();
+        // The crate exposes no sub-bucket count; its counts array holds
+        // (buckets + 1) × sub_buckets / 2 slots, the layout every HdrHistogram shares.
+        let slots = self.hist.distinct_values() as u64;
+        let sub_buckets = 2 * slots / (u64::from(buckets) + 1);
+        (buckets, u32::try_from(sub_buckets).unwrap_or(u32::MAX))
+    }
+
     /// Number of recorded values.
     pub fn len(&self) -> u64 {
         self.hist.len()

@@ -3,10 +3,13 @@
 
 mod cli;
 mod common;
+mod docs;
 mod guard;
 #[cfg(unix)]
 mod hostile;
+mod mock_binary;
 mod run;
+mod schema;
 mod sweep;
 mod tls;
 mod ux;

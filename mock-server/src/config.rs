@@ -238,21 +238,21 @@ impl MockConfig {
                 "is empty but failure_rate is above 0".into(),
             ));
         }
-        if let Latency::LogNormal { sigma, .. } = self.latency {
-            if !sigma.is_finite() || sigma < 0.0 {
-                return Err(ConfigError::invalid(
-                    "latency",
-                    format!("lognormal sigma {sigma} must be finite and >= 0"),
-                ));
-            }
+        if let Latency::LogNormal { sigma, .. } = self.latency
+            && (!sigma.is_finite() || sigma < 0.0)
+        {
+            return Err(ConfigError::invalid(
+                "latency",
+                format!("lognormal sigma {sigma} must be finite and >= 0"),
+            ));
         }
-        if let Latency::Uniform { min, max } = self.latency {
-            if min > max {
-                return Err(ConfigError::invalid(
-                    "latency",
-                    "uniform minimum is above maximum".into(),
-                ));
-            }
+        if let Latency::Uniform { min, max } = self.latency
+            && min > max
+        {
+            return Err(ConfigError::invalid(
+                "latency",
+                "uniform minimum is above maximum".into(),
+            ));
         }
         Ok(())
     }

@@ -112,7 +112,7 @@ impl fmt::Display for ByteRate {
             (1024, "KiB"),
             (1000, "kB"),
         ] {
-            if n % size == 0 {
+            if n.is_multiple_of(size) {
                 return write!(f, "{}{unit}/s", n / size);
             }
         }
@@ -222,21 +222,21 @@ impl Shaped {
                 self.sent += n as u64;
                 return Poll::Ready(Some(Ok(self.pending.split_to(n))));
             }
-            if let Some(cut) = &self.cut {
-                if self.frames >= cut.after_frames {
-                    if !self.cut_armed {
-                        self.sleep.as_mut().reset(Instant::now() + CUT_DELAY);
-                        self.cut_armed = true;
-                    }
-                    if self.sleep.as_mut().poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    if let Some(flag) = &cut.reset {
-                        flag.store(true, Ordering::Relaxed);
-                    }
-                    self.done = true;
-                    return Poll::Ready(Some(Err(InjectedCut)));
+            if let Some(cut) = &self.cut
+                && self.frames >= cut.after_frames
+            {
+                if !self.cut_armed {
+                    self.sleep.as_mut().reset(Instant::now() + CUT_DELAY);
+                    self.cut_armed = true;
                 }
+                if self.sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                if let Some(flag) = &cut.reset {
+                    flag.store(true, Ordering::Relaxed);
+                }
+                self.done = true;
+                return Poll::Ready(Some(Err(InjectedCut)));
             }
             match Pin::new(&mut self.inner).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,

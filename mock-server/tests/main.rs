@@ -3,7 +3,6 @@
 
 mod common;
 
-mod binary;
 mod endpoints;
 mod faults;
 mod fidelity;

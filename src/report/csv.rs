@@ -1,7 +1,8 @@
 //! summary.csv (one row per run, every metric flattened) and calls.csv (one row per call), for
 //! notebooks and spreadsheets.
 //!
-//! Times are milliseconds with microsecond precision; the unit is in every column name.
+//! Times are milliseconds with microsecond precision; the unit is in every column name. A value
+//! that does not apply (TTFT without streaming, speedup without a baseline) is an empty cell.
 //! NOTE: a new field of `RunSummary` needs a column in [`SummaryRow`] too.
 
 use std::io::Write;
@@ -101,6 +102,8 @@ pub struct SummaryRow {
     pub outputs_differ: usize,
     /// Streaming only: median time to first token.
     pub ttft_p50_ms: Option<f64>,
+    /// Streaming only: 90th percentile time to first token.
+    pub ttft_p90_ms: Option<f64>,
     /// Streaming only: 99th percentile time to first token.
     pub ttft_p99_ms: Option<f64>,
     /// Completion tokens per second of wall time, when the API reports tokens.
@@ -214,6 +217,7 @@ impl SummaryRow {
             connections: r.connections,
             outputs_differ: r.outputs_differ,
             ttft_p50_ms: r.ttft.map(|t| us_to_ms(t.p50_us)),
+            ttft_p90_ms: r.ttft.map(|t| us_to_ms(t.p90_us)),
             ttft_p99_ms: r.ttft.map(|t| us_to_ms(t.p99_us)),
             output_tokens_per_s: r.output_tokens_per_s.map(ratio),
         }
@@ -272,4 +276,43 @@ fn header<T: Serialize + Default>() -> Result<::csv::StringRecord, ::csv::Error>
     let bytes = w.into_inner().map_err(|e| e.into_error())?;
     let mut r = ::csv::Reader::from_reader(bytes.as_slice());
     Ok(r.headers()?.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::fixture;
+
+    #[test]
+    fn ttft_percentiles_sit_together_and_are_empty_without_streaming() {
+        let mut report = fixture();
+        report.runs[0].ttft = Some(LatencySummary {
+            count: 3,
+            min_us: 900,
+            mean_us: 2000.0,
+            p50_us: 1_000,
+            p90_us: 2_500,
+            p99_us: 4_000,
+            max_us: 4_000,
+        });
+        report.runs[1].ttft = None;
+        let mut bytes = Vec::new();
+        write_summary(&report.runs[..2], &mut bytes).unwrap();
+        let mut r = ::csv::Reader::from_reader(bytes.as_slice());
+        let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+        let at = header.iter().position(|h| h == "ttft_p50_ms").unwrap();
+        assert_eq!(
+            header[at..at + 3],
+            ["ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms"]
+        );
+        let rows: Vec<::csv::StringRecord> = r.records().map(Result::unwrap).collect();
+        assert_eq!(
+            (&rows[0][at], &rows[0][at + 1], &rows[0][at + 2]),
+            ("1.0", "2.5", "4.0")
+        );
+        assert_eq!(
+            (&rows[1][at], &rows[1][at + 1], &rows[1][at + 2]),
+            ("", "", "")
+        );
+    }
 }

@@ -5,10 +5,12 @@
 //! Values are milliseconds (value unit scaling ratio 1000 on the µs histogram) with 3 decimals,
 //! matching the histogram's 3 significant digits. The rows come from the run's stored
 //! distribution; the footer's mean and max are exact, its standard deviation is estimated from
-//! the rows (report.json does not keep the raw samples).
+//! the rows (report.json does not keep the raw samples), and its bucket counts are those of the
+//! recorder's fixed layout (1 µs to 1 h, 3 significant digits).
 
 use std::fmt::Write;
 
+use crate::metrics::LatencyRecorder;
 use crate::sweep::RunSummary;
 
 /// The file name of a run's distribution inside the report's `hgrm/` folder.
@@ -61,6 +63,12 @@ pub fn render(run: &RunSummary) -> String {
         "#[Max     = {:12.3}, Total count    = {:12}]",
         lat.max_us as f64 / SCALE,
         lat.count
+    );
+    // The layout is fixed by the recorder's bounds and precision, not stored per run.
+    let (buckets, sub_buckets) = LatencyRecorder::new().layout();
+    let _ = writeln!(
+        out,
+        "#[Buckets = {buckets:12}, SubBuckets     = {sub_buckets:12}]"
     );
     out
 }
@@ -115,6 +123,22 @@ mod tests {
         assert_eq!(last[2], run.call_latency.count.to_string());
         assert!(text.contains("#[Mean    = "));
         assert!(text.contains(&format!("Total count    = {:12}]", run.call_latency.count)));
+    }
+
+    #[test]
+    fn hgrm_footer_ends_with_java_hdrhistograms_three_lines() {
+        let report = fixture();
+        let text = render(&report.runs[0]);
+        let footer: Vec<&str> = text.lines().rev().take(3).collect();
+        assert!(footer[2].starts_with("#[Mean    = "), "{}", footer[2]);
+        assert!(footer[1].starts_with("#[Max     = "), "{}", footer[1]);
+        // 3 significant digits: unit resolution up to 2,000 needs 2,048 sub-buckets; doubling
+        // from 2,048 µs reaches the 1 h ceiling (3.6e9 µs) after 21 more buckets, so 22.
+        assert_eq!(
+            footer[0],
+            "#[Buckets =           22, SubBuckets     =         2048]"
+        );
+        assert!(text.ends_with("]\n"));
     }
 
     #[test]

@@ -7,8 +7,14 @@ use clap::Parser;
 use loadchain_mock::{MockArgs, exit_code, run_cli};
 
 /// A configurable OpenAI-compatible mock API server for load tests.
+// The about text is spelled out: a bare `about` would take the description of the package
+// that builds this binary, which is loadchain's.
 #[derive(Debug, Parser)]
-#[command(name = "loadchain-mock", version, about)]
+#[command(
+    name = "loadchain-mock",
+    version,
+    about = "A configurable OpenAI-compatible mock API server for load tests"
+)]
 struct Cli {
     #[command(flatten)]
     args: MockArgs,

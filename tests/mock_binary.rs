@@ -6,6 +6,17 @@ use std::process::{Command, Stdio};
 const BIN: &str = env!("CARGO_BIN_EXE_loadchain-mock");
 
 #[test]
+fn help_describes_the_mock_not_loadchain() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        help.starts_with("A configurable OpenAI-compatible mock API server"),
+        "{help}"
+    );
+}
+
+#[test]
 fn bad_flags_exit_with_status_two_and_one_line() {
     let out = Command::new(BIN)
         .args(["--latency", "foo:1ms"])
