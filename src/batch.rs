@@ -348,8 +348,18 @@ fn describe(s: &RunSummaryFile, out: &Path) -> String {
         text.push_str(&format!("; speedup ×{x:.1}"));
     }
     let e = &s.errors;
+    // The rarer kinds only when they happened, so the usual line stays short.
+    let rare: String = [
+        (e.redirect, "redirect"),
+        (e.protocol, "protocol"),
+        (e.local, "local"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, kind)| format!(", {n} {kind}"))
+    .collect();
     text.push_str(&format!(
-        "\ncalls: {} ({} failed: {} rate-limited, {} 5xx, {} 4xx, {} timeout, {} connect, {} body/decode)",
+        "\ncalls: {} ({} failed: {} rate-limited, {} 5xx, {} 4xx, {} timeout, {} connect, {} body/decode{rare})",
         s.calls,
         e.total(),
         e.rate_limited,

@@ -422,6 +422,20 @@ pub(crate) fn settings_rows(s: &Settings) -> Vec<(&'static str, String)> {
         ("rpm cap", opt(s.rpm)),
         ("tpm cap", opt(s.tpm)),
         ("warm-up", if s.warmup { "yes" } else { "no" }.to_string()),
+        ("max retry wait", format!("{} ms", s.max_retry_wait_ms)),
+        (
+            "max response size",
+            format!("{} bytes", s.max_response_bytes),
+        ),
+        (
+            "redirects",
+            if s.follow_redirects {
+                "followed (credentials to the target's origin only)"
+            } else {
+                "not followed"
+            }
+            .to_string(),
+        ),
         ("wall time excludes", s.wall_time_excludes.clone()),
         ("machine", s.machine.clone()),
         ("command", s.command.clone()),

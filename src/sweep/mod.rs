@@ -257,6 +257,9 @@ pub async fn run_sweep(cfg: &SweepConfig, ui: &dyn SweepUi) -> Result<SweepOutco
         }
         .to_string(),
         warmup: cfg.warmup,
+        max_retry_wait_ms: cfg.spec.max_retry_wait.as_millis() as u64,
+        max_response_bytes: cfg.client.max_response_bytes,
+        follow_redirects: cfg.client.follow_redirects,
         machine: machine(),
         command: cfg.command.clone(),
     };

@@ -62,6 +62,15 @@ pub struct Settings {
     /// Whether each run opened its connections with discarded warm-up calls before timing.
     #[serde(default)]
     pub warmup: bool,
+    /// Longest Retry-After honoured, ms; a server asking for more failed the call.
+    #[serde(default = "default_max_retry_wait_ms")]
+    pub max_retry_wait_ms: u64,
+    /// Largest response body read per call, bytes.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: u64,
+    /// Whether 3xx answers were followed (credentials to the target's origin only).
+    #[serde(default)]
+    pub follow_redirects: bool,
     /// The embedded mock's settings, as `key = value` lines of its TOML config (None for a
     /// real target).
     pub mock: Option<String>,
@@ -71,6 +80,15 @@ pub struct Settings {
     pub machine: String,
     /// The command line that repeats this sweep.
     pub command: String,
+}
+
+/// What reports written before these settings existed ran with.
+fn default_max_retry_wait_ms() -> u64 {
+    60_000
+}
+
+fn default_max_response_bytes() -> u64 {
+    crate::target::DEFAULT_MAX_RESPONSE_BYTES
 }
 
 /// Figures of one run: one batch of `size` chains at one `limit` and `pooling` mode.
