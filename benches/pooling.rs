@@ -29,9 +29,9 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
 use loadchain::chain::{Chain, Row};
 use loadchain::config::embedded_mock_defaults;
+use loadchain::endpoint::embedded_target;
+use loadchain::endpoint::{ClientOptions, HttpClient, Target};
 use loadchain::record::Pooling;
-use loadchain::sweep::embedded_target;
-use loadchain::target::{ClientOptions, HttpClient, Target};
 use loadchain_mock::{Latency, MockConfig, MockServer};
 use tokio::runtime::Runtime;
 

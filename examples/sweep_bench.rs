@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use loadchain::chain::Chain;
 use loadchain::config::embedded_mock_defaults;
+use loadchain::endpoint::ClientOptions;
+use loadchain::endpoint::Endpoint;
 use loadchain::record::Pooling;
-use loadchain::runner::RunSpec;
-use loadchain::sweep::{Endpoint, Quiet, SweepConfig, run_sweep};
-use loadchain::target::ClientOptions;
+use loadchain::runner::RetryPolicy;
+use loadchain::sweep::{self, Quiet, SweepConfig};
 use loadchain_mock::Latency;
 
 fn config(latency_ms: u64, n: usize, limit: usize, http2: bool, warmup: bool) -> SweepConfig {
@@ -37,11 +38,10 @@ fn config(latency_ms: u64, n: usize, limit: usize, http2: bool, warmup: bool) ->
             http2_prior_knowledge: http2,
             ..ClientOptions::default()
         },
-        spec: RunSpec::default(),
+        retry: RetryPolicy::default(),
         rpm: None,
         tpm: None,
         warmup,
-        stop: None,
         command: "sweep_bench".into(),
     }
 }
@@ -55,7 +55,7 @@ fn peak_rss_mb() -> Option<f64> {
 }
 
 async fn measure(latency_ms: u64, n: usize, limit: usize, http2: bool, warmup: bool) {
-    let out = run_sweep(&config(latency_ms, n, limit, http2, warmup), &Quiet)
+    let out = sweep::run(&config(latency_ms, n, limit, http2, warmup), &Quiet, None)
         .await
         .expect("sweep runs");
     let run = &out.report.runs[0];

@@ -2,17 +2,21 @@
 //! embedded mock's defaults, the target and the chain. Library code takes these, never `Cli`.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use loadchain_mock::{Latency, MockConfig};
 use thiserror::Error;
 
+use crate::batch::RunConfig;
 use crate::chain::{Chain, ChainError, Row, Template};
-use crate::cli::{ApiArg, CallArgs, ChainArgs, MockFlags, PoolingArg, SweepArgs, TargetArgs};
+use crate::cli::{
+    ApiArg, CallArgs, ChainArgs, MockFlags, PoolingArg, RunArgs, SweepArgs, TargetArgs,
+};
+use crate::endpoint::{ApiFormat, ClientOptions, Endpoint, Target, TargetError};
+use crate::manifest::{Manifest, ManifestError};
 use crate::record::Pooling;
-use crate::runner::RunSpec;
-use crate::sweep::{Endpoint, SweepConfig};
-use crate::target::{ApiFormat, ClientOptions, Target, TargetError};
+use crate::runner::RetryPolicy;
+use crate::sweep::SweepConfig;
 
 /// A combination of flags that cannot work. Always a usage error (exit 2).
 #[derive(Debug, Error)]
@@ -29,6 +33,9 @@ pub enum ConfigError {
     /// The mock config file or a --mock-* value is unusable.
     #[error("{0}")]
     Mock(String),
+    /// The manifest is missing, malformed or has duplicate ids.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
 }
 
 /// The embedded default: the course's world at 1/100 time scale. A 3–15 s call becomes
@@ -185,19 +192,20 @@ pub fn endpoint_from_args(t: &TargetArgs, mock: &MockFlags) -> Result<Endpoint, 
         Some(b) => Some(Template::parse(b).map_err(|e| flag("--body", e.to_string()))?),
         None => None,
     };
-    let key = std::env::var(&t.api_key_env)
-        .ok()
-        .filter(|k| !k.trim().is_empty());
-    let mut target = Target::new(
-        url,
-        format,
-        method,
-        t.model.clone(),
-        &t.headers,
-        key.map(|k| (t.api_key_env.as_str(), k.trim().to_string())),
-        body,
-    )?;
-    target.stream = t.stream;
+    let mut target = match format {
+        ApiFormat::OpenAi => Target::openai(url, t.model.clone())?,
+        ApiFormat::Raw => Target::raw(url, method)?,
+    }
+    .with_headers(&t.headers)?
+    .streaming(t.stream);
+    if let Some(body) = body {
+        target = target.with_body(body);
+    }
+    if let Ok(key) = std::env::var(&t.api_key_env)
+        && !key.trim().is_empty()
+    {
+        target = target.with_api_key(&t.api_key_env, key.trim())?;
+    }
     Ok(Endpoint::Remote(target))
 }
 
@@ -242,14 +250,13 @@ pub fn client_options(t: &TargetArgs, c: &CallArgs) -> ClientOptions {
     }
 }
 
-/// Retry settings from the flags; `limit` is filled in per run.
-pub fn run_spec(c: &CallArgs, limit: usize) -> RunSpec {
-    RunSpec {
-        limit,
+/// Retry settings from the flags.
+pub fn retry_policy(c: &CallArgs) -> RetryPolicy {
+    RetryPolicy {
         retry_passes: c.retry_passes,
         max_retries: c.max_retries,
         max_retry_wait: c.max_retry_wait,
-        ..RunSpec::default()
+        ..RetryPolicy::default()
     }
 }
 
@@ -292,12 +299,51 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
         model: args.common.target.model.clone(),
         stream: args.common.target.stream,
         client: client_options(&args.common.target, &args.common.calls),
-        spec: run_spec(&args.common.calls, 1),
+        retry: retry_policy(&args.common.calls),
         rpm: args.common.calls.rpm,
         tpm: args.common.calls.tpm,
         warmup: args.warmup,
-        stop: None,
         command,
+    })
+}
+
+/// Checks `loadchain run` flags and input files and builds its configuration: every input
+/// error (flags, manifest, chain, mock settings) comes out of here, before anything is
+/// written or sent.
+pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
+    let chain = chain_from_args(&args.common.chain)?;
+    let manifest = Manifest::load(&args.manifest, &args.id_column)?;
+    chain.check_columns(
+        &manifest.columns,
+        &chain_origin(&args.common.chain),
+        &manifest.path.display().to_string(),
+    )?;
+    let endpoint = endpoint_from_args(&args.common.target, &args.common.mock)?;
+    let widest = args.limit.min(manifest.rows.len().max(1));
+    check_open_files("--limit", widest, &endpoint, open_file_limit())?;
+    if args.resume && args.out.is_none() {
+        return Err(flag(
+            "--resume",
+            "needs --out: the folder of the run to continue",
+        ));
+    }
+    let out = args.out.clone().unwrap_or_else(|| {
+        crate::report::free_report_dir(Path::new("reports"), SystemTime::now(), "run")
+    });
+    Ok(RunConfig {
+        manifest,
+        limit: args.limit,
+        out,
+        resume: args.resume,
+        chain,
+        endpoint,
+        model: args.common.target.model.clone(),
+        stream: args.common.target.stream,
+        client: client_options(&args.common.target, &args.common.calls),
+        retry: retry_policy(&args.common.calls),
+        rpm: args.common.calls.rpm,
+        tpm: args.common.calls.tpm,
+        fail_on: args.fail_on.clone(),
     })
 }
 
@@ -376,7 +422,7 @@ pub fn redacted_command(args: impl IntoIterator<Item = String>) -> String {
                 .file_name()
                 .map_or(arg.clone(), |f| f.to_string_lossy().into_owned())
         } else {
-            crate::target::redact::redact_urls(&arg).into_owned()
+            crate::endpoint::redact::redact_urls(&arg).into_owned()
         };
         out.push(shell_quote(&shown));
     }

@@ -1,9 +1,8 @@
 //! Exit codes: 0 ok, 1 runtime failure, 2 usage or input error (as clap uses).
 
-use crate::chain::ChainError;
+use crate::batch::BatchError;
 use crate::config::ConfigError;
 use crate::report::ReportError;
-use crate::target::TargetError;
 
 /// Exit code for usage and input errors.
 pub const USAGE: u8 = 2;
@@ -24,25 +23,23 @@ pub const INTERRUPTED: u8 = 130;
 pub struct Interrupted(pub String);
 
 /// Maps an error chain to an exit code: any input error anywhere in the chain means 2.
+/// Every flag, chain, target, manifest and mock-setting error reaches here as a
+/// [`ConfigError`]; an output folder in use or holding another run comes as a
+/// [`BatchError`] or [`ReportError`] that says it is the user's.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     if err.chain().any(|c| c.is::<Interrupted>()) {
         return INTERRUPTED;
     }
-    for cause in err.chain() {
-        let input = cause.is::<ConfigError>()
-            || cause.is::<ChainError>()
-            || cause.is::<TargetError>()
+    let input = err.chain().any(|cause| {
+        cause.is::<ConfigError>()
             || cause.is::<InputError>()
             || cause.is::<loadchain_mock::ConfigError>()
             || cause
+                .downcast_ref::<BatchError>()
+                .is_some_and(BatchError::is_input_error)
+            || cause
                 .downcast_ref::<ReportError>()
                 .is_some_and(ReportError::is_input_error)
-            || cause
-                .downcast_ref::<crate::manifest::ManifestError>()
-                .is_some_and(crate::manifest::ManifestError::is_input_error);
-        if input {
-            return USAGE;
-        }
-    }
-    FAILURE
+    });
+    if input { USAGE } else { FAILURE }
 }

@@ -3,7 +3,7 @@
 //! A tour of the crate, in the direction data flows:
 //! - [`cli`] → [`config`]: flags as typed, then checked settings (the embedded mock's
 //!   defaults live in `config`).
-//! - [`target`]: what a call is (URL, format, auth) and the pooled/unpooled HTTP client.
+//! - [`endpoint`]: what a call is (URL, format, auth) and the pooled/unpooled HTTP client.
 //! - [`chain`]: steps whose prompts are templates over a row and the previous output.
 //! - [`runner`]: one batch at one limit: semaphore, isolation, backoff, retry passes.
 //! - [`record`] → [`metrics`]: raw records, then HdrHistogram summaries.
@@ -30,6 +30,7 @@ pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod docs;
+pub mod endpoint;
 pub mod error;
 pub mod lock;
 pub mod manifest;
@@ -39,5 +40,4 @@ pub mod record;
 pub mod report;
 pub mod runner;
 pub mod sweep;
-pub mod target;
 pub mod threshold;

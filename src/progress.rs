@@ -223,7 +223,7 @@ impl Observer for BarObserver {
 pub fn run_line(s: &RunSummary) -> String {
     format!(
         "n={} c={} pool={}: {:.0} ms wall, {} ok, {} failed",
-        s.size, s.limit, s.pooling, s.wall_ms, s.chains_ok, s.chains_failed
+        s.key.size, s.key.limit, s.key.pooling, s.wall_ms, s.chains_ok, s.chains_failed
     )
 }
 

@@ -33,6 +33,39 @@ impl std::fmt::Display for Pooling {
     }
 }
 
+/// Which cell of a sweep (or which `run`) a set of figures belongs to. Flattened into every
+/// per-run type, so JSON and CSV keep their `size`, `limit`, `pooling` fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RunKey {
+    /// Chains in the batch.
+    pub size: usize,
+    /// Chains in flight at most.
+    pub limit: usize,
+    /// Pooled or not.
+    pub pooling: Pooling,
+}
+
+impl std::fmt::Display for RunKey {
+    /// `n=100 c=10 pool=on`, as progress lines, checks and messages name a run.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "n={} c={} pool={}", self.size, self.limit, self.pooling)
+    }
+}
+
+/// Every call of one run, for calls.csv.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunCalls {
+    /// The run.
+    pub key: RunKey,
+    /// Its calls, every pass and retry included, in completion order.
+    pub calls: Vec<CallRecord>,
+}
+
+/// Milliseconds with microsecond resolution, as every `*_ms` field holds them.
+pub fn ms(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
+}
+
 /// Why a call failed. A failed call is data, not an error: it is counted and the batch goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

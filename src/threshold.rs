@@ -103,6 +103,52 @@ impl Threshold {
     }
 }
 
+/// The exit verdict of a finished sweep or run, decided after every report is written: a
+/// run whose chains all failed is not a pass (a load test of nothing but errors), and a
+/// broken `--fail-on` check is a failure.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Verdict {
+    /// Runs in which every chain failed, named.
+    pub all_failed: Vec<String>,
+    /// Broken `--fail-on` checks, each naming its run and the measured value.
+    pub broken: Vec<String>,
+}
+
+/// A failed [`Verdict`], as one line: exit 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct VerdictError(pub String);
+
+impl Verdict {
+    /// Adds another run's verdict.
+    pub fn extend(&mut self, other: Verdict) {
+        self.all_failed.extend(other.all_failed);
+        self.broken.extend(other.broken);
+    }
+
+    /// Ok when nothing failed; otherwise one message with every reason.
+    pub fn into_result(self) -> Result<(), VerdictError> {
+        let broken = (!self.broken.is_empty()).then(|| {
+            format!(
+                "{} --fail-on check(s) broken: {}",
+                self.broken.len(),
+                self.broken.join("; ")
+            )
+        });
+        match (self.all_failed.is_empty(), broken) {
+            (true, None) => Ok(()),
+            (true, Some(b)) => Err(VerdictError(b)),
+            (false, b) => {
+                let mut msg = format!("every chain failed in {}", self.all_failed.join(", "));
+                if let Some(b) = b {
+                    msg.push_str(&format!("; also {b}"));
+                }
+                Err(VerdictError(msg))
+            }
+        }
+    }
+}
+
 impl fmt::Display for Threshold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = match self.metric {

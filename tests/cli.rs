@@ -161,7 +161,7 @@ fn bad_run_input_exits_2_and_writes_nothing() {
         .assert()
         .code(2);
     let stderr = String::from_utf8_lossy(&a.get_output().stderr).to_string();
-    assert!(stderr.contains("--resume needs --out"), "{stderr}");
+    assert!(stderr.contains("--resume: needs --out"), "{stderr}");
     // An output folder holding another run's results, without --resume.
     let out = d.join("used");
     std::fs::create_dir(&out).unwrap();

@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use loadchain::chain::Row;
+use loadchain::endpoint::embedded_target;
 use loadchain::record::Pooling;
-use loadchain::runner::{NoObserver, RunSpec, Runner};
-use loadchain::sweep::{Quiet, embedded_target, run_sweep};
+use loadchain::runner::{NoObserver, RetryPolicy, Runner};
+use loadchain::sweep::{self, Quiet};
 use loadchain_mock::MockConfig;
 
 use crate::common::{fixed, runner, spawn_mock, sweep_config};
@@ -15,7 +16,7 @@ use crate::common::{fixed, runner, spawn_mock, sweep_config};
 async fn fixed_latency_makes_limit_5_about_5x_faster_than_sequential() {
     let mock = spawn_mock(fixed(40)).await;
     let cfg = sweep_config(&mock, 20, &[1, 5], 1);
-    let out = run_sweep(&cfg, &Quiet).await.unwrap();
+    let out = sweep::run(&cfg, &Quiet, None).await.unwrap();
     let seq = out.report.run(20, 1, Pooling::On).unwrap();
     let c5 = out.report.run(20, 5, Pooling::On).unwrap();
     assert_eq!(seq.speedup, Some(1.0));
@@ -40,8 +41,8 @@ async fn failed_rows_are_retried_and_every_row_is_accounted_for() {
     })
     .await;
     let mut cfg = sweep_config(&mock, 60, &[1, 10], 2);
-    cfg.spec.retry_passes = 6;
-    let out = run_sweep(&cfg, &Quiet).await.unwrap();
+    cfg.retry.retry_passes = 6;
+    let out = sweep::run(&cfg, &Quiet, None).await.unwrap();
     for run in &out.report.runs {
         assert_eq!(run.chains_ok + run.chains_failed, 60);
         assert!(
@@ -77,12 +78,12 @@ async fn pooling_on_reuses_connections_and_off_opens_one_per_call() {
     let mock = spawn_mock(fixed(5)).await;
     let mut cfg = sweep_config(&mock, 20, &[1, 5], 2);
     cfg.pooling = vec![Pooling::On, Pooling::Off];
-    let out = run_sweep(&cfg, &Quiet).await.unwrap();
+    let out = sweep::run(&cfg, &Quiet, None).await.unwrap();
     for run in &out.report.runs {
         let conns = run.connections.expect("mock counts connections");
-        match run.pooling {
+        match run.key.pooling {
             // A pool never needs more connections than calls in flight.
-            Pooling::On => assert!(conns <= run.limit as u64, "{conns} > {}", run.limit),
+            Pooling::On => assert!(conns <= run.key.limit as u64, "{conns} > {}", run.key.limit),
             Pooling::Off => assert_eq!(conns, run.calls, "one connection per call"),
         }
     }
@@ -100,20 +101,13 @@ async fn outputs_are_identical_across_limits_and_pooling() {
     .await;
     let mut cfg = sweep_config(&mock, 30, &[1, 10], 3);
     cfg.pooling = vec![Pooling::On, Pooling::Off];
-    let out = run_sweep(&cfg, &Quiet).await.unwrap();
+    let out = sweep::run(&cfg, &Quiet, None).await.unwrap();
     assert_eq!(out.report.runs.len(), 4);
     assert!(out.report.runs.iter().all(|r| r.outputs_differ == 0));
 
     // And directly: the final output of every row, limit 1 vs limit 10.
     let outputs = |limit: usize| {
-        let runner = runner(
-            &mock,
-            3,
-            RunSpec {
-                limit,
-                ..RunSpec::default()
-            },
-        );
+        let runner = runner(&mock, 3, limit, RetryPolicy::default());
         async move {
             let batch = runner
                 .run_batch(Row::synthetic(30).into(), Arc::new(NoObserver))
@@ -137,7 +131,7 @@ async fn semaphore_caps_calls_in_flight_at_the_limit() {
     let mock = spawn_mock(fixed(30)).await;
     let cfg = sweep_config(&mock, 24, &[3], 1);
     mock.reset_stats();
-    let out = run_sweep(&cfg, &Quiet).await.unwrap();
+    let out = sweep::run(&cfg, &Quiet, None).await.unwrap();
     assert_eq!(mock.stats().peak_in_flight, 3);
     let peak = out.report.runs[0]
         .timeline
@@ -157,8 +151,8 @@ async fn timeouts_are_counted_and_do_not_stop_other_chains() {
     .await;
     let mut cfg = sweep_config(&mock, 30, &[10], 1);
     cfg.client.timeout = Duration::from_millis(300);
-    cfg.spec.retry_passes = 0;
-    let out = run_sweep(&cfg, &Quiet).await.unwrap();
+    cfg.retry.retry_passes = 0;
+    let out = sweep::run(&cfg, &Quiet, None).await.unwrap();
     let run = &out.report.runs[0];
     assert!(run.errors.timeout > 0);
     assert_eq!(run.chains_failed as u64, run.errors.timeout);
@@ -170,7 +164,7 @@ async fn warmup_opens_the_pool_before_timing_and_is_not_measured() {
     let mock = spawn_mock(fixed(5)).await;
     let mut cfg = sweep_config(&mock, 12, &[4], 1);
     cfg.warmup = true;
-    let out = run_sweep(&cfg, &Quiet).await.unwrap();
+    let out = sweep::run(&cfg, &Quiet, None).await.unwrap();
     let run = &out.report.runs[0];
     // 4 warm-up calls opened the pool; the timed batch reused it.
     assert!(run.connections.unwrap() <= 4, "{:?}", run.connections);
@@ -193,7 +187,7 @@ async fn streaming_measures_time_to_first_token_and_keeps_outputs() {
     .await;
     let mut cfg = sweep_config(&mock, 6, &[1, 3], 2);
     cfg.stream = true;
-    let streamed = run_sweep(&cfg, &Quiet).await.unwrap();
+    let streamed = sweep::run(&cfg, &Quiet, None).await.unwrap();
     for log in &streamed.calls {
         for c in &log.calls {
             let ttft = c.ttft.expect("every streamed call has a TTFT");
@@ -214,14 +208,11 @@ async fn streaming_measures_time_to_first_token_and_keeps_outputs() {
 
     // The streamed chunks rebuild exactly what the non-streamed answer says.
     cfg.stream = false;
-    let plain = run_sweep(&cfg, &Quiet).await.unwrap();
+    let plain = sweep::run(&cfg, &Quiet, None).await.unwrap();
     assert!(plain.report.runs.iter().all(|r| r.ttft.is_none()));
     let runner = |stream: bool| Runner {
-        target: Arc::new(loadchain::target::Target {
-            stream,
-            ..embedded_target(&mock.url(), "m")
-        }),
-        ..runner(&mock, 2, RunSpec::default())
+        target: Arc::new(embedded_target(&mock.url(), "m").streaming(stream)),
+        ..runner(&mock, 2, 1, RetryPolicy::default())
     };
     let rows: Arc<[Row]> = Row::synthetic(4).into();
     let a = runner(true)
@@ -242,13 +233,9 @@ async fn streaming_measures_time_to_first_token_and_keeps_outputs() {
 async fn a_stop_signal_lets_chains_in_flight_finish_and_starts_no_new_ones() {
     let mock = spawn_mock(fixed(40)).await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let spec = RunSpec {
-        limit: 2,
-        ..RunSpec::default()
-    };
     let runner = Runner {
         stop: Some(stop_rx),
-        ..runner(&mock, 1, spec)
+        ..runner(&mock, 1, 2, RetryPolicy::default())
     };
     let batch = tokio::spawn(async move {
         runner
@@ -296,19 +283,18 @@ impl loadchain::sweep::SweepUi for StopInSecondRun {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_sweep_reports_completed_runs_and_the_cut_one_as_partial() {
     let mock = spawn_mock(fixed(10)).await;
-    let mut cfg = sweep_config(&mock, 10, &[1, 2, 5], 1);
+    let cfg = sweep_config(&mock, 10, &[1, 2, 5], 1);
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    cfg.stop = Some(stop_rx);
     let ui = StopInSecondRun {
         stop,
         started: Default::default(),
     };
-    let out = run_sweep(&cfg, &ui).await.unwrap();
+    let out = sweep::run(&cfg, &ui, Some(stop_rx)).await.unwrap();
     assert!(out.report.interrupted);
     // The first run completed; the second was cut short and kept as partial; the third
     // never ran.
     assert_eq!(out.report.runs.len(), 2);
-    assert_eq!(out.report.runs[0].limit, 1);
+    assert_eq!(out.report.runs[0].key.limit, 1);
     assert_eq!(out.report.runs[0].chains_ok, 10);
     assert!(!out.report.runs[0].partial);
     let cut = &out.report.runs[1];
@@ -355,14 +341,13 @@ async fn stopping_between_passes_reports_every_failed_row_as_final_exactly_once(
         stop,
         finals: Default::default(),
     });
-    let spec = RunSpec {
-        limit: 4,
+    let retry = RetryPolicy {
         retry_passes: 3,
-        ..RunSpec::default()
+        ..RetryPolicy::default()
     };
     let runner = Runner {
         stop: Some(stop_rx),
-        ..runner(&mock, 1, spec)
+        ..runner(&mock, 1, 4, retry)
     };
     let batch = runner
         .run_batch(Row::synthetic(30).into(), observer.clone())

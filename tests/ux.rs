@@ -8,7 +8,7 @@ use std::sync::Arc;
 use loadchain::chain::Row;
 use loadchain::record::{ChainRecord, Pooling};
 use loadchain::runner::{NoObserver, Observer};
-use loadchain::sweep::{SweepUi, run_sweep};
+use loadchain::sweep::{self, SweepUi};
 use predicates::prelude::*;
 
 use crate::common::{fixed, loadchain, spawn_mock, sweep_config, sweep_to};
@@ -312,10 +312,11 @@ impl SweepUi for StopInFirstRun {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sweep_stopped_in_its_first_run_keeps_the_finished_chains_as_partial() {
     let mock = spawn_mock(fixed(10)).await;
-    let mut cfg = sweep_config(&mock, 20, &[1, 4], 1);
+    let cfg = sweep_config(&mock, 20, &[1, 4], 1);
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    cfg.stop = Some(stop_rx);
-    let out = run_sweep(&cfg, &StopInFirstRun(stop)).await.unwrap();
+    let out = sweep::run(&cfg, &StopInFirstRun(stop), Some(stop_rx))
+        .await
+        .unwrap();
     assert!(out.report.interrupted);
     assert_eq!(out.report.runs.len(), 1, "the second run never started");
     let run = &out.report.runs[0];
@@ -338,17 +339,7 @@ async fn a_sweep_stopped_in_its_first_run_keeps_the_finished_chains_as_partial()
     // The report folder holds them and says the run was partial.
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("r");
-    let calls: Vec<loadchain::report::RunCalls<'_>> = out
-        .calls
-        .iter()
-        .map(|l| loadchain::report::RunCalls {
-            size: l.size,
-            limit: l.limit,
-            pooling: l.pooling,
-            calls: &l.calls,
-        })
-        .collect();
-    loadchain::report::write_report(&folder, &out.report, &calls).unwrap();
+    loadchain::report::write_report(&folder, &out.report, &out.calls).unwrap();
     let back = loadchain::report::read_report(&folder).unwrap();
     assert_eq!(back, out.report);
     let terminal = loadchain::report::render_terminal_results(&out.report);

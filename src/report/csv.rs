@@ -9,9 +9,8 @@ use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
-use super::RunCalls;
 use crate::metrics::LatencySummary;
-use crate::record::ErrorKind;
+use crate::record::{ErrorKind, RunCalls};
 use crate::sweep::RunSummary;
 
 /// One row of summary.csv: a [`RunSummary`] without nesting, as spreadsheets want it.
@@ -176,9 +175,9 @@ impl SummaryRow {
         let h = lat(&r.chain_latency);
         let e = |k| r.errors.get(k);
         SummaryRow {
-            size: r.size,
-            limit: r.limit,
-            pooling: r.pooling.to_string(),
+            size: r.key.size,
+            limit: r.key.limit,
+            pooling: r.key.pooling.to_string(),
             wall_ms: ms(r.wall_ms),
             retry_wall_ms: ms(r.retry_wall_ms),
             chains_per_s: ratio(r.chains_per_s),
@@ -239,17 +238,17 @@ pub fn write_summary<W: Write>(runs: &[RunSummary], w: W) -> Result<(), ::csv::E
 }
 
 /// Writes calls.csv: a header, then one row per call of every run.
-pub fn write_calls<W: Write>(runs: &[RunCalls<'_>], w: W) -> Result<(), ::csv::Error> {
+pub fn write_calls<W: Write>(runs: &[RunCalls], w: W) -> Result<(), ::csv::Error> {
     let mut out = ::csv::Writer::from_writer(w);
     if runs.iter().all(|r| r.calls.is_empty()) {
         out.write_record(&header::<CallRow>()?)?;
     }
     for run in runs {
-        for c in run.calls {
+        for c in &run.calls {
             out.serialize(CallRow {
-                size: run.size,
-                limit: run.limit,
-                pooling: run.pooling.to_string(),
+                size: run.key.size,
+                limit: run.key.limit,
+                pooling: run.key.pooling.to_string(),
                 row: c.row,
                 step: c.step,
                 pass: c.pass,

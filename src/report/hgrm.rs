@@ -17,9 +17,9 @@ use crate::sweep::RunSummary;
 pub fn file_name(run: &RunSummary) -> String {
     format!(
         "calls-n{}-c{}-pool{}.hgrm",
-        run.size,
-        run.limit,
-        run.pooling.as_str()
+        run.key.size,
+        run.key.limit,
+        run.key.pooling.as_str()
     )
 }
 

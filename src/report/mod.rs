@@ -14,6 +14,7 @@ pub(crate) mod format;
 pub(crate) mod hgrm;
 mod json;
 mod markdown;
+mod run;
 pub(crate) mod table;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -25,11 +26,12 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::lock::{DirLock, LockError};
-use crate::record::{CallRecord, Pooling};
+use crate::record::RunCalls;
 use crate::sweep::SweepReport;
 
 pub use self::csv::{CallRow, SummaryRow};
 pub use self::json::MIN_SCHEMA_VERSION;
+pub use self::run::run_text;
 
 /// Why a report could not be read or written. The caller branches on
 /// [`ReportError::is_input_error`] to pick the exit code.
@@ -158,20 +160,6 @@ impl ReportError {
     }
 }
 
-/// The raw calls of one run, for calls.csv. Kept apart from [`SweepReport`] because they are
-/// large and report.json does not need them.
-#[derive(Debug, Clone, Copy)]
-pub struct RunCalls<'a> {
-    /// Batch size of the run.
-    pub size: usize,
-    /// Concurrency limit of the run.
-    pub limit: usize,
-    /// Pooling mode of the run.
-    pub pooling: Pooling,
-    /// Every call of the run, every pass and retry included.
-    pub calls: &'a [CallRecord],
-}
-
 /// A report folder made ready before a sweep starts, as hyperfine creates its export files
 /// before running: a hidden temporary folder beside `out` (`.NAME.tmp`), locked by this
 /// process for the whole sweep, so a bad or unwritable `--out`, or a second loadchain on the
@@ -255,11 +243,7 @@ impl ReportDir {
     }
 
     /// Writes the whole report into the temporary folder and renames it to `out`.
-    pub fn write(
-        mut self,
-        report: &SweepReport,
-        calls: &[RunCalls<'_>],
-    ) -> Result<(), ReportError> {
+    pub fn write(mut self, report: &SweepReport, calls: &[RunCalls]) -> Result<(), ReportError> {
         let tmp = self.tmp.clone();
         let json = json::to_string(report).map_err(|source| ReportError::Encode {
             path: self.out.join(json::FILE_NAME),
@@ -314,7 +298,7 @@ fn in_use(e: LockError, out: &Path) -> ReportError {
 pub fn write_report(
     out: &Path,
     report: &SweepReport,
-    calls: &[RunCalls<'_>],
+    calls: &[RunCalls],
 ) -> Result<(), ReportError> {
     ReportDir::create(out)?.write(report, calls)
 }

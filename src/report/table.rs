@@ -87,19 +87,19 @@ impl Table {
 
 /// Batch sizes measured, ascending.
 pub(crate) fn sizes(report: &SweepReport) -> Vec<usize> {
-    let set: BTreeSet<usize> = report.runs.iter().map(|r| r.size).collect();
+    let set: BTreeSet<usize> = report.runs.iter().map(|r| r.key.size).collect();
     set.into_iter().collect()
 }
 
 /// Limits measured, ascending.
 pub(crate) fn limits(report: &SweepReport) -> Vec<usize> {
-    let set: BTreeSet<usize> = report.runs.iter().map(|r| r.limit).collect();
+    let set: BTreeSet<usize> = report.runs.iter().map(|r| r.key.limit).collect();
     set.into_iter().collect()
 }
 
 /// Pooling modes measured, `on` first.
 pub(crate) fn poolings(report: &SweepReport) -> Vec<Pooling> {
-    let set: BTreeSet<Pooling> = report.runs.iter().map(|r| r.pooling).collect();
+    let set: BTreeSet<Pooling> = report.runs.iter().map(|r| r.key.pooling).collect();
     set.into_iter().collect()
 }
 
@@ -111,7 +111,7 @@ pub(crate) fn main_pooling(report: &SweepReport) -> Pooling {
 /// One course-table cell: wall time, then the speedup against the baseline limit.
 pub(crate) fn course_cell(run: &RunSummary, baseline_limit: usize) -> String {
     let mut cell = format::duration_ms(run.wall_ms);
-    if let Some(s) = run.speedup.filter(|_| run.limit != baseline_limit) {
+    if let Some(s) = run.speedup.filter(|_| run.key.limit != baseline_limit) {
         cell.push_str(&format!(" ({})", format::speedup(s)));
     }
     if run.chains_failed > 0 {
@@ -149,11 +149,11 @@ pub(crate) fn pooling_table(report: &SweepReport) -> Option<(usize, Table)> {
         report
             .runs
             .iter()
-            .any(|r| r.size == s && r.pooling == Pooling::On)
+            .any(|r| r.key.size == s && r.key.pooling == Pooling::On)
             && report
                 .runs
                 .iter()
-                .any(|r| r.size == s && r.pooling == Pooling::Off)
+                .any(|r| r.key.size == s && r.key.pooling == Pooling::Off)
     })?;
     let header = [
         "Limit",
@@ -219,9 +219,9 @@ pub(crate) fn detail_table(report: &SweepReport) -> Table {
     for r in &report.runs {
         let c = &r.call_latency;
         t.rows.push(vec![
-            r.size.to_string(),
-            r.limit.to_string(),
-            r.pooling.to_string(),
+            r.key.size.to_string(),
+            r.key.limit.to_string(),
+            r.key.pooling.to_string(),
             format::duration_ms(r.wall_ms),
             r.speedup.map_or("–".to_string(), format::speedup),
             r.efficiency.map_or("–".to_string(), format::percent),
@@ -248,7 +248,7 @@ pub(crate) fn detail_table(report: &SweepReport) -> Table {
 /// chains, where it would repeat the call latency.
 pub(crate) fn step_table(report: &SweepReport) -> Option<(usize, Table)> {
     let size = sizes(report).into_iter().max()?;
-    let runs: Vec<&RunSummary> = report.runs.iter().filter(|r| r.size == size).collect();
+    let runs: Vec<&RunSummary> = report.runs.iter().filter(|r| r.key.size == size).collect();
     let steps: Vec<String> = runs
         .first()?
         .step_latency
@@ -264,7 +264,7 @@ pub(crate) fn step_table(report: &SweepReport) -> Option<(usize, Table)> {
     t.align[0] = Align::Left;
     t.align[1] = Align::Left;
     for r in runs {
-        let mut row = vec![format::limit_header(r.limit), r.pooling.to_string()];
+        let mut row = vec![format::limit_header(r.key.limit), r.key.pooling.to_string()];
         row.extend(r.step_latency.iter().map(|s| {
             format!(
                 "{} / {}",
@@ -300,9 +300,9 @@ pub(crate) fn streaming_table(report: &SweepReport) -> Option<Table> {
                 .map_or("–".to_string(), |s| format::latency_us(f(&s)))
         };
         t.rows.push(vec![
-            r.size.to_string(),
-            r.limit.to_string(),
-            r.pooling.to_string(),
+            r.key.size.to_string(),
+            r.key.limit.to_string(),
+            r.key.pooling.to_string(),
             ttft(|s| s.p50_us),
             ttft(|s| s.p90_us),
             ttft(|s| s.p99_us),
@@ -386,9 +386,9 @@ pub(crate) fn issues(report: &SweepReport) -> Vec<String> {
         if !parts.is_empty() {
             lines.push(format!(
                 "{} chains, {}, {}: {}",
-                r.size,
-                format::limit_header(r.limit),
-                format::pooling_word(r.pooling),
+                r.key.size,
+                format::limit_header(r.key.limit),
+                format::pooling_word(r.key.pooling),
                 parts.join("; ")
             ));
         }
@@ -481,7 +481,7 @@ mod tests {
         let run = report
             .runs
             .iter_mut()
-            .find(|r| (r.size, r.limit, r.pooling) == (10, 5, Pooling::On))
+            .find(|r| (r.key.size, r.key.limit, r.key.pooling) == (10, 5, Pooling::On))
             .unwrap();
         run.wall_ms = 2_500_000.0;
         run.speedup = Some(4.93);

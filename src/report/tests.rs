@@ -11,7 +11,7 @@ use crate::metrics::{ErrorCounts, LatencyRecorder, in_flight_timeline};
 use crate::record::{CallRecord, ErrorKind, Pooling};
 use crate::sweep::{RunSummary, SCHEMA_VERSION, Settings, SweepReport};
 
-use super::RunCalls;
+use crate::record::{RunCalls, RunKey};
 
 /// Steps per chain, as in the course (research → write → edit).
 const STEPS: u16 = 3;
@@ -165,9 +165,11 @@ pub(crate) fn simulate(size: usize, limit: usize, pooling: Pooling) -> SimRun {
     let wall_ms = wall_us as f64 / 1000.0;
     let calls_failed = errors.total();
     let summary = RunSummary {
-        size,
-        limit,
-        pooling,
+        key: RunKey {
+            size,
+            limit,
+            pooling,
+        },
         wall_ms,
         retry_wall_ms: (wall_us - pass0_end) as f64 / 1000.0,
         chains_per_s: (size - todo.len()) as f64 / (wall_ms / 1000.0),
@@ -207,15 +209,18 @@ pub(crate) fn fixture_with(sizes: &[usize], limits: &[usize]) -> (SweepReport, V
     }
     let walls: Vec<(usize, Pooling, f64)> = sims
         .iter()
-        .filter(|s| s.summary.limit == 1)
-        .map(|s| (s.summary.size, s.summary.pooling, s.summary.wall_ms))
+        .filter(|s| s.summary.key.limit == 1)
+        .map(|s| (s.summary.key.size, s.summary.key.pooling, s.summary.wall_ms))
         .collect();
     for s in &mut sims {
         let r = &mut s.summary;
-        if let Some(&(_, _, base)) = walls.iter().find(|w| (w.0, w.1) == (r.size, r.pooling)) {
+        if let Some(&(_, _, base)) = walls
+            .iter()
+            .find(|w| (w.0, w.1) == (r.key.size, r.key.pooling))
+        {
             let speedup = base / r.wall_ms;
             r.speedup = Some(speedup);
-            r.efficiency = Some(speedup / r.limit.min(r.size) as f64);
+            r.efficiency = Some(speedup / r.key.limit.min(r.key.size) as f64);
         }
     }
     let list = |v: &[usize]| {
@@ -269,14 +274,12 @@ pub(crate) fn fixture() -> SweepReport {
     fixture_with(&[10, 25], &[1, 5]).0
 }
 
-/// Borrows simulated runs as the calls argument of `write_report`.
-pub(crate) fn run_calls(sims: &[SimRun]) -> Vec<RunCalls<'_>> {
+/// Simulated runs as the calls argument of `write_report`.
+pub(crate) fn run_calls(sims: &[SimRun]) -> Vec<RunCalls> {
     sims.iter()
         .map(|s| RunCalls {
-            size: s.summary.size,
-            limit: s.summary.limit,
-            pooling: s.summary.pooling,
-            calls: &s.calls,
+            key: s.summary.key,
+            calls: s.calls.clone(),
         })
         .collect()
 }

@@ -90,7 +90,7 @@ pub fn results(report: &SweepReport) -> String {
 fn cells(a: &SweepReport, b: &SweepReport) -> Vec<(usize, usize, Pooling)> {
     let mut cells: Vec<(usize, usize, Pooling)> = Vec::new();
     for r in a.runs.iter().chain(&b.runs) {
-        let key = (r.size, r.limit, r.pooling);
+        let key = (r.key.size, r.key.limit, r.key.pooling);
         if !cells.contains(&key) {
             cells.push(key);
         }

@@ -24,8 +24,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::chain::{Chain, Row};
+use crate::endpoint::{ClientError, ClientOptions, HttpClient, Target};
+use crate::record::Pooling;
 use crate::record::{CallRecord, ChainFailure, ChainRecord, ErrorKind};
-use crate::target::{HttpClient, Target};
 
 /// Receives progress as it happens (progress bars, durable logs). Called from worker tasks:
 /// keep implementations quick and non-blocking.
@@ -45,11 +46,10 @@ pub struct NoObserver;
 
 impl Observer for NoObserver {}
 
-/// How a batch is run.
+/// What happens to a failed call and a failed chain: backoff retries of the call after 429
+/// or 503, then whole passes over the failed rows.
 #[derive(Debug, Clone)]
-pub struct RunSpec {
-    /// Maximum chains in flight (≥ 1).
-    pub limit: usize,
+pub struct RetryPolicy {
     /// Passes over the failed rows after the first pass.
     pub retry_passes: u32,
     /// Backoff retries of one call after 429 or 503.
@@ -62,16 +62,50 @@ pub struct RunSpec {
     pub max_retry_wait: Duration,
 }
 
-impl Default for RunSpec {
+impl Default for RetryPolicy {
     fn default() -> Self {
-        RunSpec {
-            limit: 1,
+        RetryPolicy {
             retry_passes: 1,
             max_retries: 3,
             backoff_base: Duration::from_millis(250),
             backoff_cap: Duration::from_secs(30),
             max_retry_wait: Duration::from_secs(60),
         }
+    }
+}
+
+/// Makes the [`Runner`] of each run of a sweep or a `run`: the same target, chain, retries,
+/// rate caps and stop signal; a fresh client per run, so every run starts with a cold pool.
+#[derive(Debug, Clone)]
+pub struct RunnerFactory {
+    /// Where calls go.
+    pub target: Arc<Target>,
+    /// The steps of every chain.
+    pub chain: Arc<Chain>,
+    /// Timeouts, TLS, size limits and redirects of every client.
+    pub client: ClientOptions,
+    /// Retries and backoff.
+    pub retry: RetryPolicy,
+    /// Client-side request-per-minute cap.
+    pub rpm: Option<u32>,
+    /// Client-side token-per-minute cap.
+    pub tpm: Option<u32>,
+    /// The caller's stop signal (Ctrl-C); None runs every row.
+    pub stop: Option<StopSignal>,
+}
+
+impl RunnerFactory {
+    /// A runner at `limit` with a new client in `pooling` mode and a fresh rate limiter.
+    pub fn runner(&self, limit: usize, pooling: Pooling) -> Result<Runner, ClientError> {
+        Ok(Runner {
+            client: HttpClient::new(pooling, &self.client)?,
+            target: Arc::clone(&self.target),
+            chain: Arc::clone(&self.chain),
+            limiter: RateLimiter::new(self.rpm, self.tpm).map(Arc::new),
+            limit,
+            retry: self.retry.clone(),
+            stop: self.stop.clone(),
+        })
     }
 }
 
@@ -86,8 +120,10 @@ pub struct Runner {
     pub chain: Arc<Chain>,
     /// Client-side rate limit, shared by every chain.
     pub limiter: Option<Arc<RateLimiter>>,
-    /// Limit, retries and backoff.
-    pub spec: RunSpec,
+    /// Maximum chains in flight (1 is sequential).
+    pub limit: usize,
+    /// Retries and backoff.
+    pub retry: RetryPolicy,
     /// When it turns `true` (Ctrl-C), no new chain starts; chains in flight finish.
     pub stop: Option<StopSignal>,
 }
@@ -121,11 +157,11 @@ struct ChainRun {
 }
 
 impl Runner {
-    /// Runs every row through the chain at `spec.limit`, then re-runs only the failed rows
-    /// for up to `spec.retry_passes` passes. A stop signal ends it early: chains in flight
+    /// Runs every row through the chain at `limit`, then re-runs only the failed rows
+    /// for up to `retry.retry_passes` passes. A stop signal ends it early: chains in flight
     /// finish, the rest are returned as `not_run`.
     pub async fn run_batch(&self, rows: Arc<[Row]>, observer: Arc<dyn Observer>) -> BatchResult {
-        let limit = self.spec.limit.max(1);
+        let limit = self.limit.max(1);
         let mut finals: Vec<Option<ChainRecord>> = vec![None; rows.len()];
         let mut calls = Vec::with_capacity(rows.len() * self.chain.steps.len());
         let mut pending: Vec<usize> = (0..rows.len()).collect();
@@ -135,7 +171,7 @@ impl Runner {
         let t0 = Instant::now();
         let mut last_end = t0;
         let mut retry_start = None;
-        for pass in 0..=self.spec.retry_passes {
+        for pass in 0..=self.retry.retry_passes {
             if pending.is_empty() || cut_short {
                 break;
             }
@@ -145,7 +181,7 @@ impl Runner {
                 retry_start = Some(Instant::now());
             }
             observer.pass_started(pass, pending.len());
-            let is_last = u32::from(pass) == self.spec.retry_passes;
+            let is_last = u32::from(pass) == self.retry.retry_passes;
             let semaphore = Arc::new(Semaphore::new(limit));
             let mut tasks = JoinSet::new();
             let mut task_rows = HashMap::new();
@@ -296,7 +332,7 @@ impl Runner {
                     }
                     Some(kind)
                         if kind.is_backoff_retryable(out.status)
-                            && u32::from(try_no) < self.spec.max_retries =>
+                            && u32::from(try_no) < self.retry.max_retries =>
                     {
                         match self.wait_before_retry(try_no, out.retry_after).await {
                             Ok(()) => {
@@ -334,11 +370,11 @@ impl Runner {
         try_no: u16,
         retry_after: Option<Duration>,
     ) -> Result<(), String> {
-        if let Some(asked) = retry_after.filter(|a| *a > self.spec.max_retry_wait) {
+        if let Some(asked) = retry_after.filter(|a| *a > self.retry.max_retry_wait) {
             return Err(format!(
                 "the server asked to wait {} before retrying, over --max-retry-wait {}",
                 humantime::format_duration(asked),
-                humantime::format_duration(self.spec.max_retry_wait)
+                humantime::format_duration(self.retry.max_retry_wait)
             ));
         }
         tokio::select! {
@@ -351,10 +387,10 @@ impl Runner {
     /// floor under it.
     fn backoff(&self, try_no: u16, retry_after: Option<Duration>) -> Duration {
         let ceiling = self
-            .spec
+            .retry
             .backoff_base
             .saturating_mul(1u32 << try_no.min(16))
-            .min(self.spec.backoff_cap);
+            .min(self.retry.backoff_cap);
         let jitter = ceiling.mul_f64(rand::rng().random_range(0.0..=1.0));
         // Waiting exactly Retry-After would send every refused call back at the same instant;
         // the jitter on top spreads them over the refill.

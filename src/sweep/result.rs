@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{DistributionRow, ErrorCounts, LatencySummary, StepLatency};
+use crate::metrics::RunSummary;
 use crate::record::Pooling;
 
 /// Version of the report.json layout. Readers refuse a newer version.
@@ -88,77 +88,7 @@ fn default_max_retry_wait_ms() -> u64 {
 }
 
 fn default_max_response_bytes() -> u64 {
-    crate::target::DEFAULT_MAX_RESPONSE_BYTES
-}
-
-/// Figures of one run: one batch of `size` chains at one `limit` and `pooling` mode.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunSummary {
-    /// Number of chains (rows) in the batch.
-    pub size: usize,
-    /// Maximum chains in flight.
-    pub limit: usize,
-    /// Pooled or fresh connection per call.
-    pub pooling: Pooling,
-    /// First chain start to last chain end, retry passes included, ms.
-    pub wall_ms: f64,
-    /// Wall time of the retry-failed passes alone, ms (0 when none ran).
-    pub retry_wall_ms: f64,
-    /// Chains finished successfully per second of wall time.
-    pub chains_per_s: f64,
-    /// Calls sent per second of wall time (failed calls and retries included).
-    pub calls_per_s: f64,
-    /// wall(baseline limit) / wall(this limit), same size and pooling; None without a baseline.
-    pub speedup: Option<f64>,
-    /// speedup / (min(limit, size) / min(baseline, size)); 1.0 is the semaphore's ceiling.
-    pub efficiency: Option<f64>,
-    /// Chains that succeeded, after every pass.
-    pub chains_ok: usize,
-    /// Chains still failed after every pass.
-    pub chains_failed: usize,
-    /// Chains that failed on the first pass and were run again.
-    pub chains_retried: usize,
-    /// Calls sent, every pass and backoff retry included.
-    pub calls: u64,
-    /// Calls that failed (each is counted in `errors`).
-    pub calls_failed: u64,
-    /// Latency of successful calls.
-    pub call_latency: LatencySummary,
-    /// Latency of successful chains (their last attempt).
-    pub chain_latency: LatencySummary,
-    /// Failed calls per kind.
-    pub errors: ErrorCounts,
-    /// Connections the server accepted during the run, warm-up included (known for the
-    /// embedded mock only).
-    pub connections: Option<u64>,
-    /// Rows whose final output differs from the same row in the first run of this size.
-    pub outputs_differ: usize,
-    /// Latency of successful calls per chain step, in step order: which step dominates.
-    #[serde(default)]
-    pub step_latency: Vec<StepLatency>,
-    /// Streaming runs only: time to first token of successful calls.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttft: Option<LatencySummary>,
-    /// Completion tokens of successful calls per second of wall time, when the API reports
-    /// tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output_tokens_per_s: Option<f64>,
-    /// Percentile distribution of successful call latency (HdrHistogram rows).
-    pub call_distribution: Vec<DistributionRow>,
-    /// Cut short by Ctrl-C: the chains that finished are counted (and their calls kept), the
-    /// rest are `chains_not_run`; its wall time covers only part of the batch, so it gets no
-    /// speedup and is no baseline.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub partial: bool,
-    /// Chains of a partial run that never started (0 for a complete run).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub chains_not_run: usize,
-    /// Calls in flight over time: `[t_ms, in_flight]` step points, at most ~400.
-    pub timeline: Vec<[f64; 2]>,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
+    crate::endpoint::DEFAULT_MAX_RESPONSE_BYTES
 }
 
 impl SweepReport {
@@ -166,6 +96,6 @@ impl SweepReport {
     pub fn run(&self, size: usize, limit: usize, pooling: Pooling) -> Option<&RunSummary> {
         self.runs
             .iter()
-            .find(|r| r.size == size && r.limit == limit && r.pooling == pooling)
+            .find(|r| r.key.size == size && r.key.limit == limit && r.key.pooling == pooling)
     }
 }

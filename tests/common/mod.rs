@@ -4,10 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use loadchain::chain::Chain;
+use loadchain::endpoint::{ClientOptions, HttpClient};
+use loadchain::endpoint::{Endpoint, embedded_target};
 use loadchain::record::Pooling;
-use loadchain::runner::{RunSpec, Runner};
-use loadchain::sweep::{Endpoint, SweepConfig, embedded_target};
-use loadchain::target::{ClientOptions, HttpClient};
+use loadchain::runner::{RetryPolicy, Runner};
+use loadchain::sweep::SweepConfig;
 use loadchain_mock::{Latency, MockConfig, MockServer};
 
 /// A mock with fixed latency, no failures and no connection cost.
@@ -42,14 +43,13 @@ pub fn sweep_config(
             timeout: Duration::from_secs(10),
             ..ClientOptions::default()
         },
-        spec: RunSpec {
+        retry: RetryPolicy {
             backoff_base: Duration::from_millis(20),
-            ..RunSpec::default()
+            ..RetryPolicy::default()
         },
         rpm: None,
         tpm: None,
         warmup: false,
-        stop: None,
         command: "test".into(),
     }
 }
@@ -62,15 +62,17 @@ pub fn loadchain() -> assert_cmd::Command {
     cmd
 }
 
-/// A pooled runner against `mock`: the default chain of `steps` steps, no rate limit, no
-/// stop signal (set `stop` or `target` with struct update syntax where a test needs them).
-pub fn runner(mock: &MockServer, steps: usize, spec: RunSpec) -> Runner {
+/// A pooled runner against `mock` at `limit`: the default chain of `steps` steps, no rate
+/// limit, no stop signal (set `stop` or `target` with struct update syntax where a test
+/// needs them).
+pub fn runner(mock: &MockServer, steps: usize, limit: usize, retry: RetryPolicy) -> Runner {
     Runner {
         client: HttpClient::new(Pooling::On, &ClientOptions::default()).unwrap(),
         target: Arc::new(embedded_target(&mock.url(), "m")),
         chain: Arc::new(Chain::default_steps(steps).unwrap()),
         limiter: None,
-        spec,
+        limit,
+        retry,
         stop: None,
     }
 }

@@ -27,7 +27,7 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
             let pts = limits
                 .iter()
                 .filter_map(|&l| report.run(size, l, pooling))
-                .filter_map(|r| r.speedup.map(|s| (r.limit as f64, s)))
+                .filter_map(|r| r.speedup.map(|s| (r.key.limit as f64, s)))
                 .collect();
             (size, pts)
         })

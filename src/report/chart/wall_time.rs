@@ -29,7 +29,7 @@ fn label_font_px(
     let labels: Vec<String> = report
         .runs
         .iter()
-        .filter(|r| r.pooling == pooling)
+        .filter(|r| r.key.pooling == pooling)
         .map(|r| format::duration_ms(r.wall_ms))
         .collect();
     (10..=16u32).rev().find(|&px| {
@@ -54,7 +54,7 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
     let max_ms = report
         .runs
         .iter()
-        .filter(|r| r.pooling == pooling)
+        .filter(|r| r.key.pooling == pooling)
         .map(|r| r.wall_ms)
         .fold(0.0, f64::max);
     if sizes.is_empty() || max_ms <= 0.0 {

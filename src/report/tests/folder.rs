@@ -359,7 +359,7 @@ fn a_single_pooling_mode_without_baseline_still_renders() {
     let mut report = fixture();
     report
         .runs
-        .retain(|r| r.pooling == Pooling::Off && r.limit == 5);
+        .retain(|r| r.key.pooling == Pooling::Off && r.key.limit == 5);
     for r in &mut report.runs {
         r.speedup = None;
         r.efficiency = None;

@@ -1,18 +1,14 @@
-//! What a call is: endpoint, API format, headers (auth included) and how a step becomes a
-//! request body. Owns request building and response decoding; knows nothing about timing.
-
-mod client;
-pub mod redact;
-pub mod sse;
-
-pub use client::{ClientError, ClientOptions, DEFAULT_MAX_RESPONSE_BYTES, HttpClient};
-pub use redact::{Secrets, display_url};
+//! The endpoint a call goes to: URL, API format, headers (auth included) and how a step
+//! becomes a request body and a response body becomes the step's output. Built once by named
+//! constructors and never changed afterwards; knows nothing about timing.
 
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 use thiserror::Error;
 
+use super::redact::{self, Secrets, display_url};
+use super::sse;
 use crate::chain::{Row, Step, Template};
 
 /// How requests and responses are shaped.
@@ -52,80 +48,123 @@ pub enum TargetError {
 #[derive(Debug, Clone)]
 pub struct Target {
     /// Full endpoint URL (for OpenAI: …/chat/completions).
-    pub url: reqwest::Url,
+    pub(super) url: reqwest::Url,
     /// Request/response shape.
-    pub format: ApiFormat,
+    pub(super) format: ApiFormat,
     /// HTTP method (POST for OpenAI).
-    pub method: Method,
+    pub(super) method: Method,
     /// Model name sent in OpenAI requests.
-    pub model: String,
+    pub(super) model: String,
     /// Extra headers, Authorization included; values marked sensitive so Debug hides them.
-    pub headers: HeaderMap,
+    pub(super) headers: HeaderMap,
     /// Raw mode: body template used for every step instead of the step prompt.
-    pub body: Option<Template>,
+    pub(super) body: Option<Template>,
     /// OpenAI format: ask for a server-sent-event stream and time the first token.
-    pub stream: bool,
+    pub(super) stream: bool,
     /// The API key, `-H` values and URL credentials, cut out of every stored message.
-    pub secrets: Secrets,
+    pub(super) secrets: Secrets,
 }
 
 impl Target {
-    /// Builds a target. For OpenAI, a base URL like `https://api.x/v1` gets
+    /// OpenAI chat completions at `url`. A base URL like `https://api.x/v1` gets
     /// `/chat/completions` appended unless it already ends with it.
-    pub fn new(
-        url: &str,
-        format: ApiFormat,
-        method: Method,
-        model: String,
-        headers: &[String],
-        api_key: Option<(&str, String)>,
-        body: Option<Template>,
-    ) -> Result<Target, TargetError> {
-        let bad = |reason: String| TargetError::BadUrl {
-            url: redact::redact_unparsed_url(url),
-            reason,
-        };
-        let mut parsed = reqwest::Url::parse(url).map_err(|e| bad(e.to_string()))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(bad(format!(
-                "scheme {:?} is not http or https",
-                parsed.scheme()
-            )));
-        }
-        if parsed.host_str().is_none() {
-            return Err(bad("no host".into()));
-        }
-        if format == ApiFormat::OpenAi && !parsed.path().ends_with("/chat/completions") {
+    pub fn openai(url: &str, model: impl Into<String>) -> Result<Target, TargetError> {
+        let mut parsed = parse_url(url)?;
+        if !parsed.path().ends_with("/chat/completions") {
             let path = format!("{}/chat/completions", parsed.path().trim_end_matches('/'));
             parsed.set_path(&path);
         }
+        Ok(Target::at(
+            parsed,
+            ApiFormat::OpenAi,
+            Method::POST,
+            model.into(),
+        ))
+    }
+
+    /// Any HTTP endpoint: the step's prompt (or [`Target::with_body`]'s template) is the
+    /// body, the response body is the step's output.
+    pub fn raw(url: &str, method: Method) -> Result<Target, TargetError> {
+        Ok(Target::at(
+            parse_url(url)?,
+            ApiFormat::Raw,
+            method,
+            String::new(),
+        ))
+    }
+
+    fn at(url: reqwest::Url, format: ApiFormat, method: Method, model: String) -> Target {
         let mut secrets = Secrets::default();
-        secrets.add_url(&parsed);
-        let mut map = HeaderMap::new();
-        for h in headers {
-            let (name, value) = parse_header(h)?;
-            if let Ok(v) = value.to_str() {
-                secrets.add(v);
-            }
-            map.append(name, value);
-        }
-        if let Some((var, key)) = api_key {
-            secrets.add(&key);
-            let mut value = HeaderValue::from_str(&format!("Bearer {key}"))
-                .map_err(|_| TargetError::BadKey { var: var.into() })?;
-            value.set_sensitive(true);
-            map.insert(reqwest::header::AUTHORIZATION, value);
-        }
-        Ok(Target {
-            url: parsed,
+        secrets.add_url(&url);
+        Target {
+            url,
             format,
             method,
             model,
-            headers: map,
-            body,
+            headers: HeaderMap::new(),
+            body: None,
             stream: false,
             secrets,
-        })
+        }
+    }
+
+    /// Adds `-H 'Name: value'` headers; their values are kept out of every message.
+    pub fn with_headers(mut self, headers: &[String]) -> Result<Target, TargetError> {
+        for h in headers {
+            let (name, value) = parse_header(h)?;
+            if let Ok(v) = value.to_str() {
+                self.secrets.add(v);
+            }
+            self.headers.append(name, value);
+        }
+        Ok(self)
+    }
+
+    /// Sends `Authorization: Bearer KEY`; `var` names the variable it came from, for errors.
+    pub fn with_api_key(mut self, var: &str, key: &str) -> Result<Target, TargetError> {
+        let mut value = HeaderValue::from_str(&format!("Bearer {key}"))
+            .map_err(|_| TargetError::BadKey { var: var.into() })?;
+        value.set_sensitive(true);
+        self.secrets.add(key);
+        self.headers.insert(reqwest::header::AUTHORIZATION, value);
+        Ok(self)
+    }
+
+    /// Raw mode: the body template for every step, instead of the step's prompt.
+    pub fn with_body(mut self, body: Template) -> Target {
+        self.body = Some(body);
+        self
+    }
+
+    /// OpenAI format: ask for a server-sent-event stream and time the first token.
+    pub fn streaming(mut self, on: bool) -> Target {
+        self.stream = on;
+        self
+    }
+
+    /// The endpoint URL (for OpenAI: …/chat/completions). Show [`Target::display_url`].
+    pub fn url(&self) -> &reqwest::Url {
+        &self.url
+    }
+
+    /// The request/response shape.
+    pub fn format(&self) -> ApiFormat {
+        self.format
+    }
+
+    /// The model name sent in OpenAI requests.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// Whether responses are streamed (and time to first token measured).
+    pub fn is_streaming(&self) -> bool {
+        self.stream
+    }
+
+    /// Whether an `Authorization` header is sent (API key or `-H`).
+    pub fn sends_authorization(&self) -> bool {
+        self.headers.contains_key(reqwest::header::AUTHORIZATION)
     }
 
     /// The URL as it may be shown or written: credentials and query values redacted.
@@ -187,6 +226,25 @@ impl Target {
     }
 }
 
+/// An http(s) URL with a host; the error shows it without credentials.
+fn parse_url(url: &str) -> Result<reqwest::Url, TargetError> {
+    let bad = |reason: String| TargetError::BadUrl {
+        url: redact::redact_unparsed_url(url),
+        reason,
+    };
+    let parsed = reqwest::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad(format!(
+            "scheme {:?} is not http or https",
+            parsed.scheme()
+        )));
+    }
+    if parsed.host_str().is_none() {
+        return Err(bad("no host".into()));
+    }
+    Ok(parsed)
+}
+
 fn parse_header(h: &str) -> Result<(HeaderName, HeaderValue), TargetError> {
     let bad = |reason: &str| TargetError::BadHeader {
         header: redact_header(h),
@@ -216,15 +274,7 @@ mod tests {
     use crate::chain::Chain;
 
     fn openai(url: &str) -> Result<Target, TargetError> {
-        Target::new(
-            url,
-            ApiFormat::OpenAi,
-            Method::POST,
-            "m".into(),
-            &[],
-            None,
-            None,
-        )
+        Target::openai(url, "m")
     }
 
     #[test]
@@ -245,29 +295,19 @@ mod tests {
 
     #[test]
     fn api_key_is_sent_but_never_shown() {
-        let t = Target::new(
-            "http://localhost/v1",
-            ApiFormat::OpenAi,
-            Method::POST,
-            "m".into(),
-            &["X-Team: blue".into()],
-            Some(("KEY", "sk-secret-123".into())),
-            None,
-        )
-        .unwrap();
-        assert!(t.headers.get("authorization").is_some());
+        let t = Target::openai("http://localhost/v1", "m")
+            .unwrap()
+            .with_headers(&["X-Team: blue".into()])
+            .unwrap()
+            .with_api_key("KEY", "sk-secret-123")
+            .unwrap();
+        assert!(t.sends_authorization());
         assert!(!format!("{t:?}").contains("sk-secret-123"));
-        let err = Target::new(
-            "http://localhost",
-            ApiFormat::Raw,
-            Method::GET,
-            "m".into(),
-            &["Authorization sk-secret-123".into()],
-            None,
-            None,
-        )
-        .unwrap_err()
-        .to_string();
+        let err = Target::raw("http://localhost", Method::GET)
+            .unwrap()
+            .with_headers(&["Authorization sk-secret-123".into()])
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("sk-secret-123"), "{err}");
     }
 

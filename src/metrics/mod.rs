@@ -5,6 +5,10 @@
 //! min, max and mean are exact. The distribution is kept as HdrHistogram's standard
 //! percentile rows, so `.hgrm` files and latency curves can be re-rendered from report.json.
 
+mod run;
+
+pub use run::{RunSummary, summarize};
+
 use std::time::Duration;
 
 use hdrhistogram::Histogram;

@@ -399,15 +399,11 @@ fn retry_after(headers: &reqwest::header::HeaderMap, now: SystemTime) -> Option<
 fn classify(e: &reqwest::Error) -> ErrorKind {
     use std::error::Error as _;
     let mut source = e.source();
-    let mut hyper_error = None;
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>()
             && is_local_fault(io)
         {
             return ErrorKind::Local;
-        }
-        if hyper_error.is_none() {
-            hyper_error = s.downcast_ref::<hyper::Error>();
         }
         source = s.source();
     }
@@ -417,11 +413,10 @@ fn classify(e: &reqwest::Error) -> ErrorKind {
         ErrorKind::Connect
     } else if e.is_body() || e.is_decode() {
         ErrorKind::Body
-    } else if hyper_error.is_some_and(|h| h.is_canceled()) {
-        ErrorKind::Connect
     } else {
         // The connection opened, then what came back was not HTTP: garbage, too many
-        // headers, closed or reset mid-headers, an HTTP/2 frame error.
+        // headers, closed or reset mid-headers, a request canceled because the connection
+        // closed, an HTTP/2 frame error.
         ErrorKind::Protocol
     }
 }

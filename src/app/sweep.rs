@@ -1,0 +1,122 @@
+//! `loadchain sweep` as the binary runs it: check the flags, make the report folder ready,
+//! print the banner, run the library's sweep under Ctrl-C, write the report, print the
+//! tables, decide the exit code.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+
+use crate::cli::SweepArgs;
+use crate::config::{redacted_command, sweep_config};
+use crate::endpoint::Endpoint;
+use crate::error::Interrupted;
+use crate::progress::Progress;
+use crate::report;
+use crate::sweep::{self, SweepConfig, SweepOutcome};
+
+/// Runs `loadchain sweep`.
+pub async fn run(args: SweepArgs) -> Result<()> {
+    let cfg = sweep_config(&args, redacted_command(std::env::args()))?;
+    // Made ready (and locked) before the first call, so a bad --out fails now, not after a
+    // long sweep.
+    let out = if args.output.no_report {
+        None
+    } else {
+        let dir = match &args.output.out {
+            Some(d) => d.clone(),
+            None => report::free_report_dir(Path::new("reports"), SystemTime::now(), "sweep"),
+        };
+        Some(report::ReportDir::create(&dir).with_context(|| format!("--out {}", dir.display()))?)
+    };
+    super::warn_if_no_api_key(&args.common.target);
+    let quiet = args.output.quiet;
+    if !quiet {
+        crate::stderr_line!("{}", banner(&cfg));
+    }
+    let ui = Progress::new(quiet, cfg.chain.step_names());
+    let outcome = sweep::run(&cfg, &ui, Some(super::stop_on_ctrl_c())).await?;
+    drop(ui);
+    let out = match out {
+        Some(dir) => {
+            let path = dir.out().to_path_buf();
+            dir.write(&outcome.report, &outcome.calls)
+                .with_context(|| format!("writing the report to {}", path.display()))?;
+            Some(path)
+        }
+        None => None,
+    };
+    let mut stdout = std::io::stdout().lock();
+    if args.output.json {
+        serde_json::to_writer_pretty(&mut stdout, &outcome.report)?;
+        writeln!(stdout)?;
+    } else {
+        write!(
+            stdout,
+            "{}",
+            report::render_terminal_results(&outcome.report)
+        )?;
+        if let Some(dir) = &out {
+            writeln!(stdout, "\nReport: {}/", dir.display())?;
+        }
+    }
+    if outcome.report.interrupted {
+        return Err(Interrupted(interrupted_message(&cfg, &outcome)).into());
+    }
+    Ok(outcome.verdict(&args.output.fail_on).into_result()?)
+}
+
+/// What a Ctrl-C left: the runs reported, and the one it cut short.
+fn interrupted_message(cfg: &SweepConfig, outcome: &SweepOutcome) -> String {
+    let planned = cfg.sizes.len() * cfg.limits.len() * cfg.pooling.len();
+    let runs = &outcome.report.runs;
+    let partial = runs.iter().find(|r| r.partial).map_or(String::new(), |r| {
+        format!(
+            "; the run it cut short ({}) is reported as partial: {} chains finished, {} not run",
+            r.key,
+            r.chains_ok + r.chains_failed,
+            r.chains_not_run
+        )
+    });
+    format!(
+        "interrupted by Ctrl-C: {} of {planned} runs completed and were reported{partial}",
+        runs.iter().filter(|r| !r.partial).count()
+    )
+}
+
+/// The effective settings, so a run can be repeated exactly.
+fn banner(cfg: &SweepConfig) -> String {
+    let target = match &cfg.endpoint {
+        Endpoint::Embedded(m) => format!(
+            "embedded mock (127.0.0.1, ephemeral port)\n{}",
+            loadchain_mock::describe(m)
+        ),
+        Endpoint::Running(m) => format!("mock at {}", m.url()),
+        Endpoint::Remote(t) => format!(
+            "{} ({} format, model {}; {})",
+            t.display_url(),
+            t.format().as_str(),
+            t.model(),
+            if t.sends_authorization() {
+                "Authorization: Bearer <key>"
+            } else {
+                "no Authorization header"
+            }
+        ),
+    };
+    let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+    let pooling: Vec<&str> = cfg.pooling.iter().map(|p| p.as_str()).collect();
+    format!(
+        "loadchain {} sweep\n  target: {target}\n  chain: {} ({} steps)\n  sizes: {}  limits: {}  pooling: {}\n  retry passes: {}  max retries (429/503): {}  timeout: {}",
+        env!("CARGO_PKG_VERSION"),
+        cfg.chain.step_names().join(" → "),
+        cfg.chain.steps.len(),
+        list(&cfg.sizes),
+        list(&cfg.limits),
+        pooling.join(","),
+        cfg.retry.retry_passes,
+        cfg.retry.max_retries,
+        humantime::format_duration(cfg.client.timeout),
+    )
+}

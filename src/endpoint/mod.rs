@@ -1,0 +1,20 @@
+//! What a batch talks to: the [`Target`] (URL, API format, auth) and how a step becomes a
+//! request; the pooled or unpooled HTTP [`client`](HttpClient) that times one call; SSE
+//! parsing; secret redaction; and the [`Session`] that resolves an endpoint (the embedded
+//! mock or a URL), checks it with a preflight call and makes a `Runner` per (limit, pooling).
+//!
+//! Owns everything that touches the network before the runner takes over. Knows nothing about
+//! reports or the command line.
+
+mod client;
+mod preflight;
+pub mod redact;
+mod session;
+pub mod sse;
+mod target;
+
+pub use client::{ClientError, ClientOptions, DEFAULT_MAX_RESPONSE_BYTES, HttpClient};
+pub use preflight::{PreflightError, preflight};
+pub use redact::{Secrets, display_url};
+pub use session::{Endpoint, Session, SessionError, embedded_target};
+pub use target::{ApiFormat, Target, TargetError};

@@ -1,0 +1,153 @@
+//! One run's figures: a batch's records aggregated into a [`RunSummary`] (histograms of call,
+//! chain, per-step and TTFT latency, errors by kind, throughput). Shared by `sweep` (one per
+//! cell) and `run`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    DistributionRow, ErrorCounts, LatencyRecorder, LatencySummary, StepLatency, in_flight_timeline,
+};
+use crate::record::{RunKey, ms};
+use crate::runner::BatchResult;
+
+/// Points kept in each run's in-flight timeline.
+const TIMELINE_POINTS: usize = 400;
+
+/// Figures of one run: one batch of `size` chains at one `limit` and `pooling` mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Which run: size (chains in the batch), limit (chains in flight at most), pooling.
+    #[serde(flatten)]
+    pub key: RunKey,
+    /// First chain start to last chain end, retry passes included, ms.
+    pub wall_ms: f64,
+    /// Wall time of the retry-failed passes alone, ms (0 when none ran).
+    pub retry_wall_ms: f64,
+    /// Chains finished successfully per second of wall time.
+    pub chains_per_s: f64,
+    /// Calls sent per second of wall time (failed calls and retries included).
+    pub calls_per_s: f64,
+    /// wall(baseline limit) / wall(this limit), same size and pooling; None without a baseline.
+    pub speedup: Option<f64>,
+    /// speedup / (min(limit, size) / min(baseline, size)); 1.0 is the semaphore's ceiling.
+    pub efficiency: Option<f64>,
+    /// Chains that succeeded, after every pass.
+    pub chains_ok: usize,
+    /// Chains still failed after every pass.
+    pub chains_failed: usize,
+    /// Chains that failed on the first pass and were run again.
+    pub chains_retried: usize,
+    /// Calls sent, every pass and backoff retry included.
+    pub calls: u64,
+    /// Calls that failed (each is counted in `errors`).
+    pub calls_failed: u64,
+    /// Latency of successful calls.
+    pub call_latency: LatencySummary,
+    /// Latency of successful chains (their last attempt).
+    pub chain_latency: LatencySummary,
+    /// Failed calls per kind.
+    pub errors: ErrorCounts,
+    /// Connections the server accepted during the run, warm-up included (known for the
+    /// embedded mock only).
+    pub connections: Option<u64>,
+    /// Rows whose final output differs from the same row in the first run of this size.
+    pub outputs_differ: usize,
+    /// Latency of successful calls per chain step, in step order: which step dominates.
+    #[serde(default)]
+    pub step_latency: Vec<StepLatency>,
+    /// Streaming runs only: time to first token of successful calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft: Option<LatencySummary>,
+    /// Completion tokens of successful calls per second of wall time, when the API reports
+    /// tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens_per_s: Option<f64>,
+    /// Percentile distribution of successful call latency (HdrHistogram rows).
+    pub call_distribution: Vec<DistributionRow>,
+    /// Cut short by Ctrl-C: the chains that finished are counted (and their calls kept), the
+    /// rest are `chains_not_run`; its wall time covers only part of the batch, so it gets no
+    /// speedup and is no baseline.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+    /// Chains of a partial run that never started (0 for a complete run).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub chains_not_run: usize,
+    /// Calls in flight over time: `[t_ms, in_flight]` step points, at most ~400.
+    pub timeline: Vec<[f64; 2]>,
+}
+
+/// Aggregates one batch into its summary (speedup filled in later). `steps` names the
+/// chain's steps for the per-step latency.
+pub fn summarize(
+    key: RunKey,
+    batch: &BatchResult,
+    steps: &[String],
+    connections: Option<u64>,
+    outputs_differ: usize,
+) -> RunSummary {
+    let mut call_latency = LatencyRecorder::new();
+    let mut per_step = vec![LatencyRecorder::new(); steps.len()];
+    let mut ttft = LatencyRecorder::new();
+    let mut errors = ErrorCounts::default();
+    let mut tokens: Option<u64> = None;
+    for call in &batch.calls {
+        match call.error {
+            None => {
+                call_latency.record(call.latency);
+                if let Some(r) = per_step.get_mut(usize::from(call.step)) {
+                    r.record(call.latency);
+                }
+                if let Some(t) = call.ttft {
+                    ttft.record(t);
+                }
+                if let Some(n) = call.tokens {
+                    *tokens.get_or_insert(0) += u64::from(n);
+                }
+            }
+            Some(kind) => errors.add(kind),
+        }
+    }
+    let mut chain_latency = LatencyRecorder::new();
+    for chain in batch.chains.iter().filter(|c| c.ok()) {
+        chain_latency.record(chain.latency);
+    }
+    let chains_ok = batch.chains.iter().filter(|c| c.ok()).count();
+    let wall_s = batch.wall.as_secs_f64().max(f64::MIN_POSITIVE);
+    RunSummary {
+        key,
+        wall_ms: ms(batch.wall),
+        retry_wall_ms: ms(batch.retry_wall),
+        chains_per_s: chains_ok as f64 / wall_s,
+        calls_per_s: batch.calls.len() as f64 / wall_s,
+        speedup: None,
+        efficiency: None,
+        chains_ok,
+        chains_failed: batch.chains.len() - chains_ok,
+        chains_retried: batch.retried,
+        calls: batch.calls.len() as u64,
+        calls_failed: errors.total(),
+        call_latency: call_latency.summary(),
+        chain_latency: chain_latency.summary(),
+        errors,
+        connections,
+        outputs_differ,
+        step_latency: steps
+            .iter()
+            .zip(&per_step)
+            .map(|(step, r)| StepLatency {
+                step: step.clone(),
+                latency: r.summary(),
+            })
+            .collect(),
+        ttft: (!ttft.is_empty()).then(|| ttft.summary()),
+        output_tokens_per_s: tokens.map(|t| t as f64 / wall_s),
+        partial: batch.interrupted,
+        chains_not_run: batch.not_run.len(),
+        call_distribution: call_latency.distribution(),
+        timeline: in_flight_timeline(&batch.calls, TIMELINE_POINTS),
+    }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
