@@ -66,6 +66,8 @@ pub struct HttpClient {
 /// What one call produced. Failures are data: `error` says why.
 #[derive(Debug, Clone)]
 pub struct CallOutcome {
+    /// When the request was sent: the clock read that `latency` is measured from.
+    pub started: Instant,
     /// From just before the request is sent to the last byte of the body.
     pub latency: Duration,
     /// HTTP status, when a response arrived.
@@ -153,11 +155,21 @@ impl HttpClient {
     /// Sends one request and reads the whole body, timing send → last byte. The per-call
     /// timeout covers every redirect hop and the whole body.
     pub async fn call(&self, target: &Target, body: Vec<u8>) -> CallOutcome {
+        // Built before the clock starts: latency is the exchange, not request assembly.
+        let body = bytes::Bytes::from(body);
+        let first = self.request(target, &target.method, &target.url, &body);
+        // The call's one clock read: its start offset and its latency both come from it.
         let start = Instant::now();
-        let result =
-            tokio::time::timeout(self.opts.timeout, self.exchange(target, body, start)).await;
+        let result = match first {
+            Ok(first) => {
+                let exchange = self.exchange(target, first, body, start);
+                tokio::time::timeout(self.opts.timeout, exchange).await
+            }
+            Err(e) => Ok(Err(e)),
+        };
         let latency = start.elapsed();
         let mut out = CallOutcome {
+            started: start,
             latency,
             status: None,
             error: None,
@@ -249,29 +261,42 @@ impl HttpClient {
         }
     }
 
-    /// Sends the request, following redirects by hand when asked, and reads the body up to
-    /// the size limit. Headers from `-H` and the API key go only to the target's own origin.
+    /// One request of a call: headers from `-H` and the API key only to the target's own
+    /// origin (a redirect elsewhere gets none).
+    fn request(
+        &self,
+        target: &Target,
+        method: &reqwest::Method,
+        url: &reqwest::Url,
+        body: &bytes::Bytes,
+    ) -> Result<reqwest::Request, reqwest::Error> {
+        let mut request = self.inner.request(method.clone(), url.clone());
+        if url.origin() == target.url.origin() {
+            request = request.headers(target.headers.clone());
+        }
+        if *method != reqwest::Method::GET || !body.is_empty() {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        request.build()
+    }
+
+    /// Sends `first` (built before the clock started), follows redirects by hand when asked,
+    /// and reads the body up to the size limit.
     async fn exchange(
         &self,
         target: &Target,
-        body: Vec<u8>,
+        first: reqwest::Request,
+        mut body: bytes::Bytes,
         start: Instant,
     ) -> Result<Exchange, reqwest::Error> {
-        let mut body = bytes::Bytes::from(body);
         let mut method = target.method.clone();
         let mut url = target.url.clone();
+        let mut request = first;
         let mut hops = 0;
         loop {
-            let mut request = self.inner.request(method.clone(), url.clone());
-            if url.origin() == target.url.origin() {
-                request = request.headers(target.headers.clone());
-            }
-            if method != reqwest::Method::GET || !body.is_empty() {
-                request = request
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body.clone());
-            }
-            let mut response = request.send().await?;
+            let response = self.inner.execute(request).await?;
             let status = response.status().as_u16();
             let location = (300..400)
                 .contains(&status)
@@ -280,88 +305,87 @@ impl HttpClient {
                     url.join(raw.to_str().ok()?).ok()
                 })
                 .flatten();
-            if let Some(next) = &location
-                && self.opts.follow_redirects
-                && hops < MAX_REDIRECTS
-                && matches!(next.scheme(), "http" | "https")
-            {
-                hops += 1;
-                // 303 means "GET the answer elsewhere"; 301/302/307/308 keep the method and
-                // body, since an API call turned into a body-less GET is never what was meant.
-                if status == 303 {
-                    method = reqwest::Method::GET;
-                    body = bytes::Bytes::new();
-                }
-                url = next.clone();
-                continue;
-            }
-            let retry_after = retry_after(response.headers(), SystemTime::now());
-            let location = location.map(|l| super::redact::display_url(&l));
-            let mut ttft = None;
-            let max = self.opts.max_response_bytes;
-            if let Some(len) = response.content_length()
-                && len > max
-            {
-                let fault = BodyFault::TooLarge {
-                    seen: len,
-                    declared: true,
-                };
-                return Ok(Exchange {
-                    status,
-                    retry_after,
-                    ttft,
-                    body: Err(fault),
-                    location,
-                });
-            }
-            let mut first = (target.stream && status == 200).then(sse::FirstToken::default);
-            let mut bytes = Vec::new();
-            loop {
-                let chunk = match response.chunk().await {
-                    Ok(Some(chunk)) => chunk,
-                    Ok(None) => break,
-                    Err(e) => {
-                        let body = Err(BodyFault::Read(e));
-                        return Ok(Exchange {
-                            status,
-                            retry_after,
-                            ttft,
-                            body,
-                            location,
-                        });
-                    }
-                };
-                let seen = (bytes.len() + chunk.len()) as u64;
-                if seen > max {
-                    // Dropping the response closes the connection: nothing more is read.
-                    let fault = BodyFault::TooLarge {
-                        seen,
-                        declared: false,
-                    };
-                    return Ok(Exchange {
-                        status,
-                        retry_after,
-                        ttft,
-                        body: Err(fault),
-                        location,
-                    });
-                }
-                bytes.extend_from_slice(&chunk);
-                if let Some(ft) = first.as_mut()
-                    && ft.seen(&bytes)
+            match location {
+                Some(next)
+                    if self.opts.follow_redirects
+                        && hops < MAX_REDIRECTS
+                        && matches!(next.scheme(), "http" | "https") =>
                 {
-                    ttft = Some(start.elapsed());
-                    first = None;
+                    hops += 1;
+                    // 303 means "GET the answer elsewhere"; 301/302/307/308 keep the method
+                    // and body: an API call turned into a body-less GET is never what was meant.
+                    if status == 303 {
+                        method = reqwest::Method::GET;
+                        body = bytes::Bytes::new();
+                    }
+                    url = next;
+                    request = self.request(target, &method, &url, &body)?;
+                }
+                location => {
+                    let location = location.map(|l| super::redact::display_url(&l));
+                    return Ok(self.read(target, response, location, start).await);
                 }
             }
-            return Ok(Exchange {
-                status,
-                retry_after,
-                ttft,
-                body: Ok(bytes),
-                location,
-            });
         }
+    }
+
+    /// Reads a response's body up to `--max-response-bytes`, timing the first token when
+    /// streaming. A body announced or found larger is not read further.
+    async fn read(
+        &self,
+        target: &Target,
+        mut response: reqwest::Response,
+        location: Option<String>,
+        start: Instant,
+    ) -> Exchange {
+        let status = response.status().as_u16();
+        let mut ex = Exchange {
+            status,
+            retry_after: retry_after(response.headers(), SystemTime::now()),
+            ttft: None,
+            body: Ok(Vec::new()),
+            location,
+        };
+        let max = self.opts.max_response_bytes;
+        if let Some(len) = response.content_length()
+            && len > max
+        {
+            ex.body = Err(BodyFault::TooLarge {
+                seen: len,
+                declared: true,
+            });
+            return ex;
+        }
+        let mut first = (target.stream && status == 200).then(sse::FirstToken::default);
+        let mut bytes = Vec::new();
+        loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => {
+                    ex.body = Err(BodyFault::Read(e));
+                    return ex;
+                }
+            };
+            let seen = (bytes.len() + chunk.len()) as u64;
+            if seen > max {
+                // Dropping the response closes the connection: nothing more is read.
+                ex.body = Err(BodyFault::TooLarge {
+                    seen,
+                    declared: false,
+                });
+                return ex;
+            }
+            bytes.extend_from_slice(&chunk);
+            if let Some(ft) = first.as_mut()
+                && ft.seen(&bytes)
+            {
+                ex.ttft = Some(start.elapsed());
+                first = None;
+            }
+        }
+        ex.body = Ok(bytes);
+        ex
     }
 
     /// Adds what a user can do about an error, where loadchain knows.

@@ -305,9 +305,9 @@ impl Runner {
                 if let Some(limiter) = &self.limiter {
                     limiter.acquire(tokens).await;
                 }
-                let sent = Instant::now();
-                first_send.get_or_insert(sent);
                 let out = self.client.call(&self.target, body.clone()).await;
+                let sent = out.started;
+                first_send.get_or_insert(sent);
                 end = sent + out.latency;
                 let call = CallRecord {
                     row: idx as u32,
