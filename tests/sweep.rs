@@ -6,7 +6,7 @@ use std::time::Duration;
 use loadchain::chain::Row;
 use loadchain::endpoint::embedded_target;
 use loadchain::record::Pooling;
-use loadchain::runner::{NoObserver, RetryPolicy, Runner};
+use loadchain::runner::{NoObserver, Observer, RetryPolicy, Runner};
 use loadchain::sweep::{self, Quiet};
 use loadchain_mock::MockConfig;
 
@@ -363,4 +363,37 @@ async fn stopping_between_passes_reports_every_failed_row_as_final_exactly_once(
     let finals = observer.finals.lock().unwrap();
     assert_eq!(finals.len(), 30);
     assert!(finals.values().all(|&n| n == 1), "{finals:?}");
+}
+
+/// Panics inside the chain of row 3 (from the observer, which runs in the chain's task).
+struct PanicOnRow3;
+
+impl Observer for PanicOnRow3 {
+    fn call_done(&self, call: &loadchain::record::CallRecord) {
+        if call.row == 3 {
+            panic!("boom in row 3");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_chain_fails_its_row_and_no_other() {
+    let mock = spawn_mock(fixed(2)).await;
+    let retry = RetryPolicy {
+        retry_passes: 0,
+        ..RetryPolicy::default()
+    };
+    let batch = runner(&mock, 1, 4, retry)
+        .run_batch(Row::synthetic(8).into(), Arc::new(PanicOnRow3))
+        .await;
+    assert_eq!(batch.chains.len(), 8, "every row is accounted for");
+    for c in &batch.chains {
+        match c.row {
+            3 => {
+                let f = c.failure.as_ref().expect("row 3 failed");
+                assert!(f.message.contains("boom in row 3"), "{}", f.message);
+            }
+            _ => assert!(c.ok(), "row {} failed: {:?}", c.row, c.failure),
+        }
+    }
 }

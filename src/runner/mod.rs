@@ -10,15 +10,16 @@
 //! Clock: `tokio::time::Instant`, monotonic. Wall time runs from just before the first chain
 //! is spawned to the end of the last call of the last pass; client construction is excluded.
 
+mod chain;
 mod rate;
 
 pub use rate::{RateLimiter, estimate_tokens};
 
-use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::RngExt;
+use futures_util::FutureExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -26,7 +27,8 @@ use tokio::time::Instant;
 use crate::chain::{Chain, Row};
 use crate::endpoint::{ClientError, ClientOptions, HttpClient, Target};
 use crate::record::Pooling;
-use crate::record::{CallRecord, ChainFailure, ChainRecord, ErrorKind};
+use crate::record::{CallRecord, ChainRecord};
+use chain::{ChainRun, panicked};
 
 /// Receives progress as it happens (progress bars, durable logs). Called from worker tasks:
 /// keep implementations quick and non-blocking.
@@ -150,117 +152,105 @@ pub struct BatchResult {
     pub retried: usize,
 }
 
-struct ChainRun {
-    record: ChainRecord,
-    calls: Vec<CallRecord>,
-    end: Instant,
-}
-
 impl Runner {
     /// Runs every row through the chain at `limit`, then re-runs only the failed rows
     /// for up to `retry.retry_passes` passes. A stop signal ends it early: chains in flight
     /// finish, the rest are returned as `not_run`.
     pub async fn run_batch(&self, rows: Arc<[Row]>, observer: Arc<dyn Observer>) -> BatchResult {
-        let limit = self.limit.max(1);
-        let mut finals: Vec<Option<ChainRecord>> = vec![None; rows.len()];
-        let mut calls = Vec::with_capacity(rows.len() * self.chain.steps.len());
-        let mut pending: Vec<usize> = (0..rows.len()).collect();
-        let mut not_run = Vec::new();
-        let mut cut_short = false;
-        let mut retried = 0;
         let t0 = Instant::now();
-        let mut last_end = t0;
-        let mut retry_start = None;
+        let mut state = BatchState::new(rows.len(), t0);
+        let mut pending: Vec<usize> = (0..rows.len()).collect();
         for pass in 0..=self.retry.retry_passes {
-            if pending.is_empty() || cut_short {
+            if pending.is_empty() || state.cut_short {
                 break;
             }
             let pass = pass as u16;
             if pass == 1 {
-                retried = pending.len();
-                retry_start = Some(Instant::now());
+                state.retried = pending.len();
+                state.retry_start = Some(Instant::now());
             }
             observer.pass_started(pass, pending.len());
             let is_last = u32::from(pass) == self.retry.retry_passes;
-            let semaphore = Arc::new(Semaphore::new(limit));
-            let mut tasks = JoinSet::new();
-            let mut task_rows = HashMap::new();
-            let mut failed = Vec::new();
-            let mut settle =
-                |idx: usize, run: Result<ChainRun, String>, calls: &mut Vec<CallRecord>| {
-                    let mut run = run.unwrap_or_else(|message| panicked(idx, message));
-                    last_end = last_end.max(run.end);
-                    run.record.passes = finals[idx].as_ref().map_or(0, |r| r.passes) + 1;
-                    let ok = run.record.ok();
-                    observer.chain_done(&rows[idx], &run.record, ok || is_last);
-                    if !ok {
-                        failed.push(idx);
-                    }
-                    calls.extend(run.calls);
-                    finals[idx] = Some(run.record);
-                };
-            let mut queue = std::mem::take(&mut pending).into_iter();
-            while let Some(idx) = queue.next() {
-                let acquire = Arc::clone(&semaphore).acquire_owned();
-                let permit = tokio::select! {
-                    biased;
-                    () = stopped(self.stop.clone()) => {
-                        cut_short = true;
-                        not_run.push(idx);
-                        not_run.extend(queue.by_ref());
-                        break;
-                    }
-                    permit = acquire => permit.expect("the semaphore is never closed"),
-                };
-                let (runner, rows, observer) =
-                    (self.clone(), Arc::clone(&rows), Arc::clone(&observer));
-                let handle = tasks.spawn(async move {
-                    let run = runner
-                        .run_chain(&rows, idx, pass, t0, observer.as_ref())
-                        .await;
-                    drop(permit);
-                    run
-                });
-                task_rows.insert(handle.id(), idx);
-                while let Some(done) = tasks.try_join_next_with_id() {
-                    let (idx, run) = joined(&task_rows, done);
-                    settle(idx, run, &mut calls);
-                }
-            }
-            while let Some(done) = tasks.join_next_with_id().await {
-                let (idx, run) = joined(&task_rows, done);
-                settle(idx, run, &mut calls);
-            }
+            let mut failed = self
+                .run_pass(pass, is_last, pending, &rows, &observer, &mut state)
+                .await;
             failed.sort_unstable();
-            if cut_short && !is_last {
+            if state.cut_short && !is_last {
                 // Stopped: this pass's failures get no later pass, so they are final now.
                 for &idx in &failed {
-                    if let Some(record) = &finals[idx] {
+                    if let Some(record) = &state.finals[idx] {
                         observer.chain_done(&rows[idx], record, true);
                     }
                 }
             }
             pending = failed;
         }
-        // A row that failed an earlier pass and then was not re-run: its failure is final now.
-        not_run.retain(|&idx| match &finals[idx] {
-            Some(record) => {
-                observer.chain_done(&rows[idx], record, true);
-                false
+        state.finish(&rows, observer.as_ref())
+    }
+
+    /// One pass over `queue` at `limit`; returns the rows that failed. The spawning loop
+    /// takes a permit *before* spawning, so at most `limit` chain tasks exist at once.
+    async fn run_pass(
+        &self,
+        pass: u16,
+        is_last: bool,
+        queue: Vec<usize>,
+        rows: &Arc<[Row]>,
+        observer: &Arc<dyn Observer>,
+        state: &mut BatchState,
+    ) -> Vec<usize> {
+        let semaphore = Arc::new(Semaphore::new(self.limit.max(1)));
+        let mut tasks = JoinSet::new();
+        let mut failed = Vec::new();
+        let mut queue = queue.into_iter();
+        while let Some(idx) = queue.next() {
+            let acquire = Arc::clone(&semaphore).acquire_owned();
+            let permit = tokio::select! {
+                biased;
+                () = stopped(self.stop.clone()) => {
+                    state.cut_short = true;
+                    state.not_run.push(idx);
+                    state.not_run.extend(queue.by_ref());
+                    break;
+                }
+                permit = acquire => permit.expect("the semaphore is never closed"),
+            };
+            let (runner, rows_, observer_) = (self.clone(), Arc::clone(rows), Arc::clone(observer));
+            let t0 = state.t0;
+            tasks.spawn(async move {
+                // A panic in one chain becomes that row's failure, never the batch's.
+                let chain = runner.run_chain(&rows_, idx, pass, t0, observer_.as_ref());
+                let run = AssertUnwindSafe(chain).catch_unwind().await;
+                drop(permit);
+                (
+                    idx,
+                    run.map_err(|p| format!("chain task panicked: {}", panic_text(p.as_ref()))),
+                )
+            });
+            while let Some(Ok((idx, run))) = tasks.try_join_next() {
+                state.settle(
+                    idx,
+                    run,
+                    is_last,
+                    &rows[idx],
+                    observer.as_ref(),
+                    &mut failed,
+                );
             }
-            None => true,
-        });
-        not_run.sort_unstable();
-        BatchResult {
-            interrupted: cut_short,
-            not_run,
-            chains: finals.into_iter().flatten().collect(),
-            calls,
-            wall: last_end.duration_since(t0),
-            retry_wall: retry_start
-                .map_or(Duration::ZERO, |s| last_end.saturating_duration_since(s)),
-            retried,
         }
+        while let Some(done) = tasks.join_next().await {
+            if let Ok((idx, run)) = done {
+                state.settle(
+                    idx,
+                    run,
+                    is_last,
+                    &rows[idx],
+                    observer.as_ref(),
+                    &mut failed,
+                );
+            }
+        }
+        failed
     }
 
     /// Opens up to `n` connections before a run is timed: `n` concurrent copies of the first
@@ -273,128 +263,6 @@ impl Runner {
         let body = self.target.body(step, row, None);
         let calls = (0..n).map(|_| self.client.call(&self.target, body.clone()));
         futures_util::future::join_all(calls).await;
-    }
-
-    /// One chain: its steps in order, each step's output feeding the next.
-    async fn run_chain(
-        &self,
-        rows: &[Row],
-        idx: usize,
-        pass: u16,
-        t0: Instant,
-        observer: &dyn Observer,
-    ) -> ChainRun {
-        let row = &rows[idx];
-        let mut record = ChainRecord {
-            row: idx as u32,
-            passes: 1,
-            latency: Duration::ZERO,
-            outputs: Vec::with_capacity(self.chain.steps.len()),
-            step_latencies: Vec::with_capacity(self.chain.steps.len()),
-            failure: None,
-        };
-        let mut calls = Vec::with_capacity(self.chain.steps.len());
-        let mut first_send = None;
-        let mut end = Instant::now();
-        'steps: for (k, step) in self.chain.steps.iter().enumerate() {
-            let previous = record.outputs.last().map(String::as_str);
-            let body = self.target.body(step, row, previous);
-            let tokens = estimate_tokens(body.len(), step.max_tokens);
-            let mut try_no = 0u16;
-            loop {
-                if let Some(limiter) = &self.limiter {
-                    limiter.acquire(tokens).await;
-                }
-                let out = self.client.call(&self.target, body.clone()).await;
-                let sent = out.started;
-                first_send.get_or_insert(sent);
-                end = sent + out.latency;
-                let call = CallRecord {
-                    row: idx as u32,
-                    step: k as u16,
-                    pass,
-                    try_no,
-                    start: sent.duration_since(t0),
-                    latency: out.latency,
-                    status: out.status,
-                    error: out.error,
-                    bytes: out.bytes,
-                    tokens: out.tokens,
-                    ttft: out.ttft,
-                };
-                observer.call_done(&call);
-                calls.push(call);
-                let failure = match out.error {
-                    None => {
-                        record.outputs.push(out.output.unwrap_or_default());
-                        record.step_latencies.push(out.latency);
-                        continue 'steps;
-                    }
-                    Some(kind)
-                        if kind.is_backoff_retryable(out.status)
-                            && u32::from(try_no) < self.retry.max_retries =>
-                    {
-                        match self.wait_before_retry(try_no, out.retry_after).await {
-                            Ok(()) => {
-                                try_no += 1;
-                                continue;
-                            }
-                            Err(why) => ChainFailure {
-                                step: k as u16,
-                                kind,
-                                status: out.status,
-                                message: format!("{}; {why}", out.message),
-                            },
-                        }
-                    }
-                    Some(kind) => ChainFailure {
-                        step: k as u16,
-                        kind,
-                        status: out.status,
-                        message: out.message,
-                    },
-                };
-                record.failure = Some(failure);
-                break 'steps;
-            }
-        }
-        record.latency = first_send.map_or(Duration::ZERO, |s| end.duration_since(s));
-        ChainRun { record, calls, end }
-    }
-
-    /// Sleeps before a backoff retry, or says why the call must fail now instead: the server
-    /// asked for longer than `--max-retry-wait`, or Ctrl-C ended the wait (at once, however
-    /// long the wait was meant to be).
-    async fn wait_before_retry(
-        &self,
-        try_no: u16,
-        retry_after: Option<Duration>,
-    ) -> Result<(), String> {
-        if let Some(asked) = retry_after.filter(|a| *a > self.retry.max_retry_wait) {
-            return Err(format!(
-                "the server asked to wait {} before retrying, over --max-retry-wait {}",
-                humantime::format_duration(asked),
-                humantime::format_duration(self.retry.max_retry_wait)
-            ));
-        }
-        tokio::select! {
-            () = tokio::time::sleep(self.backoff(try_no, retry_after)) => Ok(()),
-            () = stopped(self.stop.clone()) => Err("backoff wait ended by Ctrl-C".to_string()),
-        }
-    }
-
-    /// Exponential backoff with full jitter (AWS's "full jitter"); a server's Retry-After is a
-    /// floor under it.
-    fn backoff(&self, try_no: u16, retry_after: Option<Duration>) -> Duration {
-        let ceiling = self
-            .retry
-            .backoff_base
-            .saturating_mul(1u32 << try_no.min(16))
-            .min(self.retry.backoff_cap);
-        let jitter = ceiling.mul_f64(rand::rng().random_range(0.0..=1.0));
-        // Waiting exactly Retry-After would send every refused call back at the same instant;
-        // the jitter on top spreads them over the refill.
-        retry_after.unwrap_or_default() + jitter
     }
 }
 
@@ -409,35 +277,87 @@ async fn stopped(stop: Option<StopSignal>) {
     std::future::pending::<()>().await;
 }
 
-type Joined = (tokio::task::Id, ChainRun);
+/// What a batch has gathered so far, across passes.
+struct BatchState {
+    t0: Instant,
+    finals: Vec<Option<ChainRecord>>,
+    calls: Vec<CallRecord>,
+    not_run: Vec<usize>,
+    cut_short: bool,
+    retried: usize,
+    last_end: Instant,
+    retry_start: Option<Instant>,
+}
 
-/// Maps a finished task back to its row; a panic becomes that row's failure.
-fn joined(
-    task_rows: &HashMap<tokio::task::Id, usize>,
-    done: Result<Joined, tokio::task::JoinError>,
-) -> (usize, Result<ChainRun, String>) {
-    match done {
-        Ok((id, run)) => (task_rows[&id], Ok(run)),
-        Err(e) => (task_rows[&e.id()], Err(format!("chain task panicked: {e}"))),
+impl BatchState {
+    fn new(rows: usize, t0: Instant) -> BatchState {
+        BatchState {
+            t0,
+            finals: vec![None; rows],
+            calls: Vec::new(),
+            not_run: Vec::new(),
+            cut_short: false,
+            retried: 0,
+            last_end: t0,
+            retry_start: None,
+        }
+    }
+
+    /// Takes in one finished chain: its record becomes the row's latest, its calls are kept,
+    /// the observer hears whether it is final, and a failure is queued for the next pass.
+    fn settle(
+        &mut self,
+        idx: usize,
+        run: Result<ChainRun, String>,
+        is_last: bool,
+        row: &Row,
+        observer: &dyn Observer,
+        failed: &mut Vec<usize>,
+    ) {
+        let mut run = run.unwrap_or_else(|message| panicked(idx, message));
+        self.last_end = self.last_end.max(run.end);
+        run.record.passes = self.finals[idx].as_ref().map_or(0, |r| r.passes) + 1;
+        let ok = run.record.ok();
+        observer.chain_done(row, &run.record, ok || is_last);
+        if !ok {
+            failed.push(idx);
+        }
+        self.calls.extend(run.calls);
+        self.finals[idx] = Some(run.record);
+    }
+
+    /// The batch's result. A row that failed an earlier pass and then was not re-run: its
+    /// failure is final now.
+    fn finish(mut self, rows: &[Row], observer: &dyn Observer) -> BatchResult {
+        let finals = &self.finals;
+        self.not_run.retain(|&idx| match &finals[idx] {
+            Some(record) => {
+                observer.chain_done(&rows[idx], record, true);
+                false
+            }
+            None => true,
+        });
+        self.not_run.sort_unstable();
+        let last_end = self.last_end;
+        BatchResult {
+            interrupted: self.cut_short,
+            not_run: self.not_run,
+            chains: self.finals.into_iter().flatten().collect(),
+            calls: self.calls,
+            wall: last_end.duration_since(self.t0),
+            retry_wall: self
+                .retry_start
+                .map_or(Duration::ZERO, |s| last_end.saturating_duration_since(s)),
+            retried: self.retried,
+        }
     }
 }
 
-fn panicked(idx: usize, message: String) -> ChainRun {
-    ChainRun {
-        record: ChainRecord {
-            row: idx as u32,
-            passes: 1,
-            latency: Duration::ZERO,
-            outputs: Vec::new(),
-            step_latencies: Vec::new(),
-            failure: Some(ChainFailure {
-                step: 0,
-                kind: ErrorKind::Body,
-                status: None,
-                message,
-            }),
-        },
-        calls: Vec::new(),
-        end: Instant::now(),
-    }
+/// The message of a panic payload.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
 }

@@ -1,0 +1,164 @@
+//! One chain of one row: its steps in order, each step's output feeding the next; backoff
+//! retries of a call after 429/503 (full jitter, Retry-After as the floor, bounded by
+//! `--max-retry-wait`, cut short by the stop signal).
+
+use std::time::Duration;
+
+use rand::RngExt;
+use tokio::time::Instant;
+
+use super::{Observer, Runner, estimate_tokens, stopped};
+use crate::chain::Row;
+use crate::record::{CallRecord, ChainFailure, ChainRecord, ErrorKind};
+
+/// What one chain task hands back: its final record, its calls, and when its last call ended.
+pub(super) struct ChainRun {
+    pub(super) record: ChainRecord,
+    pub(super) calls: Vec<CallRecord>,
+    pub(super) end: Instant,
+}
+
+impl Runner {
+    /// One chain: its steps in order, each step's output feeding the next.
+    pub(super) async fn run_chain(
+        &self,
+        rows: &[Row],
+        idx: usize,
+        pass: u16,
+        t0: Instant,
+        observer: &dyn Observer,
+    ) -> ChainRun {
+        let row = &rows[idx];
+        let mut record = ChainRecord {
+            row: idx as u32,
+            passes: 1,
+            latency: Duration::ZERO,
+            outputs: Vec::with_capacity(self.chain.steps.len()),
+            step_latencies: Vec::with_capacity(self.chain.steps.len()),
+            failure: None,
+        };
+        let mut calls = Vec::with_capacity(self.chain.steps.len());
+        let mut first_send = None;
+        let mut end = Instant::now();
+        'steps: for (k, step) in self.chain.steps.iter().enumerate() {
+            let previous = record.outputs.last().map(String::as_str);
+            let body = self.target.body(step, row, previous);
+            let tokens = estimate_tokens(body.len(), step.max_tokens);
+            let mut try_no = 0u16;
+            loop {
+                if let Some(limiter) = &self.limiter {
+                    limiter.acquire(tokens).await;
+                }
+                let out = self.client.call(&self.target, body.clone()).await;
+                let sent = out.started;
+                first_send.get_or_insert(sent);
+                end = sent + out.latency;
+                let call = CallRecord {
+                    row: idx as u32,
+                    step: k as u16,
+                    pass,
+                    try_no,
+                    start: sent.duration_since(t0),
+                    latency: out.latency,
+                    status: out.status,
+                    error: out.error,
+                    bytes: out.bytes,
+                    tokens: out.tokens,
+                    ttft: out.ttft,
+                };
+                observer.call_done(&call);
+                calls.push(call);
+                let failure = match out.error {
+                    None => {
+                        record.outputs.push(out.output.unwrap_or_default());
+                        record.step_latencies.push(out.latency);
+                        continue 'steps;
+                    }
+                    Some(kind)
+                        if kind.is_backoff_retryable(out.status)
+                            && u32::from(try_no) < self.retry.max_retries =>
+                    {
+                        match self.wait_before_retry(try_no, out.retry_after).await {
+                            Ok(()) => {
+                                try_no += 1;
+                                continue;
+                            }
+                            Err(why) => ChainFailure {
+                                step: k as u16,
+                                kind,
+                                status: out.status,
+                                message: format!("{}; {why}", out.message),
+                            },
+                        }
+                    }
+                    Some(kind) => ChainFailure {
+                        step: k as u16,
+                        kind,
+                        status: out.status,
+                        message: out.message,
+                    },
+                };
+                record.failure = Some(failure);
+                break 'steps;
+            }
+        }
+        record.latency = first_send.map_or(Duration::ZERO, |s| end.duration_since(s));
+        ChainRun { record, calls, end }
+    }
+
+    /// Sleeps before a backoff retry, or says why the call must fail now instead: the server
+    /// asked for longer than `--max-retry-wait`, or Ctrl-C ended the wait (at once, however
+    /// long the wait was meant to be).
+    async fn wait_before_retry(
+        &self,
+        try_no: u16,
+        retry_after: Option<Duration>,
+    ) -> Result<(), String> {
+        if let Some(asked) = retry_after.filter(|a| *a > self.retry.max_retry_wait) {
+            return Err(format!(
+                "the server asked to wait {} before retrying, over --max-retry-wait {}",
+                humantime::format_duration(asked),
+                humantime::format_duration(self.retry.max_retry_wait)
+            ));
+        }
+        tokio::select! {
+            () = tokio::time::sleep(self.backoff(try_no, retry_after)) => Ok(()),
+            () = stopped(self.stop.clone()) => Err("backoff wait ended by Ctrl-C".to_string()),
+        }
+    }
+
+    /// Exponential backoff with full jitter (AWS's "full jitter"); a server's Retry-After is a
+    /// floor under it.
+    fn backoff(&self, try_no: u16, retry_after: Option<Duration>) -> Duration {
+        let ceiling = self
+            .retry
+            .backoff_base
+            .saturating_mul(1u32 << try_no.min(16))
+            .min(self.retry.backoff_cap);
+        let jitter = ceiling.mul_f64(rand::rng().random_range(0.0..=1.0));
+        // Waiting exactly Retry-After would send every refused call back at the same instant;
+        // the jitter on top spreads them over the refill.
+        retry_after.unwrap_or_default() + jitter
+    }
+}
+
+/// The record of a row whose task panicked: a failure like any other, the batch goes on.
+pub(super) fn panicked(idx: usize, message: String) -> ChainRun {
+    ChainRun {
+        record: ChainRecord {
+            row: idx as u32,
+            passes: 1,
+            latency: Duration::ZERO,
+            outputs: Vec::new(),
+            step_latencies: Vec::new(),
+            failure: Some(ChainFailure {
+                step: 0,
+                kind: ErrorKind::Body,
+                status: None,
+                message,
+            }),
+        },
+        calls: Vec::new(),
+        end: Instant::now(),
+    }
+}
