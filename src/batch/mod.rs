@@ -20,12 +20,12 @@ use tokio::sync::{mpsc, watch};
 use crate::chain::{Chain, Row};
 use crate::endpoint::{ClientError, ClientOptions, Endpoint, Session, SessionError, Target};
 use crate::manifest::{
-    FAILED_FILE, Manifest, ManifestError, ResultsLog, RunSummaryFile, select_rows, speedup,
+    FAILED_FILE, Manifest, ManifestError, ResultsLog, Resume, RunSummaryFile, select_rows, speedup,
     write_failed_csv,
 };
 use crate::metrics::summarize;
 use crate::record::{CallRecord, ChainRecord, Pooling, RunKey, ms};
-use crate::runner::{Observer, RetryPolicy, RunnerFactory, StopSignal};
+use crate::runner::{BatchResult, Observer, RetryPolicy, RunnerFactory, StopSignal};
 use crate::threshold::{Measured, Threshold, Verdict};
 
 /// A checked `loadchain run` configuration, built from the flags by
@@ -194,21 +194,7 @@ pub async fn run(
     .await?;
     let (log, resume) = ResultsLog::open(&cfg.out, cfg.resume)?;
     let (todo, skipped) = select_rows(&cfg.manifest, &resume);
-    if let Some(line) = resume.torn_line {
-        ui.note(&format!(
-            "note: {} line {line} was cut short by a crash; it was ignored and removed",
-            log.path().display()
-        ));
-    }
-    let strangers = resume.ids_not_in(&cfg.manifest);
-    if let Some(first) = strangers.first() {
-        ui.note(&format!(
-            "note: {} ids in {} are not in {} (first: {first})",
-            strangers.len(),
-            log.path().display(),
-            cfg.manifest.path.display(),
-        ));
-    }
+    note_resume(cfg, &resume, &log, ui.as_ref());
     let steps = cfg.chain.step_names();
     ui.started(&RunPlan {
         to_run: todo.len(),
@@ -217,43 +203,8 @@ pub async fn run(
         mock_url: session.mock_url(),
         steps: &steps,
     });
-
-    // The runner's stop: raised by the caller's signal or by the results writer.
-    let (stop_tx, runner_stop) = watch::channel(false);
-    if let Some(mut caller) = stop {
-        let tx = stop_tx.clone();
-        tokio::spawn(async move {
-            if caller.wait_for(|s| *s).await.is_ok() {
-                tx.send_replace(true);
-            }
-        });
-    }
     let rows: Arc<[Row]> = todo.into();
-    let (tx, rx) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(collect::collect(
-        log,
-        rx,
-        Arc::clone(&rows),
-        steps.clone(),
-        Arc::clone(&ui),
-        stop_tx,
-    ));
-    let factory = RunnerFactory {
-        target: Arc::clone(session.target()),
-        chain: Arc::new(cfg.chain.clone()),
-        client: cfg.client.clone(),
-        retry: cfg.retry.clone(),
-        rpm: cfg.rpm,
-        tpm: cfg.tpm,
-        stop: Some(runner_stop),
-    };
-    let runner = factory.runner(cfg.limit, Pooling::On)?;
-    let observer: Arc<dyn Observer> = Arc::new(collect::Forward { tx, ui });
-    let batch = runner.run_batch(Arc::clone(&rows), observer).await;
-    drop(runner);
-    let collected = writer
-        .await
-        .map_err(|e| BatchError::Internal(format!("the results writer stopped: {e}")))?;
+    let (batch, collected) = execute(cfg, &session, log, Arc::clone(&rows), ui, stop).await?;
     session.close().await;
     if let Some(source) = collected.write_error {
         return Err(BatchError::LogWrite {
@@ -262,14 +213,14 @@ pub async fn run(
             unsaved: collected.unsaved,
         });
     }
-    let tally = collected.tally;
-    write_failed_csv(&cfg.out, &tally.failed_rows(&cfg.manifest))?;
+    write_failed_csv(&cfg.out, &collected.tally.failed_rows(&cfg.manifest))?;
     let key = RunKey {
         size: rows.len(),
         limit: cfg.limit,
         pooling: Pooling::On,
     };
     let stats = summarize(key, &batch, &steps, None, 0);
+    let tally = &collected.tally;
     let wall_ms = ms(batch.wall);
     let summary = RunSummaryFile {
         schema_version: crate::manifest::SCHEMA_VERSION,
@@ -303,4 +254,72 @@ pub async fn run(
         interrupted: batch.interrupted,
         calls: batch.calls,
     })
+}
+
+/// Tells the user what resuming found: a repaired torn line, ids the manifest lacks.
+fn note_resume(cfg: &RunConfig, resume: &Resume, log: &ResultsLog, ui: &dyn BatchUi) {
+    if let Some(line) = resume.torn_line {
+        ui.note(&format!(
+            "note: {} line {line} was cut short by a crash; it was ignored and removed",
+            log.path().display()
+        ));
+    }
+    let strangers = resume.ids_not_in(&cfg.manifest);
+    if let Some(first) = strangers.first() {
+        ui.note(&format!(
+            "note: {} ids in {} are not in {} (first: {first})",
+            strangers.len(),
+            log.path().display(),
+            cfg.manifest.path.display(),
+        ));
+    }
+}
+
+/// Runs `rows` with one writer task appending each finished row to the log. The runner's
+/// stop is raised by the caller's signal (Ctrl-C) or by the writer when an append fails.
+async fn execute(
+    cfg: &RunConfig,
+    session: &Session,
+    log: ResultsLog,
+    rows: Arc<[Row]>,
+    ui: Arc<dyn BatchUi>,
+    stop: Option<StopSignal>,
+) -> Result<(BatchResult, collect::Collected), BatchError> {
+    let (stop_tx, runner_stop) = watch::channel(false);
+    if let Some(mut caller) = stop {
+        let tx = stop_tx.clone();
+        tokio::spawn(async move {
+            if caller.wait_for(|s| *s).await.is_ok() {
+                tx.send_replace(true);
+            }
+        });
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let steps = cfg.chain.step_names();
+    let writer = tokio::spawn(collect::collect(
+        log,
+        rx,
+        Arc::clone(&rows),
+        steps,
+        Arc::clone(&ui),
+        stop_tx,
+    ));
+    let factory = RunnerFactory {
+        target: Arc::clone(session.target()),
+        chain: Arc::new(cfg.chain.clone()),
+        client: cfg.client.clone(),
+        retry: cfg.retry.clone(),
+        rpm: cfg.rpm,
+        tpm: cfg.tpm,
+        stop: Some(runner_stop),
+    };
+    let runner = factory.runner(cfg.limit, Pooling::On)?;
+    let observer: Arc<dyn Observer> = Arc::new(collect::Forward { tx, ui });
+    let batch = runner.run_batch(rows, observer).await;
+    // Dropping the runner drops the last sender: the writer drains and ends.
+    drop(runner);
+    let collected = writer
+        .await
+        .map_err(|e| BatchError::Internal(format!("the results writer stopped: {e}")))?;
+    Ok((batch, collected))
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
-pub use template::{PREVIOUS, Template, TemplateError};
+pub use template::{Template, TemplateError};
 
 /// One input row of a batch: an id and its named columns.
 #[derive(Debug, Clone, PartialEq, Eq)]

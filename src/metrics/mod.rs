@@ -55,11 +55,6 @@ impl LatencyRecorder {
         (buckets, u32::try_from(sub_buckets).unwrap_or(u32::MAX))
     }
 
-    /// Number of recorded values.
-    pub fn len(&self) -> u64 {
-        self.hist.len()
-    }
-
     /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.hist.is_empty()

@@ -1,0 +1,181 @@
+//! Checked settings built from the command line: every rule that spans several flags, the
+//! embedded mock's defaults, the target and the chain. Library code takes these, never `Cli`.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use thiserror::Error;
+
+mod command;
+mod endpoint;
+mod files;
+mod mock;
+#[cfg(test)]
+mod tests;
+
+pub use command::redacted_command;
+pub use endpoint::{api_key_warning, endpoint_from_args};
+pub use files::{check_open_files, open_file_limit};
+pub use mock::embedded_mock_defaults;
+
+use crate::batch::RunConfig;
+use crate::chain::{Chain, ChainError, Row};
+use crate::cli::{CallArgs, ChainArgs, PoolingArg, RunArgs, SweepArgs, TargetArgs};
+use crate::endpoint::{ClientOptions, TargetError};
+use crate::manifest::{Manifest, ManifestError};
+use crate::record::Pooling;
+use crate::runner::RetryPolicy;
+use crate::sweep::SweepConfig;
+
+/// A combination of flags that cannot work. Always a usage error (exit 2).
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// A flag's value is unusable.
+    #[error("{flag}: {message}")]
+    Flag { flag: &'static str, message: String },
+    /// The target could not be built.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// The chain file or step count is unusable.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The mock config file or a --mock-* value is unusable.
+    #[error("{0}")]
+    Mock(String),
+    /// The manifest is missing, malformed or has duplicate ids.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+}
+
+/// How errors name the chain: its file, or the default chain.
+pub fn chain_origin(args: &ChainArgs) -> String {
+    args.chain
+        .as_ref()
+        .map_or("default chain".to_string(), |p| {
+            format!("chain file {}", p.display())
+        })
+}
+
+/// The chain from --chain or --steps.
+pub fn chain_from_args(args: &ChainArgs) -> Result<Chain, ConfigError> {
+    Ok(match &args.chain {
+        Some(path) => Chain::from_toml_file(path)?,
+        None => Chain::default_steps(args.steps)?,
+    })
+}
+
+/// Client options from the flags.
+pub fn client_options(t: &TargetArgs, c: &CallArgs) -> ClientOptions {
+    ClientOptions {
+        timeout: c.timeout,
+        connect_timeout: c.connect_timeout,
+        insecure: t.insecure,
+        http2_prior_knowledge: t.http2,
+        max_response_bytes: t.max_response_bytes,
+        follow_redirects: t.follow_redirects,
+    }
+}
+
+/// Retry settings from the flags.
+pub fn retry_policy(c: &CallArgs) -> RetryPolicy {
+    RetryPolicy {
+        retry_passes: c.retry_passes,
+        max_retries: c.max_retries,
+        max_retry_wait: c.max_retry_wait,
+        ..RetryPolicy::default()
+    }
+}
+
+/// Checks `loadchain sweep` flags and builds its configuration.
+pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, ConfigError> {
+    let mut limits = args.limits.clone();
+    if limits.is_empty() {
+        return Err(flag("--limits", "give at least one limit, e.g. 1,5,10"));
+    }
+    limits.sort_unstable();
+    limits.dedup();
+    let mut sizes = args.sizes.clone().unwrap_or_else(|| vec![args.n]);
+    if sizes.is_empty() {
+        return Err(flag("--sizes", "give at least one size, e.g. 10,25,50,100"));
+    }
+    sizes.sort_unstable();
+    sizes.dedup();
+    let pooling = match args.pooling {
+        PoolingArg::On => vec![Pooling::On],
+        PoolingArg::Off => vec![Pooling::Off],
+        PoolingArg::Both => vec![Pooling::On, Pooling::Off],
+    };
+    let endpoint = endpoint_from_args(&args.common.target, &args.common.mock)?;
+    let chain = chain_from_args(&args.common.chain)?;
+    let origin = chain_origin(&args.common.chain);
+    chain.check_columns(&Row::synthetic_columns(), &origin, "the sweep input")?;
+    // A limit never exceeds the batch size: at most that many connections are open.
+    let widest = limits
+        .last()
+        .copied()
+        .unwrap_or(1)
+        .min(sizes.last().copied().unwrap_or(1));
+    check_open_files("--limits", widest, &endpoint, open_file_limit())?;
+    Ok(SweepConfig {
+        sizes,
+        limits,
+        pooling,
+        chain,
+        endpoint,
+        model: args.common.target.model.clone(),
+        stream: args.common.target.stream,
+        client: client_options(&args.common.target, &args.common.calls),
+        retry: retry_policy(&args.common.calls),
+        rpm: args.common.calls.rpm,
+        tpm: args.common.calls.tpm,
+        warmup: args.warmup,
+        command,
+    })
+}
+
+/// Checks `loadchain run` flags and input files and builds its configuration: every input
+/// error (flags, manifest, chain, mock settings) comes out of here, before anything is
+/// written or sent.
+pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
+    let chain = chain_from_args(&args.common.chain)?;
+    let manifest = Manifest::load(&args.manifest, &args.id_column)?;
+    chain.check_columns(
+        &manifest.columns,
+        &chain_origin(&args.common.chain),
+        &manifest.path.display().to_string(),
+    )?;
+    let endpoint = endpoint_from_args(&args.common.target, &args.common.mock)?;
+    let widest = args.limit.min(manifest.rows.len().max(1));
+    check_open_files("--limit", widest, &endpoint, open_file_limit())?;
+    if args.resume && args.out.is_none() {
+        return Err(flag(
+            "--resume",
+            "needs --out: the folder of the run to continue",
+        ));
+    }
+    let out = args.out.clone().unwrap_or_else(|| {
+        crate::report::free_report_dir(Path::new("reports"), SystemTime::now(), "run")
+    });
+    Ok(RunConfig {
+        manifest,
+        limit: args.limit,
+        out,
+        resume: args.resume,
+        chain,
+        endpoint,
+        model: args.common.target.model.clone(),
+        stream: args.common.target.stream,
+        client: client_options(&args.common.target, &args.common.calls),
+        retry: retry_policy(&args.common.calls),
+        rpm: args.common.calls.rpm,
+        tpm: args.common.calls.tpm,
+        fail_on: args.fail_on.clone(),
+    })
+}
+
+pub(crate) fn flag(flag: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Flag {
+        flag,
+        message: message.into(),
+    }
+}
