@@ -22,20 +22,30 @@
 # Takes about 2 minutes after the release build on a 2-core machine; --full adds the 1M-call
 # RSS point (about 1 minute today, and ~1.3 GB of RSS while call records are kept in memory).
 #
-#   scripts/peer-bench.sh [--full] [--rounds N]
+#   scripts/peer-bench.sh [--full] [--rounds N] [--raw FILE]
+#
+# --raw FILE keeps every round's figures as TSV: workload, tool, process wall s, run wall s,
+# CPU s, calls, peak RSS KiB, p50 µs.
 #
 # Needs: jq, GNU time (/usr/bin/time; Debian: apt-get install -y time). Optional: oha
 # (cargo install oha --locked), wrk (apt-get install -y wrk). Honours CARGO_TARGET_DIR.
 set -euo pipefail
+start_dir="$PWD"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 FULL=0
 ROUNDS=3
+RAW=""
 while (($# > 0)); do
     case "$1" in
         --full) FULL=1 ;;
         --rounds)
             ROUNDS="${2:-}"
+            shift
+            ;;
+        --raw)
+            RAW="${2:-}"
+            [[ -z "$RAW" || "$RAW" == /* ]] || RAW="$start_dir/$RAW"
             shift
             ;;
         -h | --help)
@@ -97,6 +107,7 @@ trap 'stop_mock; rm -rf "$work"' EXIT
 # start_mock LATENCY: one fresh mock process for a workload; sets MOCK_URL (scheme://ip:port).
 start_mock() {
     stop_mock
+    : >"$work/mock.out" # not the previous mock's URL
     "$MOCK" --latency "$1" --port 0 >"$work/mock.out" 2>"$work/mock.err" &
     mock_pid=$!
     MOCK_URL=""
@@ -267,5 +278,10 @@ echo "   loadchain $(fmt "$lc_p50" '%+.3f ms'), oha $(fmt "$oha_p50" '%+.3f ms')
 echo
 echo "M: loadchain peak RSS, zero latency, limit 50, 1 step"
 echo "   10k calls $(fmt "$(median M10k loadchain '$7 / 1024')" '%.1f MB'), 100k calls $(fmt "$(median A loadchain '$7 / 1024')" '%.1f MB') (workload A), 1M calls $( ((FULL)) && fmt "$(median M1m loadchain '$7 / 1024')" '%.1f MB' || echo '(run with --full)')"
+if [[ -n "$RAW" ]]; then
+    printf 'workload\ttool\twall_s\trun_s\tcpu_s\tcalls\trss_kib\tp50_us\n' >"$RAW"
+    cat "$RESULTS" >>"$RAW"
+    echo "every round: $RAW"
+fi
 echo
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
