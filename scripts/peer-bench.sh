@@ -278,6 +278,9 @@ echo "   loadchain $(fmt "$lc_p50" '%+.3f ms'), oha $(fmt "$oha_p50" '%+.3f ms')
 echo
 echo "M: loadchain peak RSS, zero latency, limit 50, 1 step"
 echo "   10k calls $(fmt "$(median M10k loadchain '$7 / 1024')" '%.1f MB'), 100k calls $(fmt "$(median A loadchain '$7 / 1024')" '%.1f MB') (workload A), 1M calls $( ((FULL)) && fmt "$(median M1m loadchain '$7 / 1024')" '%.1f MB' || echo '(run with --full)')"
+if ((FULL)); then
+    echo "   1M / 10k: $(ratio "$(median M1m loadchain '$7')" "$(median M10k loadchain '$7')")"
+fi
 if [[ -n "$RAW" ]]; then
     printf 'workload\ttool\twall_s\trun_s\tcpu_s\tcalls\trss_kib\tp50_us\n' >"$RAW"
     cat "$RESULTS" >>"$RAW"
