@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # peer-bench: loadchain side by side with oha and wrk, against one loadchain-mock process
-# (the release binary, its own process, 127.0.0.1 only), so that what is compared is the
-# client alone. Each tool runs only if it is installed; a missing one is named with the
+# (the release binary, its own process, 127.0.0.1 only; restarted between workloads with
+# the workload's latency), which every tool shares, so that what differs is the client alone. Each tool runs only if it is installed; a missing one is named with the
 # command that installs it. Every measurement is printed, nothing is asserted.
 #
 # Workloads (tools alternate order in every round; ROUNDS rounds, medians printed):
