@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use thiserror::Error;
 use tokio::time::Instant;
 
+use super::fault::{classify, describe, error_message, retry_after};
 use super::{Target, sse};
 use crate::record::{ErrorKind, Pooling};
 
@@ -400,80 +401,4 @@ impl HttpClient {
             _ => message,
         }
     }
-}
-
-/// How long the server asked to wait: `retry-after-ms` (OpenAI, Azure) first, else
-/// `Retry-After` as seconds or as an HTTP date (RFC 9110 §10.2.3); a date in the past is 0.
-fn retry_after(headers: &reqwest::header::HeaderMap, now: SystemTime) -> Option<Duration> {
-    let text = |name: &str| headers.get(name)?.to_str().ok().map(str::trim);
-    if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
-    {
-        return Some(Duration::from_secs_f64((ms / 1000.0).min(1e12)));
-    }
-    let value = text("retry-after")?;
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-fn classify(e: &reqwest::Error) -> ErrorKind {
-    use std::error::Error as _;
-    let mut source = e.source();
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>()
-            && is_local_fault(io)
-        {
-            return ErrorKind::Local;
-        }
-        source = s.source();
-    }
-    if e.is_timeout() {
-        ErrorKind::Timeout
-    } else if e.is_connect() {
-        ErrorKind::Connect
-    } else if e.is_body() || e.is_decode() {
-        ErrorKind::Body
-    } else {
-        // The connection opened, then what came back was not HTTP: garbage, too many
-        // headers, closed or reset mid-headers, a request canceled because the connection
-        // closed, an HTTP/2 frame error.
-        ErrorKind::Protocol
-    }
-}
-
-/// Out of file descriptors (EMFILE, ENFILE) or local ports: the machine, not the server.
-fn is_local_fault(e: &std::io::Error) -> bool {
-    #[cfg(unix)]
-    if matches!(e.raw_os_error(), Some(23 | 24)) {
-        return true;
-    }
-    e.kind() == std::io::ErrorKind::AddrNotAvailable
-}
-
-/// The error with its causes on one line; reqwest errors carry the URL, never headers.
-fn describe(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    msg
-}
-
-/// `HTTP 503: <error.message>` from an OpenAI-style error body, or its first 200 bytes.
-fn error_message(status: u16, body: &[u8]) -> String {
-    let detail = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.pointer("/error/message")?.as_str().map(str::to_string))
-        .unwrap_or_else(|| {
-            let text = String::from_utf8_lossy(body);
-            text.chars().take(200).collect::<String>()
-        });
-    format!("HTTP {status}: {}", detail.trim().replace('\n', " "))
 }

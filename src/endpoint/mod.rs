@@ -7,6 +7,7 @@
 //! reports or the command line.
 
 mod client;
+mod fault;
 mod preflight;
 pub mod redact;
 mod session;
