@@ -201,7 +201,7 @@ impl FromStr for Threshold {
         let value = match metric {
             Metric::P50 | Metric::P90 | Metric::P99 | Metric::Max => {
                 let d: Duration = humantime::parse_duration(raw).map_err(|_| bad())?;
-                d.as_secs_f64() * 1000.0
+                crate::record::ms(d)
             }
             Metric::Errors => match raw.strip_suffix('%') {
                 Some(pct) => pct.trim().parse::<f64>().map_err(|_| bad())? / 100.0,

@@ -10,14 +10,13 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::{FAILED_FILE, Manifest, ManifestError, Position, SUMMARY_FILE, sync_parent};
 use crate::chain::Row;
 use crate::lock::DirLock;
-use crate::record::{ChainRecord, ErrorKind};
+use crate::record::{ChainRecord, ErrorKind, ms};
 
 /// File name of the results log inside the output folder.
 pub const RESULTS_FILE: &str = "results.jsonl";
@@ -72,11 +71,6 @@ pub struct ResultError {
     pub status: Option<u16>,
     /// Human-readable detail; never contains credentials (see `ChainFailure::message`).
     pub message: String,
-}
-
-/// Milliseconds with microsecond resolution, as every `*_ms` field holds them.
-fn ms(d: Duration) -> f64 {
-    d.as_micros() as f64 / 1000.0
 }
 
 impl ResultLine {

@@ -253,13 +253,13 @@ pub fn write_calls<W: Write>(runs: &[RunCalls], w: W) -> Result<(), ::csv::Error
                 step: c.step,
                 pass: c.pass,
                 try_no: c.try_no,
-                start_offset_ms: ms(c.start.as_secs_f64() * 1000.0),
-                latency_ms: ms(c.latency.as_secs_f64() * 1000.0),
+                start_offset_ms: crate::record::ms(c.start),
+                latency_ms: crate::record::ms(c.latency),
                 status: c.status,
                 error_kind: c.error.map(|k| k.to_string()),
                 bytes: c.bytes,
                 tokens: c.tokens,
-                ttft_ms: c.ttft.map(|t| ms(t.as_secs_f64() * 1000.0)),
+                ttft_ms: c.ttft.map(crate::record::ms),
             })?;
         }
     }
