@@ -1,19 +1,32 @@
 //! loadchain: benchmark and load-test concurrent API calls and multi-step LLM chains.
 //!
-//! A tour of the crate, in the direction data flows:
-//! - [`cli`] → [`config`]: flags as typed, then checked settings (the embedded mock's
-//!   defaults live in `config`).
-//! - [`endpoint`]: what a call is (URL, format, auth) and the pooled/unpooled HTTP client.
+//! A tour of the crate, in the direction data flows
+//! (CLI → config → endpoint set-up → runner → records → metrics → report):
+//! - [`cli`] → [`config`]: flags as typed, then checked settings: [`sweep::SweepConfig`] and
+//!   [`batch::RunConfig`], every cross-flag rule and input error ([`config::ConfigError`])
+//!   in one place; the embedded mock's defaults live in `config`.
+//! - [`endpoint`]: what calls go to. [`endpoint::Target`] (URL, format, auth; built by named
+//!   constructors, never patched), the pooled/unpooled [`endpoint::HttpClient`] that times
+//!   one call, SSE, secret redaction, and [`endpoint::Session`]: one set-up for both
+//!   commands (start the embedded mock or take a URL, then a preflight call).
 //! - [`chain`]: steps whose prompts are templates over a row and the previous output.
-//! - [`runner`]: one batch at one limit: semaphore, isolation, backoff, retry passes.
-//! - [`record`] → [`metrics`]: raw records, then HdrHistogram summaries.
-//! - [`manifest`]: CSV rows in, durable results.jsonl out, resume (for `loadchain run`).
-//! - [`sweep`]: sizes × limits × pooling → [`sweep::SweepReport`].
-//! - [`report`]: terminal tables, Markdown, CSV, JSON, `.hgrm` and PNG charts.
-//! - [`threshold`]: `--fail-on` checks that turn a run into a CI pass/fail.
+//! - [`runner`]: one batch at one limit: semaphore, isolation, backoff, retry passes;
+//!   [`runner::RunnerFactory`] makes the runner of each (limit, pooling). Never prints.
+//! - [`record`] → [`metrics`]: raw records ([`record::RunKey`] names a run), then
+//!   HdrHistogram summaries ([`metrics::RunSummary`], shared by both commands).
+//! - [`sweep`]: sizes × limits × pooling → [`sweep::SweepReport`]; entry point
+//!   [`sweep::run`]`(&SweepConfig, ui, stop)`.
+//! - [`batch`] and [`manifest`]: `loadchain run`: CSV rows in, durable results.jsonl out,
+//!   resume; entry point [`batch::run`]`(&RunConfig, ui, stop)`.
+//! - [`report`]: terminal tables, Markdown, CSV, JSON, `.hgrm` and PNG charts; never touches
+//!   the network.
+//! - [`threshold`]: `--fail-on` checks and the exit [`threshold::Verdict`].
 //! - [`lock`]: one loadchain process per output folder.
-//! - [`app`], [`progress`], [`error`]: the binary's glue, progress bars and exit codes;
+//! - [`app`]: the command layer: owns Ctrl-C (the stop signal the library takes as a
+//!   parameter), prints, maps errors to exit codes ([`error`]); [`progress`] draws bars;
 //!   [`docs`]: shell completions and man pages from the clap definition.
+//!
+//! Nothing below `app` imports `app`: the module graph has no cycles.
 
 /// `eprintln!` that never panics: a closed stderr (`2>&-`) loses the line, never the run.
 #[macro_export]
