@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,7 +14,8 @@ use loadchain::chain::{Chain, Row};
 use loadchain::endpoint::{ClientOptions, Endpoint};
 use loadchain::manifest::{Manifest, ResultLine, ResultStatus, ResultsLog, RunSummaryFile};
 use loadchain::record::{CallRecord, ChainRecord};
-use loadchain::runner::RetryPolicy;
+use loadchain::runner::{RetryPolicy, StopSignal};
+use loadchain::sweep::Quiet;
 use loadchain::threshold::{Threshold, Verdict};
 use loadchain_mock::{MockConfig, MockServer};
 use tokio::sync::{Notify, watch};
@@ -70,6 +72,11 @@ async fn bounded<T>(run: impl Future<Output = T>) -> T {
         .expect("the run finished within 30 s")
 }
 
+/// Runs `cfg` to the end, bounded in time; the run must succeed.
+async fn run_ok(cfg: &RunConfig, ui: Arc<dyn BatchUi>, stop: Option<StopSignal>) -> RunOutcome {
+    bounded(batch::run(cfg, ui, stop)).await.unwrap()
+}
+
 /// When the UI raises the stop signal, as Ctrl-C would.
 enum Trigger {
     /// Once this many rows reached results.jsonl.
@@ -83,7 +90,7 @@ enum Trigger {
 #[derive(Default)]
 struct Recorder {
     saved: Mutex<Vec<String>>,
-    calls: Mutex<usize>,
+    calls: AtomicUsize,
     called_rows: Mutex<HashSet<u32>>,
     mid_chain: Mutex<Option<u32>>,
     stop: Option<(Trigger, watch::Sender<bool>)>,
@@ -100,10 +107,6 @@ impl Recorder {
         };
         (Arc::new(rec), rx)
     }
-
-    fn saved(&self) -> Vec<String> {
-        self.saved.lock().unwrap().clone()
-    }
 }
 
 impl BatchUi for Recorder {
@@ -113,11 +116,10 @@ impl BatchUi for Recorder {
 
     fn call_done(&self, call: &CallRecord) {
         self.called_rows.lock().unwrap().insert(call.row);
-        let mut calls = self.calls.lock().unwrap();
-        *calls += 1;
+        let calls = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         if let Some((Trigger::FirstStepCall(n), tx)) = &self.stop {
             let mut mid = self.mid_chain.lock().unwrap();
-            if *calls >= *n && call.step == 0 && mid.is_none() {
+            if calls >= *n && call.step == 0 && mid.is_none() {
                 *mid = Some(call.row);
                 tx.send_replace(true);
             }
@@ -145,11 +147,8 @@ fn summary_on_disk(out: &RunOutcome) -> RunSummaryFile {
 
 /// Asserts every manifest row is accounted for exactly once.
 fn assert_accounted(s: &RunSummaryFile) {
-    assert_eq!(
-        s.succeeded + s.failed + s.skipped + s.not_run,
-        s.rows_in_manifest,
-        "{s:?}"
-    );
+    let total = s.succeeded + s.failed + s.skipped + s.not_run;
+    assert_eq!(total, s.rows_in_manifest, "{s:?}");
 }
 
 /// Asserts `lines` are exactly the manifest's rows, once each, every one ok with every step.
@@ -158,10 +157,12 @@ fn assert_every_row_ok_once(lines: &[ResultLine], manifest: &Manifest, steps: us
     let expected: HashSet<&str> = manifest.rows.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(lines.len(), manifest.rows.len(), "every row exactly once");
     assert_eq!(ids, expected);
-    for l in lines {
-        assert_eq!(l.status, ResultStatus::Ok, "{l:?}");
-        assert_eq!(l.steps.len(), steps, "{l:?}");
-    }
+    assert!(lines.iter().all(|l| whole_and_ok(l, steps)), "{lines:?}");
+}
+
+/// Whether a row succeeded with every one of the chain's `steps` steps.
+fn whole_and_ok(line: &ResultLine, steps: usize) -> bool {
+    line.status == ResultStatus::Ok && line.steps.len() == steps
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,24 +173,28 @@ async fn a_finished_run_writes_every_row_and_resume_skips_them_all() {
     let mut cfg = config(&mock, &rows, dir.path(), 4, 2);
     let ui = Arc::new(Recorder::default());
 
-    let first = bounded(batch::run(&cfg, ui.clone(), None)).await.unwrap();
+    let first = run_ok(&cfg, ui.clone(), None).await;
     assert!(!first.interrupted);
     let s = summary_on_disk(&first);
     assert_eq!((s.succeeded, s.failed, s.skipped, s.not_run), (12, 0, 0, 0));
     assert_eq!(s.calls, 24, "two steps per row, no retries");
     assert_eq!(first.calls.len(), 24);
     assert_every_row_ok_once(&ResultsLog::read_all(&first.out).unwrap(), &rows, 2);
-    assert_eq!(ui.saved().len(), 12, "the UI heard of every saved row");
+    assert_eq!(
+        ui.saved.lock().unwrap().len(),
+        12,
+        "the UI heard of every saved row"
+    );
     assert_eq!(first.verdict(&[]), Verdict::default());
 
     cfg.resume = true;
     let ui = Arc::new(Recorder::default());
-    let second = bounded(batch::run(&cfg, ui.clone(), None)).await.unwrap();
+    let second = run_ok(&cfg, ui.clone(), None).await;
     let s = summary_on_disk(&second);
     assert_eq!((s.succeeded, s.failed, s.skipped, s.not_run), (0, 0, 12, 0));
     assert_eq!(s.calls, 0);
     assert!(second.calls.is_empty(), "no row ran again");
-    assert!(ui.saved().is_empty());
+    assert!(ui.saved.lock().unwrap().is_empty());
     assert_every_row_ok_once(&ResultsLog::read_all(&second.out).unwrap(), &rows, 2);
 }
 
@@ -201,9 +206,7 @@ async fn a_stopped_run_resumes_with_every_row_ok_exactly_once() {
     let mut cfg = config(&mock, &rows, dir.path(), 4, 1);
 
     let (ui, stop) = Recorder::stopping(Some(Trigger::RowsSaved(8)));
-    let first = bounded(batch::run(&cfg, ui.clone(), Some(stop)))
-        .await
-        .unwrap();
+    let first = run_ok(&cfg, ui.clone(), Some(stop)).await;
     assert!(first.interrupted);
     let s = summary_on_disk(&first);
     assert_accounted(&s);
@@ -211,12 +214,16 @@ async fn a_stopped_run_resumes_with_every_row_ok_exactly_once() {
     assert!(s.succeeded >= 8, "{s:?}");
     assert_eq!((s.failed, s.skipped), (0, 0));
     let logged = ResultsLog::read_all(&first.out).unwrap();
-    assert_eq!(logged.len(), s.succeeded, "every finished row is in the log");
-    assert_eq!(ui.saved().len(), s.succeeded);
+    assert_eq!(
+        logged.len(),
+        s.succeeded,
+        "every finished row is in the log"
+    );
+    assert_eq!(ui.saved.lock().unwrap().len(), s.succeeded);
 
     cfg.resume = true;
     let ui = Arc::new(Recorder::default());
-    let second = bounded(batch::run(&cfg, ui.clone(), None)).await.unwrap();
+    let second = run_ok(&cfg, ui.clone(), None).await;
     assert!(!second.interrupted);
     let s2 = summary_on_disk(&second);
     assert_accounted(&s2);
@@ -225,7 +232,7 @@ async fn a_stopped_run_resumes_with_every_row_ok_exactly_once() {
     assert_eq!((s2.failed, s2.not_run), (0, 0));
     // The resumed session ran exactly the rows the first one left.
     let before: HashSet<String> = logged.into_iter().map(|l| l.id).collect();
-    let now: HashSet<String> = ui.saved().into_iter().collect();
+    let now: HashSet<String> = ui.saved.lock().unwrap().iter().cloned().collect();
     assert_eq!(now.len(), s.not_run);
     assert!(before.is_disjoint(&now));
     assert_every_row_ok_once(&ResultsLog::read_all(&second.out).unwrap(), &rows, 1);
@@ -239,9 +246,7 @@ async fn a_stop_mid_chain_lets_every_started_row_finish_and_says_interrupted() {
     let cfg = config(&mock, &rows, dir.path(), 4, 3);
 
     let (ui, stop) = Recorder::stopping(Some(Trigger::FirstStepCall(6)));
-    let out = bounded(batch::run(&cfg, ui.clone(), Some(stop)))
-        .await
-        .unwrap();
+    let out = run_ok(&cfg, ui.clone(), Some(stop)).await;
     assert!(out.interrupted, "a stopped run says so");
     let s = summary_on_disk(&out);
     assert_accounted(&s);
@@ -253,25 +258,15 @@ async fn a_stop_mid_chain_lets_every_started_row_finish_and_says_interrupted() {
     // read_all refuses a torn line: no row is half-written.
     let logged = ResultsLog::read_all(&out.out).unwrap();
     let line = logged.iter().find(|l| &l.id == mid_id).expect("logged");
-    assert_eq!(line.status, ResultStatus::Ok);
-    assert_eq!(line.steps.len(), 3, "{line:?}");
+    assert!(whole_and_ok(line, 3), "{line:?}");
 
     // Every row that made a call is logged once, whole; no other row is.
-    let started: HashSet<String> = ui
-        .called_rows
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|&r| rows.rows[r as usize].id.clone())
-        .collect();
+    let id = |r: &u32| rows.rows[*r as usize].id.clone();
+    let started: HashSet<String> = ui.called_rows.lock().unwrap().iter().map(id).collect();
     let ids: HashSet<String> = logged.iter().map(|l| l.id.clone()).collect();
     assert_eq!(logged.len(), ids.len(), "no row twice");
     assert_eq!(ids, started);
-    assert!(
-        logged
-            .iter()
-            .all(|l| l.status == ResultStatus::Ok && l.steps.len() == 3)
-    );
+    assert!(logged.iter().all(|l| whole_and_ok(l, 3)), "{logged:?}");
     assert_eq!(s.succeeded, logged.len());
     assert_eq!(s.not_run, rows.rows.len() - started.len());
 }
@@ -305,9 +300,7 @@ async fn fail_on_names_the_broken_check_and_a_clean_run_passes() {
     let mut cfg = config(&mock, &rows, dir.path(), 4, 1);
     cfg.retry = no_retries();
     cfg.fail_on = vec![checks[0]];
-    let out = bounded(batch::run(&cfg, Arc::new(Recorder::default()), None))
-        .await
-        .unwrap();
+    let out = run_ok(&cfg, Arc::new(Quiet), None).await;
     let s = summary_on_disk(&out);
     assert_accounted(&s);
     assert!(s.failed > 0 && s.succeeded > 0, "{s:?}");
@@ -333,9 +326,7 @@ async fn fail_on_names_the_broken_check_and_a_clean_run_passes() {
     let mut cfg = config(&clean, &rows, dir.path(), 4, 1);
     cfg.retry = no_retries();
     cfg.fail_on = checks;
-    let out = bounded(batch::run(&cfg, Arc::new(Recorder::default()), None))
-        .await
-        .unwrap();
+    let out = run_ok(&cfg, Arc::new(Quiet), None).await;
     let verdict = out.verdict(&cfg.fail_on);
     assert_eq!(verdict, Verdict::default());
     assert!(verdict.into_result().is_ok());
@@ -348,9 +339,8 @@ async fn a_run_where_every_chain_fails_is_not_a_pass() {
     let mock = spawn_mock(failing(1.0)).await;
     let mut cfg = config(&mock, &rows, dir.path(), 3, 2);
     cfg.retry = no_retries();
-    let out = bounded(batch::run(&cfg, Arc::new(Recorder::default()), None))
-        .await
-        .expect("failed rows are data, not an error");
+    // Failed rows are data, not an error.
+    let out = run_ok(&cfg, Arc::new(Quiet), None).await;
     let s = summary_on_disk(&out);
     assert_eq!((s.succeeded, s.failed, s.not_run), (0, 6, 0));
     let logged = ResultsLog::read_all(&out.out).unwrap();
@@ -366,17 +356,21 @@ async fn a_run_where_every_chain_fails_is_not_a_pass() {
     assert_eq!(verdict.all_failed.len(), 1, "{verdict:?}");
     assert!(verdict.all_failed[0].contains("failed.csv"), "{verdict:?}");
     let err = verdict.into_result().unwrap_err().to_string();
-    assert!(err.starts_with("every chain failed in this run (6 rows"), "{err}");
+    assert!(
+        err.starts_with("every chain failed in this run (6 rows"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_run_on_a_folder_in_use_is_refused_as_an_input_error() {
     let dir = tempfile::tempdir().unwrap();
-    let mock = spawn_mock(fixed(20)).await;
-    let rows = manifest(dir.path(), 30);
+    let mock = spawn_mock(fixed(50)).await;
+    let rows = manifest(dir.path(), 100);
     let cfg = config(&mock, &rows, dir.path(), 1, 1);
 
-    // The first run holds the folder from before `started` until it returns.
+    // The first run (5 s unless stopped) holds the folder from before `started` until it
+    // returns.
     let (ui, stop) = Recorder::stopping(None);
     let first = tokio::spawn({
         let (cfg, ui) = (cfg.clone(), ui.clone());
@@ -385,8 +379,8 @@ async fn a_second_run_on_a_folder_in_use_is_refused_as_an_input_error() {
     bounded(ui.started.notified()).await;
 
     let mut second = cfg.clone();
-    second.resume = true;
-    let err = bounded(batch::run(&second, Arc::new(Recorder::default()), None))
+    (second.resume, second.limit) = (true, 25);
+    let err = bounded(batch::run(&second, Arc::new(Quiet), None))
         .await
         .unwrap_err();
     assert!(err.is_input_error(), "{err:?}");
@@ -394,16 +388,12 @@ async fn a_second_run_on_a_folder_in_use_is_refused_as_an_input_error() {
     assert!(text.contains("in use by another loadchain run"), "{text}");
 
     // Stop the first (as Ctrl-C would); it still writes its summary.
-    if let Some((_, tx)) = &ui.stop {
-        tx.send_replace(true);
-    }
+    ui.stop.as_ref().unwrap().1.send_replace(true);
     let first = bounded(first).await.unwrap().unwrap();
     assert_accounted(&summary_on_disk(&first));
 
     // Once the first run is done the folder is free: resuming completes it.
-    let resumed = bounded(batch::run(&second, Arc::new(Recorder::default()), None))
-        .await
-        .unwrap();
+    let resumed = run_ok(&second, Arc::new(Quiet), None).await;
     assert_eq!(resumed.summary.skipped, first.summary.succeeded);
     assert_every_row_ok_once(&ResultsLog::read_all(&resumed.out).unwrap(), &rows, 1);
 }
