@@ -82,7 +82,7 @@ impl Mock {
 
 /// One call that must succeed.
 async fn call(client: &HttpClient, mock: &Mock) {
-    let out = client.call(&mock.target, mock.body.clone()).await;
+    let out = client.call(&mock.target, mock.body.clone().into()).await;
     assert!(
         out.error.is_none(),
         "call failed ({:?}): {}",

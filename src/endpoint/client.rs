@@ -155,9 +155,8 @@ impl HttpClient {
 
     /// Sends one request and reads the whole body, timing send → last byte. The per-call
     /// timeout covers every redirect hop and the whole body.
-    pub async fn call(&self, target: &Target, body: Vec<u8>) -> CallOutcome {
+    pub async fn call(&self, target: &Target, body: bytes::Bytes) -> CallOutcome {
         // Built before the clock starts: latency is the exchange, not request assembly.
-        let body = bytes::Bytes::from(body);
         let first = self.request(target, &target.method, &target.url, &body);
         // The call's one clock read: its start offset and its latency both come from it.
         let start = Instant::now();

@@ -33,7 +33,9 @@ pub async fn preflight(
 ) -> Result<(), PreflightError> {
     let client = HttpClient::new(Pooling::Off, opts)?;
     let row = &Row::synthetic(1)[0];
-    let out = client.call(target, target.body(step, row, None)).await;
+    let out = client
+        .call(target, target.body(step, row, None).into())
+        .await;
     match out.error {
         None
         | Some(

@@ -42,7 +42,8 @@ impl Runner {
         let mut end = Instant::now();
         'steps: for (k, step) in self.chain.steps.iter().enumerate() {
             let previous = record.outputs.last().map(String::as_str);
-            let body = self.target.body(step, row, previous);
+            // Bytes: a backoff retry resends the same body without copying it.
+            let body = bytes::Bytes::from(self.target.body(step, row, previous));
             let tokens = estimate_tokens(body.len(), step.max_tokens);
             let mut try_no = 0u16;
             loop {

@@ -157,6 +157,8 @@ impl Runner {
     /// for up to `retry.retry_passes` passes. A stop signal ends it early: chains in flight
     /// finish, the rest are returned as `not_run`.
     pub async fn run_batch(&self, rows: Arc<[Row]>, observer: Arc<dyn Observer>) -> BatchResult {
+        // One shared copy for the chain tasks: a task clones an Arc, not the client.
+        let this = Arc::new(self.clone());
         let t0 = Instant::now();
         let mut state = BatchState::new(rows.len(), t0);
         let mut pending: Vec<usize> = (0..rows.len()).collect();
@@ -171,7 +173,7 @@ impl Runner {
             }
             observer.pass_started(pass, pending.len());
             let is_last = u32::from(pass) == self.retry.retry_passes;
-            let mut failed = self
+            let mut failed = this
                 .run_pass(pass, is_last, pending, &rows, &observer, &mut state)
                 .await;
             failed.sort_unstable();
@@ -191,7 +193,7 @@ impl Runner {
     /// One pass over `queue` at `limit`; returns the rows that failed. The spawning loop
     /// takes a permit *before* spawning, so at most `limit` chain tasks exist at once.
     async fn run_pass(
-        &self,
+        self: &Arc<Self>,
         pass: u16,
         is_last: bool,
         queue: Vec<usize>,
@@ -215,7 +217,8 @@ impl Runner {
                 }
                 permit = acquire => permit.expect("the semaphore is never closed"),
             };
-            let (runner, rows_, observer_) = (self.clone(), Arc::clone(rows), Arc::clone(observer));
+            let (runner, rows_, observer_) =
+                (Arc::clone(self), Arc::clone(rows), Arc::clone(observer));
             let t0 = state.t0;
             tasks.spawn(async move {
                 // A panic in one chain becomes that row's failure, never the batch's.
@@ -260,7 +263,7 @@ impl Runner {
         let (Some(row), Some(step)) = (rows.first(), self.chain.steps.first()) else {
             return;
         };
-        let body = self.target.body(step, row, None);
+        let body = bytes::Bytes::from(self.target.body(step, row, None));
         let calls = (0..n).map(|_| self.client.call(&self.target, body.clone()));
         futures_util::future::join_all(calls).await;
     }
