@@ -11,7 +11,8 @@
 //! - [`sweep`]: sizes × limits × pooling → [`sweep::SweepReport`].
 //! - [`report`]: terminal tables, Markdown, CSV, JSON, `.hgrm` and PNG charts.
 //! - [`threshold`]: `--fail-on` checks that turn a run into a CI pass/fail.
-//! - [`lock`]: one loadchain process per output folder.
+//! - [`lock`]: one loadchain process per output folder; [`files`]: the one schema version
+//!   and the one atomic, fsynced file writer every output file goes through.
 //! - [`app`], [`progress`], [`error`]: the binary's glue, progress bars and exit codes;
 //!   [`docs`]: shell completions and man pages from the clap definition.
 
@@ -32,6 +33,7 @@ pub mod config;
 pub mod docs;
 pub mod endpoint;
 pub mod error;
+pub mod files;
 pub mod lock;
 pub mod manifest;
 pub mod metrics;

@@ -1,8 +1,57 @@
-//! What `loadchain run` prints: the summary of a batch in a few lines.
+//! The report files of a `loadchain run` folder, written through the same writer and chart
+//! code as a sweep's: calls.csv (one row per call, sweep's columns), and, rebuilt from
+//! summary.json alone, summary.md, latency.png (per step) and timeline.png. Also what `run`
+//! prints: the summary of a batch in a few lines.
 
 use std::path::Path;
 
+use super::{ReportError, chart, csv, run_md, write_file};
 use crate::manifest::RunSummaryFile;
+use crate::record::{CallRecord, RunKey};
+
+/// File name of a run's call table inside its folder (the same as a sweep's).
+const CALLS_FILE: &str = "calls.csv";
+
+/// Writes the report files of a run folder next to its summary.json: calls.csv from `calls`
+/// (this session's calls; `key` gives its size, limit and pooling columns), then everything
+/// [`write_derived`] rebuilds. Each file is written atomically; the caller holds the folder's
+/// lock.
+pub fn write_run(
+    dir: &Path,
+    summary: &RunSummaryFile,
+    key: RunKey,
+    calls: &[CallRecord],
+) -> Result<(), ReportError> {
+    let path = dir.join(CALLS_FILE);
+    let mut buf = Vec::new();
+    csv::write_call_rows(&[(key, calls)], &mut buf).map_err(|source| ReportError::Csv {
+        path: path.clone(),
+        source,
+    })?;
+    write_file(&path, &buf)?;
+    write_derived(dir, summary)
+}
+
+/// Writes every file of a run folder that is a pure function of summary.json: summary.md and
+/// the charts.
+pub(super) fn write_derived(dir: &Path, summary: &RunSummaryFile) -> Result<(), ReportError> {
+    write_file(&dir.join("summary.md"), run_md::render(summary).as_bytes())?;
+    for (name, draw) in chart::RUN_CHARTS {
+        super::draw_chart(&dir.join(name), |tmp| draw(tmp, summary))?;
+    }
+    Ok(())
+}
+
+/// Reads and checks summary.json from a run folder or the file itself: `schema_version` must
+/// be present and no newer than [`crate::files::SCHEMA_VERSION`].
+pub fn read_run(dir_or_file: &Path) -> Result<RunSummaryFile, ReportError> {
+    match super::json::locate_any(dir_or_file)? {
+        super::json::Located::Run(path) => super::json::read_versioned(&path),
+        super::json::Located::Sweep(_) => Err(ReportError::NotAReport {
+            path: dir_or_file.to_path_buf(),
+        }),
+    }
+}
 
 /// The text summary of a `run`: rows accounted for, wall time and speedup, failed calls by
 /// kind, per-step latency, time to first token, and where the results are.
