@@ -284,9 +284,9 @@ pub fn free_report_dir(base: &Path, now: SystemTime, kind: &str) -> PathBuf {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rerendered {
     /// A sweep report folder, from its report.json.
-    Sweep(SweepReport),
+    Sweep(Box<SweepReport>),
     /// A `loadchain run` folder, from its summary.json.
-    Run(RunSummaryFile),
+    Run(Box<RunSummaryFile>),
 }
 
 /// Re-renders the derived files of a sweep report folder (summary.csv, summary.md, the
@@ -297,11 +297,11 @@ pub fn rerender(dir: &Path) -> Result<Rerendered, ReportError> {
     let (path, found) = match json::locate_any(dir)? {
         json::Located::Sweep(path) => {
             let report = json::read_versioned(&path)?;
-            (path, Rerendered::Sweep(report))
+            (path, Rerendered::Sweep(Box::new(report)))
         }
         json::Located::Run(path) => {
             let summary = json::read_versioned(&path)?;
-            (path, Rerendered::Run(summary))
+            (path, Rerendered::Run(Box::new(summary)))
         }
     };
     let folder = match path.parent() {

@@ -118,3 +118,94 @@ pub fn run_text(s: &RunSummaryFile, out: &Path) -> String {
     text.push_str(&format!("\nresults: {}/", out.display()));
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::SCHEMA_VERSION;
+    use crate::metrics::{ErrorCounts, LatencySummary};
+    use crate::report::{Rerendered, rerender};
+
+    /// A summary.json as an older loadchain wrote it: no settings, no timeline, no steps.
+    fn old_summary() -> RunSummaryFile {
+        let errors = ErrorCounts {
+            timeout: 2,
+            rate_limited: 1,
+            ..ErrorCounts::default()
+        };
+        RunSummaryFile {
+            schema_version: SCHEMA_VERSION,
+            rows_in_manifest: 5,
+            succeeded: 3,
+            failed: 1,
+            skipped: 0,
+            not_run: 1,
+            wall_ms: 0.0,
+            sum_chain_ms: 0.0,
+            speedup: None,
+            limit: 2,
+            passes: 2,
+            calls: 7,
+            errors,
+            call_latency: LatencySummary::default(),
+            chain_latency: LatencySummary::default(),
+            step_latency: Vec::new(),
+            ttft: None,
+            torn_line_ignored: Some(3),
+            timeline: Vec::new(),
+            settings: None,
+        }
+    }
+
+    #[test]
+    fn an_old_summary_still_renders_and_says_what_it_lacks() {
+        let md = run_md::render(&old_summary());
+        for needle in [
+            "# loadchain run\n\nSchema 1. ",
+            "| not run (interrupted) | 1 |",
+            "results.jsonl line 3 was cut short",
+            "in 2 passes",
+            "nothing ran, so there is no speedup",
+            "7 calls sent",
+            "3 failed",
+            "- 1 × 429 (rate limited)",
+            "- 2 × timeout",
+            "Not recorded: this summary.json was written by an older loadchain.",
+        ] {
+            assert!(md.contains(needle), "lacks {needle:?}:\n{md}");
+        }
+        assert!(!md.contains("time to first token"), "{md}");
+    }
+
+    #[test]
+    fn rerender_detects_a_run_folder_and_draws_empty_charts_for_an_old_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = old_summary();
+        s.write(dir.path()).unwrap();
+        let found = rerender(dir.path()).unwrap();
+        assert_eq!(found, Rerendered::Run(Box::new(s.clone())));
+        let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+        assert_eq!(md, run_md::render(&s));
+        for (name, _) in chart::RUN_CHARTS {
+            let img = image::open(dir.path().join(name)).unwrap().to_rgb8();
+            assert_eq!(img.dimensions(), chart::SIZE, "{name}");
+        }
+        assert_eq!(read_run(dir.path()).unwrap(), s);
+        let err = crate::report::read_report(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, ReportError::RunNotComparable { .. }) && err.is_input_error(),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_run_summary_from_a_newer_loadchain_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = old_summary();
+        s.schema_version = SCHEMA_VERSION + 1;
+        s.write(dir.path()).unwrap();
+        let err = rerender(dir.path()).unwrap_err();
+        assert!(matches!(err, ReportError::NewerSchema { .. }), "{err}");
+        assert!(!dir.path().join("summary.md").exists());
+    }
+}

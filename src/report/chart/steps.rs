@@ -12,8 +12,11 @@ use crate::manifest::RunSummaryFile;
 use crate::metrics::LatencySummary;
 use crate::report::format;
 
-/// The bars of each group: legend label and the figure it shows, µs.
-const BARS: [(&str, fn(&LatencySummary) -> u64); 4] = [
+/// Reads one figure (µs) of a latency summary.
+type Figure = fn(&LatencySummary) -> u64;
+
+/// The bars of each group: legend label and the figure it shows.
+const BARS: [(&str, Figure); 4] = [
     ("p50", |l| l.p50_us),
     ("p90", |l| l.p90_us),
     ("p99", |l| l.p99_us),
