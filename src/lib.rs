@@ -18,10 +18,11 @@
 //!   [`sweep::run`]`(&SweepConfig, ui, stop)`.
 //! - [`batch`] and [`manifest`]: `loadchain run`: CSV rows in, durable results.jsonl out,
 //!   resume; entry point [`batch::run`]`(&RunConfig, ui, stop)`.
-//! - [`report`]: terminal tables, Markdown, CSV, JSON, `.hgrm` and PNG charts; never touches
-//!   the network.
+//! - [`report`]: terminal tables, Markdown, CSV, JSON, `.hgrm` and PNG charts, for sweep and
+//!   run folders alike; never touches the network.
 //! - [`threshold`]: `--fail-on` checks and the exit [`threshold::Verdict`].
-//! - [`lock`]: one loadchain process per output folder.
+//! - [`lock`]: one loadchain process per output folder; [`files`]: the one schema version
+//!   and the one atomic, fsynced file writer every output file goes through.
 //! - [`app`]: the command layer: owns Ctrl-C (the stop signal the library takes as a
 //!   parameter), prints, maps errors to exit codes ([`error`]); [`progress`] draws bars;
 //!   [`docs`]: shell completions and man pages from the clap definition.
@@ -45,6 +46,7 @@ pub mod config;
 pub mod docs;
 pub mod endpoint;
 pub mod error;
+pub mod files;
 pub mod lock;
 pub mod manifest;
 pub mod metrics;

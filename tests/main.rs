@@ -10,6 +10,7 @@ mod guard;
 mod hostile;
 mod mock_binary;
 mod run;
+mod run_report;
 mod schema;
 mod sweep;
 mod tls;

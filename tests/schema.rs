@@ -176,7 +176,7 @@ fn the_schemas_refuse_unknown_fields_missing_fields_and_wrong_types() {
                          "p90_us": 1500, "p99_us": 1600, "max_us": 1600},
         "chain_latency": {"count": 2, "min_us": 2000, "mean_us": 2500.0, "p50_us": 2400,
                           "p90_us": 3000, "p99_us": 3000, "max_us": 3000},
-        "step_latency": [], "torn_line_ignored": null
+        "step_latency": [], "torn_line_ignored": null, "timeline": [[0.0, 1.0], [4.5, 0.0]]
     });
     assert_valid(&summary, &doc, "hand-made summary");
     refused(&summary, &doc, "an unknown field", |d| {
@@ -189,4 +189,7 @@ fn the_schemas_refuse_unknown_fields_missing_fields_and_wrong_types() {
         d["speedup"] = json!("2x")
     });
     refused(&summary, &doc, "a limit of 0", |d| d["limit"] = json!(0));
+    refused(&summary, &doc, "a missing timeline", |d| {
+        d.as_object_mut().unwrap().remove("timeline");
+    });
 }

@@ -67,9 +67,10 @@ fn report_cmd(args: &ReportArgs) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     match args.dirs.as_slice() {
         [dir] => {
-            report::rerender(dir)?;
-            let r = report::read_report(dir)?;
-            write!(stdout, "{}", report::render_terminal(&r))?;
+            match report::rerender(dir)? {
+                report::Rerendered::Sweep(r) => write!(stdout, "{}", report::render_terminal(&r))?,
+                report::Rerendered::Run(s) => writeln!(stdout, "{}", report::run_text(&s, dir))?,
+            }
             writeln!(stdout, "\nRe-rendered {}", dir.display())?;
         }
         [a, b] => {

@@ -10,6 +10,7 @@
 //! writer (when an append fails) can both raise it.
 
 mod collect;
+mod settings;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -105,6 +106,9 @@ pub enum BatchError {
     /// The results folder could not be used (in use, another run's, unwritable).
     #[error(transparent)]
     Output(#[from] ManifestError),
+    /// summary.md, calls.csv or a chart could not be written.
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
     /// results.jsonl stopped accepting lines mid-run.
     #[error(
         "cannot append to {}: {source}; no new rows were started after that, the rows in \
@@ -192,6 +196,7 @@ pub async fn run(
         &cfg.client,
     )
     .await?;
+    let settings = settings::settings(cfg, session.target());
     let (log, resume) = ResultsLog::open(&cfg.out, cfg.resume)?;
     let (todo, skipped) = select_rows(&cfg.manifest, &resume);
     note_resume(cfg, &resume, &log, ui.as_ref());
@@ -241,11 +246,14 @@ pub async fn run(
         step_latency: stats.step_latency,
         ttft: stats.ttft,
         torn_line_ignored: resume.torn_line,
+        timeline: stats.timeline,
+        settings: Some(settings),
     };
     summary
         .check_accounting()
         .map_err(|m| BatchError::Internal(format!("row accounting failed: {m}")))?;
     summary.write(&cfg.out)?;
+    crate::report::write_run(&cfg.out, &summary, key, &batch.calls)?;
     // The folder stays locked until everything in it is written.
     drop(collected.log);
     Ok(RunOutcome {

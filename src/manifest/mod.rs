@@ -14,8 +14,7 @@ mod results;
 mod summary;
 
 use std::fmt;
-use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -26,8 +25,8 @@ pub use results::{
     select_rows,
 };
 pub use summary::{
-    FAILED_FILE, FailedRow, RunSummaryFile, SCHEMA_VERSION, SUMMARY_FILE, Tally, speedup,
-    write_failed_csv,
+    FAILED_FILE, FailedRow, RunSettings, RunSummaryFile, SCHEMA_VERSION, SUMMARY_FILE, Tally,
+    speedup, write_failed_csv,
 };
 
 /// A place in a file, 1-based, as a user's editor shows it.
@@ -125,42 +124,13 @@ impl ManifestError {
     }
 }
 
-/// Writes `path` so readers see either the old file or the complete new one, never a prefix:
-/// write a sibling temp file, fsync it, rename it over `path`, fsync the folder.
+/// Writes `path` atomically and durably through the one writer every output file uses
+/// ([`crate::files::write_atomically`]), naming the file in the error.
 fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<(), ManifestError> {
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = PathBuf::from(tmp_name);
-    let result = (|| {
-        let mut out = BufWriter::new(File::create(&tmp)?);
-        write(&mut out)?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(source) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(ManifestError::Io {
-            op: "write",
-            path: path.to_path_buf(),
-            source,
-        });
-    }
-    sync_parent(path);
-    Ok(())
-}
-
-/// Makes a rename or file creation durable. Best effort: some platforms cannot open folders,
-/// and the data itself was already synced.
-fn sync_parent(path: &Path) {
-    #[cfg(unix)]
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        let _ = File::open(dir).and_then(|d| d.sync_all());
-    }
-    #[cfg(not(unix))]
-    let _ = path;
+    crate::files::write_atomically(path, write).map_err(ManifestError::io("write", path))
 }
 
 #[cfg(test)]
@@ -168,13 +138,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn atomic_write_replaces_whole_file_and_leaves_no_temp() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.json");
-        fs::write(&path, "old").unwrap();
-        write_atomically(&path, |w| w.write_all(b"new")).unwrap();
-        assert_eq!(fs::read_to_string(&path).unwrap(), "new");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    fn a_failed_write_names_the_file() {
+        let err = write_atomically(Path::new("/nonexistent-dir/x.json"), |w| w.write_all(b"x"))
+            .unwrap_err();
+        assert!(!err.is_input_error());
+        assert!(
+            err.to_string()
+                .contains("cannot write /nonexistent-dir/x.json"),
+            "{err}"
+        );
     }
 
     #[test]

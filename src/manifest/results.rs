@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{FAILED_FILE, Manifest, ManifestError, Position, SUMMARY_FILE, sync_parent};
+use super::{FAILED_FILE, Manifest, ManifestError, Position, SUMMARY_FILE};
 use crate::chain::Row;
+use crate::files::sync_parent;
 use crate::lock::DirLock;
 use crate::record::{ChainRecord, ErrorKind, ms};
 

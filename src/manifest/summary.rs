@@ -14,8 +14,8 @@ use crate::metrics::{ErrorCounts, LatencySummary, StepLatency};
 pub const SUMMARY_FILE: &str = "summary.json";
 /// File name of the failed-rows table inside the output folder.
 pub const FAILED_FILE: &str = "failed.csv";
-/// Version of the summary.json layout; bump it when a change is not backwards compatible.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Layout version of summary.json: the one version report.json carries too.
+pub use crate::files::SCHEMA_VERSION;
 
 /// summary.json: what happened to every manifest row, and what concurrency bought.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +60,56 @@ pub struct RunSummaryFile {
     pub ttft: Option<LatencySummary>,
     /// Line number of a torn last line in results.jsonl that resume cut off, if any.
     pub torn_line_ignored: Option<usize>,
+    /// Calls in flight over time, `[t_ms, in_flight]` step points (at most ~400), for
+    /// timeline.png; empty in files written before it was kept.
+    #[serde(default)]
+    pub timeline: Vec<[f64; 2]>,
+    /// What ran and how, for summary.md; absent in files written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<RunSettings>,
+}
+
+/// The effective settings of a `loadchain run` session, so summary.md can say what was
+/// measured and be rebuilt from summary.json alone. Holds no header or key (see the module
+/// note): the target is its display label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// `loadchain <version>` that ran it.
+    pub tool: String,
+    /// When the session started, RFC 3339 UTC.
+    pub started_utc: String,
+    /// The manifest, as given on the command line.
+    pub manifest: String,
+    /// `embedded mock` or the target URL (credentials redacted).
+    pub target: String,
+    /// API format: `openai` or `raw`.
+    pub api: String,
+    /// Model name sent in each request (OpenAI format).
+    pub model: String,
+    /// Step names of the chain, in order.
+    pub steps: Vec<String>,
+    /// Whether responses were streamed (and time to first token measured).
+    pub stream: bool,
+    /// Retry-failed passes after the first pass.
+    pub retry_passes: u32,
+    /// Backoff retries per call after 429/503.
+    pub max_retries: u32,
+    /// Per-call timeout, ms.
+    pub timeout_ms: u64,
+    /// Longest Retry-After honoured, ms.
+    pub max_retry_wait_ms: u64,
+    /// Largest response body read per call, bytes.
+    pub max_response_bytes: u64,
+    /// Whether 3xx answers were followed.
+    pub follow_redirects: bool,
+    /// Client-side request-per-minute cap, if any.
+    pub rpm: Option<u32>,
+    /// Client-side token-per-minute cap, if any.
+    pub tpm: Option<u32>,
+    /// The embedded mock's settings as TOML lines (None for a real target).
+    pub mock: Option<String>,
+    /// OS, architecture and logical CPUs of the machine it ran on.
+    pub machine: String,
 }
 
 impl RunSummaryFile {
@@ -75,6 +125,12 @@ impl RunSummaryFile {
              = {total}, but the manifest has {} rows",
             self.succeeded, self.failed, self.skipped, self.not_run, self.rows_in_manifest
         ))
+    }
+
+    /// Rows this session ran (the manifest less the rows skipped as already done): the batch
+    /// size of its calls.csv and charts.
+    pub fn rows_run(&self) -> usize {
+        self.rows_in_manifest.saturating_sub(self.skipped)
     }
 
     /// Writes `dir/summary.json` atomically and returns its path.
@@ -212,6 +268,8 @@ mod tests {
             step_latency: Vec::new(),
             ttft: None,
             torn_line_ignored: Some(4),
+            timeline: vec![[0.0, 1.0], [2.5, 0.0]],
+            settings: None,
         }
     }
 

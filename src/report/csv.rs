@@ -10,7 +10,7 @@ use std::io::Write;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::LatencySummary;
-use crate::record::{ErrorKind, RunCalls};
+use crate::record::{CallRecord, ErrorKind, RunCalls, RunKey};
 use crate::sweep::RunSummary;
 
 /// One row of summary.csv: a [`RunSummary`] without nesting, as spreadsheets want it.
@@ -239,16 +239,27 @@ pub fn write_summary<W: Write>(runs: &[RunSummary], w: W) -> Result<(), ::csv::E
 
 /// Writes calls.csv: a header, then one row per call of every run.
 pub fn write_calls<W: Write>(runs: &[RunCalls], w: W) -> Result<(), ::csv::Error> {
+    let runs: Vec<(RunKey, &[CallRecord])> =
+        runs.iter().map(|r| (r.key, r.calls.as_slice())).collect();
+    write_call_rows(&runs, w)
+}
+
+/// Writes calls.csv from each run's key and its calls: `sweep` has one entry per cell, `run`
+/// one for the whole session (size = rows run).
+pub fn write_call_rows<W: Write>(
+    runs: &[(RunKey, &[CallRecord])],
+    w: W,
+) -> Result<(), ::csv::Error> {
     let mut out = ::csv::Writer::from_writer(w);
-    if runs.iter().all(|r| r.calls.is_empty()) {
+    if runs.iter().all(|(_, calls)| calls.is_empty()) {
         out.write_record(&header::<CallRow>()?)?;
     }
-    for run in runs {
-        for c in &run.calls {
+    for (key, calls) in runs {
+        for c in *calls {
             out.serialize(CallRow {
-                size: run.key.size,
-                limit: run.key.limit,
-                pooling: run.key.pooling.to_string(),
+                size: key.size,
+                limit: key.limit,
+                pooling: key.pooling.to_string(),
                 row: c.row,
                 step: c.step,
                 pass: c.pass,

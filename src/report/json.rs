@@ -6,12 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use super::ReportError;
-use crate::sweep::{SCHEMA_VERSION, SweepReport};
-
-/// Oldest layout this build still reads.
-pub const MIN_SCHEMA_VERSION: u32 = 1;
+pub use crate::files::MIN_SCHEMA_VERSION;
+use crate::files::SCHEMA_VERSION;
+use crate::sweep::SweepReport;
 
 /// File name of the saved report inside a report folder.
 pub const FILE_NAME: &str = "report.json";
@@ -45,8 +45,35 @@ pub fn locate(dir_or_file: &Path) -> Result<PathBuf, ReportError> {
     }
 }
 
-/// Parses report.json text, checking the version first; `path` is for messages only.
-pub fn parse(text: &str, path: &Path) -> Result<SweepReport, ReportError> {
+/// What a folder (or file) given to `loadchain report` holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Located {
+    /// A sweep's report.json.
+    Sweep(PathBuf),
+    /// A `loadchain run` folder's summary.json.
+    Run(PathBuf),
+}
+
+/// Resolves a sweep report folder, a run folder, report.json or summary.json to the file
+/// itself, saying which kind it is. A folder with both is a sweep report (report.json rules).
+pub fn locate_any(dir_or_file: &Path) -> Result<Located, ReportError> {
+    let summary = crate::manifest::SUMMARY_FILE;
+    if dir_or_file.is_dir() && !dir_or_file.join(FILE_NAME).is_file() {
+        let path = dir_or_file.join(summary);
+        if path.is_file() {
+            return Ok(Located::Run(path));
+        }
+    }
+    if dir_or_file.is_file() && dir_or_file.file_name() == Some(summary.as_ref()) {
+        return Ok(Located::Run(dir_or_file.to_path_buf()));
+    }
+    locate(dir_or_file).map(Located::Sweep)
+}
+
+/// Parses a versioned document (report.json or summary.json; they share
+/// [`SCHEMA_VERSION`]), checking `schema_version` before the layout; `path` is for messages
+/// only.
+pub fn parse_versioned<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ReportError> {
     let json_err = |source| ReportError::Json {
         path: path.to_path_buf(),
         source,
@@ -76,12 +103,16 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepReport, ReportError> {
 
 /// Reads and checks report.json from a folder or a file path.
 pub fn read(dir_or_file: &Path) -> Result<SweepReport, ReportError> {
-    let path = locate(dir_or_file)?;
-    let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Read {
-        path: path.clone(),
+    read_versioned(&locate(dir_or_file)?)
+}
+
+/// Reads and checks a versioned document from its file path.
+pub fn read_versioned<T: DeserializeOwned>(path: &Path) -> Result<T, ReportError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Read {
+        path: path.to_path_buf(),
         source,
     })?;
-    parse(&text, &path)
+    parse_versioned(&text, path)
 }
 
 #[cfg(test)]
@@ -93,7 +124,7 @@ mod tests {
     fn report_json_round_trips_through_serde() {
         let report = fixture();
         let text = to_string(&report).unwrap();
-        let back = parse(&text, Path::new("report.json")).unwrap();
+        let back = parse_versioned::<SweepReport>(&text, Path::new("report.json")).unwrap();
         assert_eq!(back, report);
     }
 
@@ -102,7 +133,7 @@ mod tests {
         let mut report = fixture();
         report.schema_version = SCHEMA_VERSION + 1;
         let text = to_string(&report).unwrap();
-        let err = parse(&text, Path::new("r/report.json")).unwrap_err();
+        let err = parse_versioned::<SweepReport>(&text, Path::new("r/report.json")).unwrap_err();
         assert!(
             matches!(err, ReportError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1)
         );
@@ -120,15 +151,18 @@ mod tests {
             "{{\"schema_version\": {}, \"whatever\": []}}",
             SCHEMA_VERSION + 1
         );
-        let err = parse(&text, Path::new("report.json")).unwrap_err();
+        let err = parse_versioned::<SweepReport>(&text, Path::new("report.json")).unwrap_err();
         assert!(matches!(err, ReportError::NewerSchema { .. }), "{err}");
     }
 
     #[test]
     fn missing_or_zero_schema_version_is_refused() {
-        let err = parse("{\"tool\": \"x\"}", Path::new("report.json")).unwrap_err();
+        let err = parse_versioned::<SweepReport>("{\"tool\": \"x\"}", Path::new("report.json"))
+            .unwrap_err();
         assert!(matches!(err, ReportError::MissingSchema { .. }), "{err}");
-        let err = parse("{\"schema_version\": 0}", Path::new("report.json")).unwrap_err();
+        let err =
+            parse_versioned::<SweepReport>("{\"schema_version\": 0}", Path::new("report.json"))
+                .unwrap_err();
         assert!(matches!(err, ReportError::OlderSchema { .. }), "{err}");
         assert!(err.is_input_error());
     }
@@ -136,7 +170,8 @@ mod tests {
     #[test]
     fn malformed_json_names_the_file_line_and_column() {
         let text = "{\n  \"schema_version\": 1,\n  \"tool\": oops\n}\n";
-        let err = parse(text, Path::new("runs/a/report.json")).unwrap_err();
+        let err =
+            parse_versioned::<SweepReport>(text, Path::new("runs/a/report.json")).unwrap_err();
         assert!(err.is_input_error());
         let msg = err.to_string();
         assert!(msg.contains("runs/a/report.json"), "{msg}");
@@ -147,7 +182,7 @@ mod tests {
     #[test]
     fn wrong_shape_names_the_file_and_line() {
         let text = "{\n  \"schema_version\": 1,\n  \"tool\": 5\n}\n";
-        let err = parse(text, Path::new("report.json")).unwrap_err();
+        let err = parse_versioned::<SweepReport>(text, Path::new("report.json")).unwrap_err();
         let msg = err.to_string();
         assert!(
             msg.contains("report.json") && msg.contains("line 3"),

@@ -1,20 +1,26 @@
-//! Reports: every output format, computed from a [`SweepReport`] alone.
+//! Reports: every output format, computed from a [`SweepReport`] (a sweep) or a
+//! [`RunSummaryFile`] (a `loadchain run`) alone.
 //!
-//! A report folder holds report.json (the source of truth), summary.csv, calls.csv,
+//! A sweep's report folder holds report.json (the source of truth), summary.csv, calls.csv,
 //! summary.md, one `.hgrm` per run and four PNG charts. It is written into a hidden temporary
 //! folder and renamed into place at the end, so a crash never leaves half a report.
 //! Everything except calls.csv can be rebuilt from report.json ([`rerender`]).
+//! A run folder gets calls.csv, summary.md, latency.png and timeline.png next to its
+//! summary.json ([`write_run`]); all but calls.csv are rebuilt from summary.json.
+//! Every file goes through [`crate::files`]' atomic, fsynced writer.
 //!
 //! This module owns formats and files; it never touches the network and knows nothing of how
 //! the runs were measured.
 
 pub(crate) mod chart;
 pub(crate) mod csv;
+mod error;
 pub(crate) mod format;
 pub(crate) mod hgrm;
 mod json;
 mod markdown;
 mod run;
+mod run_md;
 pub(crate) mod table;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -25,140 +31,17 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::lock::{DirLock, LockError};
+use crate::files::temp_sibling;
+use crate::lock::DirLock;
+use crate::manifest::RunSummaryFile;
 use crate::record::RunCalls;
 use crate::sweep::SweepReport;
 
 pub use self::csv::{CallRow, SummaryRow};
+pub use self::error::ReportError;
+use self::error::in_use;
 pub use self::json::MIN_SCHEMA_VERSION;
-pub use self::run::run_text;
-
-/// Why a report could not be read or written. The caller branches on
-/// [`ReportError::is_input_error`] to pick the exit code.
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    /// A file or folder of the report could not be written.
-    #[error("cannot write {}", path.display())]
-    Io {
-        /// The file or folder.
-        path: PathBuf,
-        /// What the OS said.
-        source: io::Error,
-    },
-    /// report.json exists but could not be read.
-    #[error("cannot read {}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// What the OS said.
-        source: io::Error,
-    },
-    /// report.json is not valid JSON, or not the shape of a report.
-    #[error(
-        "{}: not a valid loadchain report at line {}, column {}",
-        path.display(), source.line(), source.column()
-    )]
-    Json {
-        /// The file.
-        path: PathBuf,
-        /// serde_json's error, with the line and column.
-        source: serde_json::Error,
-    },
-    /// report.json has no `schema_version`: not something loadchain wrote.
-    #[error("{}: no schema_version field; not a loadchain report", path.display())]
-    MissingSchema {
-        /// The file.
-        path: PathBuf,
-    },
-    /// report.json was written by a newer loadchain with a layout this build cannot read.
-    #[error(
-        "{}: report schema version {found} is newer than this loadchain reads ({supported}); \
-         upgrade loadchain to read it",
-        path.display()
-    )]
-    NewerSchema {
-        /// The file.
-        path: PathBuf,
-        /// Its schema_version.
-        found: u32,
-        /// The newest version this build reads.
-        supported: u32,
-    },
-    /// report.json is older than the oldest layout this build still reads.
-    #[error(
-        "{}: report schema version {found} is older than this loadchain reads (at least \
-         {oldest}); re-run the sweep or use an older loadchain",
-        path.display()
-    )]
-    OlderSchema {
-        /// The file.
-        path: PathBuf,
-        /// Its schema_version.
-        found: u32,
-        /// The oldest version this build reads.
-        oldest: u32,
-    },
-    /// The path given as a report has no report.json.
-    #[error("{}: no report.json found; not a loadchain report folder", path.display())]
-    NotAReport {
-        /// The folder or file given.
-        path: PathBuf,
-    },
-    /// Another live loadchain process is writing this report folder.
-    #[error("{message}")]
-    InUse {
-        /// Which folder and which process.
-        message: String,
-    },
-    /// The output folder already exists; reports are never overwritten.
-    #[error("{} already exists; choose another output folder or remove it", path.display())]
-    Exists {
-        /// The folder.
-        path: PathBuf,
-    },
-    /// A CSV file could not be written.
-    #[error("cannot write {}", path.display())]
-    Csv {
-        /// The file.
-        path: PathBuf,
-        /// The csv crate's error.
-        source: ::csv::Error,
-    },
-    /// report.json could not be serialized.
-    #[error("cannot serialize {}", path.display())]
-    Encode {
-        /// The file.
-        path: PathBuf,
-        /// serde_json's error.
-        source: serde_json::Error,
-    },
-    /// A chart could not be drawn.
-    #[error("cannot draw {}: {message}", path.display())]
-    Chart {
-        /// The PNG file.
-        path: PathBuf,
-        /// plotters' error, as text (its error type is not `Send`).
-        message: String,
-    },
-}
-
-impl ReportError {
-    /// Whether the user gave a bad input (bad, missing or newer-schema report.json, an output
-    /// folder that exists): exit code 2. Write failures are runtime failures: exit code 1.
-    pub fn is_input_error(&self) -> bool {
-        matches!(
-            self,
-            ReportError::Read { .. }
-                | ReportError::Json { .. }
-                | ReportError::MissingSchema { .. }
-                | ReportError::NewerSchema { .. }
-                | ReportError::OlderSchema { .. }
-                | ReportError::NotAReport { .. }
-                | ReportError::Exists { .. }
-                | ReportError::InUse { .. }
-        )
-    }
-}
+pub use self::run::{read_run, run_text, write_run};
 
 /// A report folder made ready before a sweep starts, as hyperfine creates its export files
 /// before running: a hidden temporary folder beside `out` (`.NAME.tmp`), locked by this
@@ -281,18 +164,6 @@ impl ReportDir {
     }
 }
 
-fn in_use(e: LockError, out: &Path) -> ReportError {
-    match e {
-        LockError::InUse { pid, .. } => ReportError::InUse {
-            message: format!(
-                "{} is in use by another loadchain run (pid {pid})",
-                out.display()
-            ),
-        },
-        LockError::Io { path, source } => ReportError::Io { path, source },
-    }
-}
-
 /// Writes a complete report folder atomically (see [`ReportDir`]). Fails if `out` already
 /// exists.
 pub fn write_report(
@@ -325,45 +196,34 @@ fn write_derived(dir: &Path, report: &SweepReport) -> Result<(), ReportError> {
             hgrm::render(run).as_bytes(),
         )?;
     }
-    chart::ensure_fonts().map_err(|message| ReportError::Chart {
-        path: dir.to_path_buf(),
-        message,
-    })?;
     for (name, draw) in chart::CHARTS {
-        let path = dir.join(name);
-        let tmp = temp_sibling(&path);
-        let drawn = draw(&tmp, report).map_err(|e| ReportError::Chart {
-            path: path.clone(),
-            message: e.to_string(),
-        });
-        let renamed = drawn.and_then(|()| {
-            fs::rename(&tmp, &path).map_err(|source| ReportError::Io {
-                path: path.clone(),
-                source,
-            })
-        });
-        if renamed.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        renamed?;
+        draw_chart(&dir.join(name), |tmp| draw(tmp, report))?;
     }
     Ok(())
 }
 
-/// A hidden temp name beside `path` that keeps its extension (the PNG encoder picks the
-/// format from it).
-fn temp_sibling(path: &Path) -> PathBuf {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
-    let ext = path.extension().map(|s| s.to_string_lossy().into_owned());
-    let name = match ext {
-        Some(ext) => format!(
-            ".{}.tmp-{}.{ext}",
-            stem.unwrap_or_default(),
-            std::process::id()
-        ),
-        None => format!(".{}.tmp-{}", stem.unwrap_or_default(), std::process::id()),
-    };
-    path.with_file_name(name)
+/// Draws one chart into a temp file beside `path` and commits it there (fsync + rename), so
+/// a failed draw never leaves a half PNG under the real name.
+fn draw_chart(
+    path: &Path,
+    draw: impl FnOnce(&Path) -> chart::DrawResult,
+) -> Result<(), ReportError> {
+    chart::ensure_fonts().map_err(|message| ReportError::Chart {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    let tmp = temp_sibling(path);
+    if let Err(e) = draw(&tmp) {
+        let _ = fs::remove_file(&tmp);
+        return Err(ReportError::Chart {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        });
+    }
+    crate::files::commit(&tmp, path).map_err(|source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -373,9 +233,8 @@ thread_local! {
         const { std::cell::Cell::new(None) };
 }
 
-/// Writes a file via a temp file and a rename, so readers never see half of it.
+/// Writes a file through the one atomic, fsynced writer ([`crate::files::write_bytes`]).
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let tmp = temp_sibling(path);
     #[cfg(test)]
     if FAIL_WRITE
         .get()
@@ -386,13 +245,9 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
             source: io::Error::other("injected failure"),
         });
     }
-    let result = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
-    result.map_err(|source| {
-        let _ = fs::remove_file(&tmp);
-        ReportError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+    crate::files::write_bytes(path, bytes).map_err(|source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
     })
 }
 
@@ -425,22 +280,50 @@ pub fn free_report_dir(base: &Path, now: SystemTime, kind: &str) -> PathBuf {
     dir
 }
 
-/// Re-renders summary.csv, summary.md, the `.hgrm` files and the charts of a report folder
-/// from its report.json alone, overwriting them file by file (each via temp file + rename),
-/// so a run can be re-plotted after an upgrade. calls.csv and report.json are left alone.
-pub fn rerender(dir: &Path) -> Result<(), ReportError> {
-    let path = json::locate(dir)?;
-    let report = json::read(&path)?;
+/// What [`rerender`] found in the folder and rebuilt its files from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rerendered {
+    /// A sweep report folder, from its report.json.
+    Sweep(Box<SweepReport>),
+    /// A `loadchain run` folder, from its summary.json.
+    Run(Box<RunSummaryFile>),
+}
+
+/// Re-renders the derived files of a sweep report folder (summary.csv, summary.md, the
+/// `.hgrm` files and the charts, from report.json) or of a `loadchain run` folder (summary.md
+/// and the charts, from summary.json), overwriting them file by file, so results can be
+/// re-plotted after an upgrade. calls.csv and the JSON source are left alone.
+pub fn rerender(dir: &Path) -> Result<Rerendered, ReportError> {
+    let (path, found) = match json::locate_any(dir)? {
+        json::Located::Sweep(path) => {
+            let report = json::read_versioned(&path)?;
+            (path, Rerendered::Sweep(Box::new(report)))
+        }
+        json::Located::Run(path) => {
+            let summary = json::read_versioned(&path)?;
+            (path, Rerendered::Run(Box::new(summary)))
+        }
+    };
     let folder = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    write_derived(folder, &report)
+    match &found {
+        Rerendered::Sweep(report) => write_derived(folder, report)?,
+        Rerendered::Run(summary) => run::write_derived(folder, summary)?,
+    }
+    Ok(found)
 }
 
 /// Reads and checks report.json from a report folder or the file itself: `schema_version`
-/// must be present and no newer than [`crate::sweep::SCHEMA_VERSION`].
+/// must be present and no newer than [`crate::files::SCHEMA_VERSION`]. A `loadchain run`
+/// folder is refused with [`ReportError::RunNotComparable`].
 pub fn read_report(dir_or_file: &Path) -> Result<SweepReport, ReportError> {
+    if let Ok(json::Located::Run(_)) = json::locate_any(dir_or_file) {
+        return Err(ReportError::RunNotComparable {
+            path: dir_or_file.to_path_buf(),
+        });
+    }
     json::read(dir_or_file)
 }
 

@@ -1,8 +1,57 @@
-//! What `loadchain run` prints: the summary of a batch in a few lines.
+//! The report files of a `loadchain run` folder, written through the same writer and chart
+//! code as a sweep's: calls.csv (one row per call, sweep's columns), and, rebuilt from
+//! summary.json alone, summary.md, latency.png (per step) and timeline.png. Also what `run`
+//! prints: the summary of a batch in a few lines.
 
 use std::path::Path;
 
+use super::{ReportError, chart, csv, run_md, write_file};
 use crate::manifest::RunSummaryFile;
+use crate::record::{CallRecord, RunKey};
+
+/// File name of a run's call table inside its folder (the same as a sweep's).
+const CALLS_FILE: &str = "calls.csv";
+
+/// Writes the report files of a run folder next to its summary.json: calls.csv from `calls`
+/// (this session's calls; `key` gives its size, limit and pooling columns), then everything
+/// [`write_derived`] rebuilds. Each file is written atomically; the caller holds the folder's
+/// lock.
+pub fn write_run(
+    dir: &Path,
+    summary: &RunSummaryFile,
+    key: RunKey,
+    calls: &[CallRecord],
+) -> Result<(), ReportError> {
+    let path = dir.join(CALLS_FILE);
+    let mut buf = Vec::new();
+    csv::write_call_rows(&[(key, calls)], &mut buf).map_err(|source| ReportError::Csv {
+        path: path.clone(),
+        source,
+    })?;
+    write_file(&path, &buf)?;
+    write_derived(dir, summary)
+}
+
+/// Writes every file of a run folder that is a pure function of summary.json: summary.md and
+/// the charts.
+pub(super) fn write_derived(dir: &Path, summary: &RunSummaryFile) -> Result<(), ReportError> {
+    write_file(&dir.join("summary.md"), run_md::render(summary).as_bytes())?;
+    for (name, draw) in chart::RUN_CHARTS {
+        super::draw_chart(&dir.join(name), |tmp| draw(tmp, summary))?;
+    }
+    Ok(())
+}
+
+/// Reads and checks summary.json from a run folder or the file itself: `schema_version` must
+/// be present and no newer than [`crate::files::SCHEMA_VERSION`].
+pub fn read_run(dir_or_file: &Path) -> Result<RunSummaryFile, ReportError> {
+    match super::json::locate_any(dir_or_file)? {
+        super::json::Located::Run(path) => super::json::read_versioned(&path),
+        super::json::Located::Sweep(_) => Err(ReportError::NotAReport {
+            path: dir_or_file.to_path_buf(),
+        }),
+    }
+}
 
 /// The text summary of a `run`: rows accounted for, wall time and speedup, failed calls by
 /// kind, per-step latency, time to first token, and where the results are.
@@ -68,4 +117,95 @@ pub fn run_text(s: &RunSummaryFile, out: &Path) -> String {
     }
     text.push_str(&format!("\nresults: {}/", out.display()));
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::SCHEMA_VERSION;
+    use crate::metrics::{ErrorCounts, LatencySummary};
+    use crate::report::{Rerendered, rerender};
+
+    /// A summary.json as an older loadchain wrote it: no settings, no timeline, no steps.
+    fn old_summary() -> RunSummaryFile {
+        let errors = ErrorCounts {
+            timeout: 2,
+            rate_limited: 1,
+            ..ErrorCounts::default()
+        };
+        RunSummaryFile {
+            schema_version: SCHEMA_VERSION,
+            rows_in_manifest: 5,
+            succeeded: 3,
+            failed: 1,
+            skipped: 0,
+            not_run: 1,
+            wall_ms: 0.0,
+            sum_chain_ms: 0.0,
+            speedup: None,
+            limit: 2,
+            passes: 2,
+            calls: 7,
+            errors,
+            call_latency: LatencySummary::default(),
+            chain_latency: LatencySummary::default(),
+            step_latency: Vec::new(),
+            ttft: None,
+            torn_line_ignored: Some(3),
+            timeline: Vec::new(),
+            settings: None,
+        }
+    }
+
+    #[test]
+    fn an_old_summary_still_renders_and_says_what_it_lacks() {
+        let md = run_md::render(&old_summary());
+        for needle in [
+            "# loadchain run\n\nSchema 1. ",
+            "| not run (interrupted) | 1 |",
+            "results.jsonl line 3 was cut short",
+            "in 2 passes",
+            "nothing ran, so there is no speedup",
+            "7 calls sent",
+            "3 failed",
+            "- 1 × 429 (rate limited)",
+            "- 2 × timeout",
+            "Not recorded: this summary.json was written by an older loadchain.",
+        ] {
+            assert!(md.contains(needle), "lacks {needle:?}:\n{md}");
+        }
+        assert!(!md.contains("time to first token"), "{md}");
+    }
+
+    #[test]
+    fn rerender_detects_a_run_folder_and_draws_empty_charts_for_an_old_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = old_summary();
+        s.write(dir.path()).unwrap();
+        let found = rerender(dir.path()).unwrap();
+        assert_eq!(found, Rerendered::Run(Box::new(s.clone())));
+        let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+        assert_eq!(md, run_md::render(&s));
+        for (name, _) in chart::RUN_CHARTS {
+            let img = image::open(dir.path().join(name)).unwrap().to_rgb8();
+            assert_eq!(img.dimensions(), chart::SIZE, "{name}");
+        }
+        assert_eq!(read_run(dir.path()).unwrap(), s);
+        let err = crate::report::read_report(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, ReportError::RunNotComparable { .. }) && err.is_input_error(),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_run_summary_from_a_newer_loadchain_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = old_summary();
+        s.schema_version = SCHEMA_VERSION + 1;
+        s.write(dir.path()).unwrap();
+        let err = rerender(dir.path()).unwrap_err();
+        assert!(matches!(err, ReportError::NewerSchema { .. }), "{err}");
+        assert!(!dir.path().join("summary.md").exists());
+    }
 }

@@ -29,7 +29,7 @@ pub(crate) struct Table {
 
 impl Table {
     /// A table whose first column is left-aligned and whose other columns hold numbers.
-    fn numeric(header: Vec<String>) -> Table {
+    pub(crate) fn numeric(header: Vec<String>) -> Table {
         let align = (0..header.len())
             .map(|i| if i == 0 { Align::Left } else { Align::Right })
             .collect();
@@ -324,7 +324,7 @@ fn chains(n: usize) -> String {
 }
 
 /// The error kinds of one run as words, e.g. `3 × 429 (rate limited), 1 timeout`.
-fn error_words(e: &ErrorCounts) -> Vec<String> {
+pub(crate) fn error_words(e: &ErrorCounts) -> Vec<String> {
     ErrorKind::ALL
         .iter()
         .filter(|k| e.get(**k) > 0)

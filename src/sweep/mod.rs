@@ -267,7 +267,8 @@ fn settings(cfg: &SweepConfig, target: &Target, baseline_limit: usize) -> Settin
     }
 }
 
-fn machine() -> String {
+/// OS, architecture and logical CPUs, as every report names the machine it ran on.
+pub(crate) fn machine() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!(
         "{} {}, {cpus} logical CPUs",

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::metrics::RunSummary;
 use crate::record::Pooling;
 
-/// Version of the report.json layout. Readers refuse a newer version.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Layout version of report.json: the one version summary.json carries too. Readers refuse
+/// a newer version.
+pub use crate::files::SCHEMA_VERSION;
 
 /// Everything a sweep produced, as written to report.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

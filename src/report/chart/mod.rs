@@ -1,4 +1,4 @@
-//! PNG charts drawn with plotters from a [`SweepReport`] alone, with an embedded DejaVu Sans
+//! PNG charts drawn with plotters from a [`SweepReport`] (or a run's summary.json) alone, with an embedded DejaVu Sans
 //! font so they render the same on a machine without any system fonts.
 //!
 //! Every chart is 1200×700 px, titled, with axis labels carrying units and a legend. Colours
@@ -7,6 +7,7 @@
 
 mod latency;
 mod speedup;
+mod steps;
 mod timeline;
 mod wall_time;
 
@@ -21,6 +22,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
+use crate::manifest::RunSummaryFile;
 use crate::sweep::SweepReport;
 
 /// Pixel size of every chart: wide enough for a legend beside 4–8 lines.
@@ -32,6 +34,15 @@ pub type DrawResult = Result<(), Box<dyn Error>>;
 
 /// A chart: its file name and how to draw it into a PNG path.
 pub type Chart = (&'static str, fn(&Path, &SweepReport) -> DrawResult);
+
+/// A chart of a `loadchain run` folder: its file name and how to draw it from summary.json.
+pub type RunChart = (&'static str, fn(&Path, &RunSummaryFile) -> DrawResult);
+
+/// Every chart of a `loadchain run` folder: per-step latency and calls in flight.
+pub const RUN_CHARTS: [RunChart; 2] = [
+    ("latency.png", steps::draw),
+    ("timeline.png", timeline::draw_run),
+];
 
 /// Every chart of a report folder.
 pub const CHARTS: [Chart; 4] = [

@@ -1,12 +1,13 @@
 //! timeline.png: calls in flight over time for the largest batch, one line per limit, so a
 //! reader sees the semaphore fill up, hold, and drain (and how much sooner a higher limit
-//! finishes).
+//! finishes). A `loadchain run` folder gets the same chart for its one session.
 
 use std::path::Path;
 
 use plotters::prelude::*;
 
 use super::{DrawResult, SIZE};
+use crate::manifest::RunSummaryFile;
 use crate::report::{format, table};
 use crate::sweep::SweepReport;
 
@@ -51,9 +52,11 @@ fn staircase(points: &[[f64; 2]], div: f64) -> Vec<(f64, f64)> {
     out
 }
 
-/// Draws the chart into `path` (PNG).
+/// One line of the chart: its colour index, legend label and `[t_ms, in_flight]` points.
+type Series<'a> = (usize, String, &'a [[f64; 2]]);
+
+/// Draws the chart into `path` (PNG): the largest batch of a sweep, one line per limit.
 pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     let pooling = table::main_pooling(report);
     let size = table::sizes(report).last().copied().unwrap_or(0);
     let title = format!(
@@ -61,20 +64,41 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
         format::pooling_word(pooling)
     );
     let limits = table::limits(report);
-    let series: Vec<(usize, usize, &[[f64; 2]])> = limits
+    let series: Vec<Series<'_>> = limits
         .iter()
         .enumerate()
         .filter_map(|(j, &l)| {
             let run = report.run(size, l, pooling)?;
-            (!run.timeline.is_empty()).then_some((j, l, run.timeline.as_slice()))
+            (!run.timeline.is_empty())
+                .then(|| (j, format::limit_header(l), run.timeline.as_slice()))
         })
         .collect();
+    plot(path, &title, &series)
+}
+
+/// Draws the chart of a `loadchain run` session into `path` (PNG): one line, its limit.
+pub fn draw_run(path: &Path, summary: &RunSummaryFile) -> DrawResult {
+    let title = format!(
+        "Calls in flight over time, {} chains (pooled connections)",
+        summary.rows_run()
+    );
+    let series = [(
+        0,
+        format::limit_header(summary.limit),
+        summary.timeline.as_slice(),
+    )];
+    plot(path, &title, &series)
+}
+
+/// Draws step lines of calls in flight, one per series, on a shared time axis.
+fn plot(path: &Path, title: &str, series: &[Series<'_>]) -> DrawResult {
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     let max_t = series
         .iter()
         .flat_map(|(_, _, t)| t.iter().map(|p| p[0]))
         .fold(0.0, f64::max);
     if series.is_empty() || max_t <= 0.0 {
-        return super::draw_empty(&root, &title, "No calls were recorded.");
+        return super::draw_empty(&root, title, "No calls were recorded.");
     }
     let max_level = series
         .iter()
@@ -82,7 +106,7 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
         .fold(1.0, f64::max);
     let (div, unit) = super::time_unit(max_t);
 
-    let mut chart = super::frame(&root, &title)?
+    let mut chart = super::frame(&root, title)?
         .build_cartesian_2d(0f64..max_t / div * 1.02, 0f64..(max_level * 1.12).ceil())?;
     chart
         .configure_mesh()
@@ -96,14 +120,14 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
         .x_label_formatter(&|x| super::tick(*x))
         .y_label_formatter(&|y| super::tick(*y))
         .draw()?;
-    for (j, limit, points) in series {
-        let style = super::color(j).stroke_width(2);
+    for (j, label, points) in series {
+        let style = super::color(*j).stroke_width(2);
         chart
             .draw_series(LineSeries::new(
                 staircase(&peaks_per_column(points, max_t / COLUMNS), div),
                 style,
             ))?
-            .label(format::limit_header(limit))
+            .label(label.as_str())
             .legend(move |xy| super::solid_legend(xy, style.stroke_width(3)));
     }
     super::draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
