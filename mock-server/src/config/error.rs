@@ -19,7 +19,8 @@ pub enum ConfigError {
     /// The TOML is malformed or has a bad/unknown key.
     #[error("{origin}: line {line}, column {column}: {message}")]
     Toml {
-        /// The file path, or `<string>` for [`MockConfig::from_toml_str`].
+        /// The file path, or `<string>` for
+        /// [`MockConfig::from_toml_str`](super::MockConfig::from_toml_str).
         origin: String,
         /// 1-based line of the error.
         line: usize,
