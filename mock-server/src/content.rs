@@ -80,9 +80,9 @@ const VOCAB: [&str; 64] = [
 #[derive(Debug, Deserialize)]
 pub(crate) struct ChatMessage {
     #[serde(default)]
-    pub role: String,
+    role: String,
     #[serde(default)]
-    pub content: serde_json::Value,
+    content: serde_json::Value,
 }
 
 impl ChatMessage {

@@ -145,12 +145,12 @@ const CUT_DELAY: Duration = Duration::from_millis(20);
 pub(crate) struct InjectedCut;
 
 /// Where and how a response is cut.
-pub(crate) struct Cut {
+struct Cut {
     /// Inner frames passed on before the cut.
-    pub after_frames: usize,
+    after_frames: usize,
     /// For a reset on HTTP/1.1: the connection's flag that makes its socket close with RST.
     /// `None` for a truncation (plain close) and on HTTP/2 (the stream is reset instead).
-    pub reset: Option<Arc<AtomicBool>>,
+    reset: Option<Arc<AtomicBool>>,
 }
 
 /// A body passed through at most at `rate`, and cut after some frames if `cut` is set.
@@ -174,12 +174,7 @@ pub(crate) struct Shaped {
 }
 
 impl Shaped {
-    pub(crate) fn new(
-        inner: MockBody,
-        declared: SizeHint,
-        rate: Option<ByteRate>,
-        cut: Option<Cut>,
-    ) -> Self {
+    fn new(inner: MockBody, declared: SizeHint, rate: Option<ByteRate>, cut: Option<Cut>) -> Self {
         let start = Instant::now();
         Self {
             inner,

@@ -7,11 +7,12 @@
 //! bodies), all driven by one seed.
 //!
 //! A tour of the modules:
-//! - [`config`]: [`MockConfig`], its defaults, TOML loading and validation.
-//! - [`latency`]: the [`Latency`] distributions and their `fixed:80ms` text form.
+//! - [`config`]: [`MockConfig`], its defaults, TOML loading and validation, [`ConfigError`].
+//! - [`latency`]: the [`Latency`] distributions, their `fixed:80ms` text form, sampling.
 //! - `server`: [`MockServer`], the accept loop (HTTP/1.1 + HTTP/2 cleartext) and shutdown.
 //! - `router`: routing, the control plane, the models endpoints and `x-request-id`.
-//! - `handler`: the order in which the knobs apply to one chat request.
+//! - `handler`: the order in which the knobs apply to one chat request, one step each:
+//!   reading the request, the seeded outcome, the streamed or plain reply.
 //! - `body`: the streamed (`text/event-stream`) response body.
 //! - `fault`: transport faults (TCP reset, truncation, a slow body) and [`ByteRate`].
 //! - `content`: deterministic completion text from the messages and the seed.

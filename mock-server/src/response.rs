@@ -1,6 +1,6 @@
 //! Building responses: OpenAI-style error bodies, JSON responses and the rate-limit headers.
 //!
-//! Kept apart from `handler.rs` so that the request flow there reads top to bottom.
+//! Kept apart from `handler` so that the request flow there reads top to bottom.
 
 use bytes::Bytes;
 use hyper::header::{self, HeaderValue};

@@ -4,13 +4,17 @@
 //! ([`MockConfig::validate`]). It does not know about CLI flags; `cli.rs` merges flags on top.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::fault::ByteRate;
 use crate::latency::{Latency, duration_str};
+
+mod error;
+
+pub use error::ConfigError;
 
 /// Everything that shapes the mock's behaviour. Random choices are all derived from `seed`,
 /// so two servers with the same config answer a sequential run identically.
@@ -89,86 +93,6 @@ impl Default for MockConfig {
     }
 }
 
-/// A config that cannot be used. Each message is one line naming the file and line, or the
-/// key (with its CLI flag) that is wrong, so the user knows where to look.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The config file could not be read.
-    #[error("cannot read config file {}: {source}", path.display())]
-    Read {
-        /// The file named by `--config`.
-        path: PathBuf,
-        /// The underlying I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The TOML is malformed or has a bad/unknown key.
-    #[error("{origin}: line {line}, column {column}: {message}")]
-    Toml {
-        /// The file path, or `<string>` for [`MockConfig::from_toml_str`].
-        origin: String,
-        /// 1-based line of the error.
-        line: usize,
-        /// 1-based column of the error.
-        column: usize,
-        /// toml's message, e.g. "unknown field `latncy`, expected one of ...".
-        message: String,
-    },
-    /// A value is out of range.
-    #[error("{origin}invalid {key} (--{flag}): {message}")]
-    Invalid {
-        /// Where the value came from, e.g. "config.toml: ", or empty.
-        origin: String,
-        /// The TOML key / struct field.
-        key: &'static str,
-        /// The matching CLI flag name without dashes.
-        flag: &'static str,
-        /// What is wrong and what is allowed.
-        message: String,
-    },
-}
-
-impl ConfigError {
-    fn invalid(key: &'static str, message: String) -> Self {
-        ConfigError::Invalid {
-            origin: String::new(),
-            key,
-            flag: flag_for(key),
-            message,
-        }
-    }
-
-    /// Prefixes an `Invalid` error with the file its value came from.
-    pub(crate) fn in_file(self, path: &Path) -> Self {
-        match self {
-            ConfigError::Invalid {
-                key, flag, message, ..
-            } => ConfigError::Invalid {
-                origin: format!("{}: ", path.display()),
-                key,
-                flag,
-                message,
-            },
-            other => other,
-        }
-    }
-}
-
-fn flag_for(key: &'static str) -> &'static str {
-    match key {
-        "token_time" => "token-time",
-        "output_tokens" => "output-tokens",
-        "failure_rate" => "failure-rate",
-        "failure_statuses" => "failure-statuses",
-        "conn_cost" => "conn-cost",
-        "hang_rate" => "hang-rate",
-        "max_body_bytes" => "max-body-bytes",
-        "reset_rate" => "reset-rate",
-        "truncate_rate" => "truncate-rate",
-        other => other,
-    }
-}
-
 impl MockConfig {
     /// Reads and validates a TOML file; errors name the file and line.
     pub fn from_toml_file(path: &Path) -> Result<Self, ConfigError> {
@@ -238,50 +162,34 @@ impl MockConfig {
                 "is empty but failure_rate is above 0".into(),
             ));
         }
-        if let Latency::LogNormal { sigma, .. } = self.latency
-            && (!sigma.is_finite() || sigma < 0.0)
-        {
-            return Err(ConfigError::invalid(
-                "latency",
-                format!("lognormal sigma {sigma} must be finite and >= 0"),
-            ));
-        }
-        if let Latency::Uniform { min, max } = self.latency
-            && min > max
-        {
-            return Err(ConfigError::invalid(
-                "latency",
-                "uniform minimum is above maximum".into(),
-            ));
-        }
-        Ok(())
+        check_latency(self.latency)
     }
 }
 
-fn parse_toml(text: &str, origin: &str) -> Result<MockConfig, ConfigError> {
-    toml::from_str(text).map_err(|err: toml::de::Error| {
-        let (line, column) = err
-            .span()
-            .map(|span| line_col(text, span.start))
-            .unwrap_or((1, 1));
-        ConfigError::Toml {
-            origin: origin.to_string(),
-            line,
-            column,
-            // toml's messages can span lines; keep the error on one line.
-            message: err.message().trim().replace('\n', "; "),
-        }
-    })
+/// The latency checks of [`MockConfig::validate`], for a [`Latency`] built in code: its text
+/// form (flags, TOML) already refuses these.
+fn check_latency(latency: Latency) -> Result<(), ConfigError> {
+    if let Latency::LogNormal { sigma, .. } = latency
+        && (!sigma.is_finite() || sigma < 0.0)
+    {
+        return Err(ConfigError::invalid(
+            "latency",
+            format!("lognormal sigma {sigma} must be finite and >= 0"),
+        ));
+    }
+    if let Latency::Uniform { min, max } = latency
+        && min > max
+    {
+        return Err(ConfigError::invalid(
+            "latency",
+            "uniform minimum is above maximum".into(),
+        ));
+    }
+    Ok(())
 }
 
-/// 1-based line and column (in characters) of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() + 1;
-    (line, column)
+fn parse_toml(text: &str, origin: &str) -> Result<MockConfig, ConfigError> {
+    toml::from_str(text).map_err(|err| ConfigError::toml(&err, text, origin))
 }
 
 #[cfg(test)]
