@@ -11,45 +11,9 @@ use thiserror::Error;
 use tokio::time::Instant;
 
 use super::fault::{classify, describe, error_message, retry_after};
-use super::{Target, sse};
+use super::options::MAX_REDIRECTS;
+use super::{ClientOptions, Target, sse};
 use crate::record::{ErrorKind, Pooling};
-
-/// Settings shared by every client of a run.
-#[derive(Debug, Clone)]
-pub struct ClientOptions {
-    /// Whole-call timeout: send to last body byte.
-    pub timeout: Duration,
-    /// Time allowed to open a connection (TCP + TLS).
-    pub connect_timeout: Duration,
-    /// Skip TLS certificate verification (`--insecure`).
-    pub insecure: bool,
-    /// Speak HTTP/2 without negotiation (cleartext h2c to the mock, for instance).
-    pub http2_prior_knowledge: bool,
-    /// Largest response body read; a larger one fails the call as `body` and is not kept.
-    pub max_response_bytes: u64,
-    /// Follow 3xx answers (`--follow-redirects`); credentials go to the target's origin only.
-    pub follow_redirects: bool,
-}
-
-/// Default for `--max-response-bytes`: far above any chat completion, far below what would
-/// hurt the machine when a server sends an endless body.
-pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
-
-/// Redirect hops followed at most, as browsers and curl bound them.
-const MAX_REDIRECTS: usize = 10;
-
-impl Default for ClientOptions {
-    fn default() -> Self {
-        ClientOptions {
-            timeout: Duration::from_secs(60),
-            connect_timeout: Duration::from_secs(10),
-            insecure: false,
-            http2_prior_knowledge: false,
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-            follow_redirects: false,
-        }
-    }
-}
 
 /// The client could not be built (TLS set-up).
 #[derive(Debug, Error)]

@@ -8,13 +8,15 @@
 
 mod client;
 mod fault;
+mod options;
 mod preflight;
 pub mod redact;
 mod session;
 pub mod sse;
 mod target;
 
-pub use client::{ClientError, ClientOptions, DEFAULT_MAX_RESPONSE_BYTES, HttpClient};
+pub use client::{ClientError, HttpClient};
+pub use options::{ClientOptions, DEFAULT_MAX_RESPONSE_BYTES};
 pub use preflight::{PreflightError, preflight};
 pub use redact::{Secrets, display_url};
 pub use session::{Endpoint, Session, SessionError, embedded_target};

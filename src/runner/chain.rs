@@ -37,74 +37,96 @@ impl Runner {
             step_latencies: Vec::with_capacity(self.chain.steps.len()),
             failure: None,
         };
-        let mut calls = Vec::with_capacity(self.chain.steps.len());
-        let mut first_send = None;
-        let mut end = Instant::now();
-        'steps: for (k, step) in self.chain.steps.iter().enumerate() {
+        let mut trail = Trail {
+            calls: Vec::with_capacity(self.chain.steps.len()),
+            first_send: None,
+            end: Instant::now(),
+        };
+        for (k, step) in self.chain.steps.iter().enumerate() {
             let previous = record.outputs.last().map(String::as_str);
+            let at = StepAt {
+                row: idx as u32,
+                step: k as u16,
+                pass,
+                t0,
+            };
             // Bytes: a backoff retry resends the same body without copying it.
             let body = bytes::Bytes::from(self.target.body(step, row, previous));
             let tokens = estimate_tokens(body.len(), step.max_tokens);
-            let mut try_no = 0u16;
-            loop {
-                if let Some(limiter) = &self.limiter {
-                    limiter.acquire(tokens).await;
+            match self.run_step(at, body, tokens, observer, &mut trail).await {
+                Ok((output, latency)) => {
+                    record.outputs.push(output);
+                    record.step_latencies.push(latency);
                 }
-                let out = self.client.call(&self.target, body.clone()).await;
-                let sent = out.started;
-                first_send.get_or_insert(sent);
-                end = sent + out.latency;
-                let call = CallRecord {
-                    row: idx as u32,
-                    step: k as u16,
-                    pass,
-                    try_no,
-                    start: sent.duration_since(t0),
-                    latency: out.latency,
-                    status: out.status,
-                    error: out.error,
-                    bytes: out.bytes,
-                    tokens: out.tokens,
-                    ttft: out.ttft,
-                };
-                observer.call_done(&call);
-                calls.push(call);
-                let failure = match out.error {
-                    None => {
-                        record.outputs.push(out.output.unwrap_or_default());
-                        record.step_latencies.push(out.latency);
-                        continue 'steps;
-                    }
-                    Some(kind)
-                        if kind.is_backoff_retryable(out.status)
-                            && u32::from(try_no) < self.retry.max_retries =>
-                    {
-                        match self.wait_before_retry(try_no, out.retry_after).await {
-                            Ok(()) => {
-                                try_no += 1;
-                                continue;
-                            }
-                            Err(why) => ChainFailure {
-                                step: k as u16,
-                                kind,
-                                status: out.status,
-                                message: format!("{}; {why}", out.message),
-                            },
-                        }
-                    }
-                    Some(kind) => ChainFailure {
-                        step: k as u16,
-                        kind,
-                        status: out.status,
-                        message: out.message,
-                    },
-                };
-                record.failure = Some(failure);
-                break 'steps;
+                Err(failure) => {
+                    record.failure = Some(failure);
+                    break;
+                }
             }
         }
-        record.latency = first_send.map_or(Duration::ZERO, |s| end.duration_since(s));
-        ChainRun { record, calls, end }
+        record.latency = trail
+            .first_send
+            .map_or(Duration::ZERO, |s| trail.end.duration_since(s));
+        ChainRun {
+            record,
+            calls: trail.calls,
+            end: trail.end,
+        }
+    }
+
+    /// One step's call, with backoff retries after 429/503: the output and latency of the
+    /// call that succeeded, or why the step failed.
+    async fn run_step(
+        &self,
+        at: StepAt,
+        body: bytes::Bytes,
+        tokens: u32,
+        observer: &dyn Observer,
+        trail: &mut Trail,
+    ) -> Result<(String, Duration), ChainFailure> {
+        let mut try_no = 0u16;
+        loop {
+            if let Some(limiter) = &self.limiter {
+                limiter.acquire(tokens).await;
+            }
+            let out = self.client.call(&self.target, body.clone()).await;
+            trail.first_send.get_or_insert(out.started);
+            trail.end = out.started + out.latency;
+            let call = CallRecord {
+                row: at.row,
+                step: at.step,
+                pass: at.pass,
+                try_no,
+                start: out.started.duration_since(at.t0),
+                latency: out.latency,
+                status: out.status,
+                error: out.error,
+                bytes: out.bytes,
+                tokens: out.tokens,
+                ttft: out.ttft,
+            };
+            observer.call_done(&call);
+            trail.calls.push(call);
+            let Some(kind) = out.error else {
+                return Ok((out.output.unwrap_or_default(), out.latency));
+            };
+            let mut message = out.message;
+            if kind.is_backoff_retryable(out.status) && u32::from(try_no) < self.retry.max_retries {
+                match self.wait_before_retry(try_no, out.retry_after).await {
+                    Ok(()) => {
+                        try_no += 1;
+                        continue;
+                    }
+                    Err(why) => message = format!("{message}; {why}"),
+                }
+            }
+            return Err(ChainFailure {
+                step: at.step,
+                kind,
+                status: out.status,
+                message,
+            });
+        }
     }
 
     /// Sleeps before a backoff retry, or says why the call must fail now instead: the server
@@ -141,6 +163,22 @@ impl Runner {
         // the jitter on top spreads them over the refill.
         retry_after.unwrap_or_default() + jitter
     }
+}
+
+/// Where a call belongs: its row, step and pass, and the run's start for its offset.
+#[derive(Debug, Clone, Copy)]
+struct StepAt {
+    row: u32,
+    step: u16,
+    pass: u16,
+    t0: Instant,
+}
+
+/// What a chain's calls leave behind: their records, and its first send and last end.
+struct Trail {
+    calls: Vec<CallRecord>,
+    first_send: Option<Instant>,
+    end: Instant,
 }
 
 /// The record of a row whose task panicked: a failure like any other, the batch goes on.
