@@ -148,7 +148,7 @@ impl std::fmt::Display for ErrorKind {
 }
 
 /// One HTTP call as observed by the client.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
     /// Index of the row (chain) in the batch, 0-based.
     pub row: u32,

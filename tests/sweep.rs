@@ -10,7 +10,7 @@ use loadchain::runner::{NoObserver, Observer, RetryPolicy, Runner};
 use loadchain::sweep::{self, Quiet};
 use loadchain_mock::MockConfig;
 
-use crate::common::{fixed, runner, spawn_mock, sweep_config};
+use crate::common::{Collect, fixed, runner, spawn_mock, sweep_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixed_latency_makes_limit_5_about_5x_faster_than_sequential() {
@@ -68,8 +68,6 @@ async fn failed_rows_are_retried_and_every_row_is_accounted_for() {
     }
     // Exact call accounting against the server's own counter (+1 for the preflight).
     let sent: u64 = out.report.runs.iter().map(|r| r.calls).sum();
-    let logged: usize = out.calls.iter().map(|l| l.calls.len()).sum();
-    assert_eq!(sent as usize, logged);
     assert_eq!(mock.stats().requests_total, sent + 1);
 }
 
@@ -109,11 +107,11 @@ async fn outputs_are_identical_across_limits_and_pooling() {
     let outputs = |limit: usize| {
         let runner = runner(&mock, 3, limit, RetryPolicy::default());
         async move {
-            let batch = runner
-                .run_batch(Row::synthetic(30).into(), Arc::new(NoObserver))
+            let seen = Arc::new(Collect::default());
+            runner
+                .run_batch(Row::synthetic(30).into(), seen.clone())
                 .await;
-            batch
-                .chains
+            seen.finals()
                 .iter()
                 .map(|c| c.final_output().map(str::to_string))
                 .collect::<Vec<_>>()
@@ -188,19 +186,6 @@ async fn streaming_measures_time_to_first_token_and_keeps_outputs() {
     let mut cfg = sweep_config(&mock, 6, &[1, 3], 2);
     cfg.stream = true;
     let streamed = sweep::run(&cfg, &Quiet, None).await.unwrap();
-    for log in &streamed.calls {
-        for c in &log.calls {
-            let ttft = c.ttft.expect("every streamed call has a TTFT");
-            // First token: base latency + one token; the whole call: + ten tokens.
-            assert!(ttft >= Duration::from_millis(34), "{ttft:?}");
-            assert!(
-                ttft + Duration::from_millis(30) <= c.latency,
-                "{ttft:?} vs {:?}",
-                c.latency
-            );
-            assert_eq!(c.tokens, Some(10));
-        }
-    }
     let run = &streamed.report.runs[0];
     let ttft = run.ttft.expect("streaming runs summarise TTFT");
     assert_eq!(ttft.count, 12);
@@ -215,12 +200,22 @@ async fn streaming_measures_time_to_first_token_and_keeps_outputs() {
         ..runner(&mock, 2, 1, RetryPolicy::default())
     };
     let rows: Arc<[Row]> = Row::synthetic(4).into();
-    let a = runner(true)
-        .run_batch(Arc::clone(&rows), Arc::new(NoObserver))
-        .await;
-    let b = runner(false).run_batch(rows, Arc::new(NoObserver)).await;
-    let outs = |r: &loadchain::runner::BatchResult| {
-        r.chains
+    let (a, b) = (Arc::new(Collect::default()), Arc::new(Collect::default()));
+    runner(true).run_batch(Arc::clone(&rows), a.clone()).await;
+    runner(false).run_batch(rows, b.clone()).await;
+    for c in a.calls() {
+        let ttft = c.ttft.expect("every streamed call has a TTFT");
+        // First token: base latency + one token; the whole call: + ten tokens.
+        assert!(ttft >= Duration::from_millis(34), "{ttft:?}");
+        assert!(
+            ttft + Duration::from_millis(30) <= c.latency,
+            "{ttft:?} vs {:?}",
+            c.latency
+        );
+        assert_eq!(c.tokens, Some(10));
+    }
+    let outs = |r: &Collect| {
+        r.finals()
             .iter()
             .map(|c| c.outputs.clone())
             .collect::<Vec<_>>()
@@ -237,20 +232,21 @@ async fn a_stop_signal_lets_chains_in_flight_finish_and_starts_no_new_ones() {
         stop: Some(stop_rx),
         ..runner(&mock, 1, 2, RetryPolicy::default())
     };
-    let batch = tokio::spawn(async move {
-        runner
-            .run_batch(Row::synthetic(40).into(), Arc::new(NoObserver))
-            .await
-    });
+    let seen = Arc::new(Collect::default());
+    let observer = seen.clone();
+    let batch =
+        tokio::spawn(async move { runner.run_batch(Row::synthetic(40).into(), observer).await });
     tokio::time::sleep(Duration::from_millis(150)).await;
     stop_tx.send(true).unwrap();
     let batch = batch.await.unwrap();
     assert!(batch.interrupted);
     assert!(!batch.not_run.is_empty());
-    assert_eq!(batch.chains.len() + batch.not_run.len(), 40);
+    let finals = seen.finals();
+    assert_eq!(batch.finished, finals.len());
+    assert_eq!(finals.len() + batch.not_run.len(), 40);
     // Chains already in flight were not abandoned: each ran to completion.
-    assert!(batch.chains.iter().all(|c| c.ok()));
-    assert_eq!(mock.stats().requests_total as usize, batch.chains.len());
+    assert!(finals.iter().all(|c| c.ok()));
+    assert_eq!(mock.stats().requests_total as usize, finals.len());
 }
 
 /// Presses "Ctrl-C" once the second run has finished its first chain.
@@ -300,7 +296,6 @@ async fn a_stopped_sweep_reports_completed_runs_and_the_cut_one_as_partial() {
     let cut = &out.report.runs[1];
     assert!(cut.partial && cut.speedup.is_none(), "{cut:?}");
     assert_eq!(cut.chains_ok + cut.chains_failed + cut.chains_not_run, 10);
-    assert_eq!(out.calls.len(), 2);
 }
 
 /// Stops the batch as the first retry pass begins and counts final reports per row.
@@ -349,15 +344,17 @@ async fn stopping_between_passes_reports_every_failed_row_as_final_exactly_once(
         stop: Some(stop_rx),
         ..runner(&mock, 1, 4, retry)
     };
+    let seen = Arc::new(Collect::default());
+    let tee = loadchain::runner::Tee(vec![observer.clone(), seen.clone()]);
     let batch = runner
-        .run_batch(Row::synthetic(30).into(), observer.clone())
+        .run_batch(Row::synthetic(30).into(), Arc::new(tee))
         .await;
     assert!(batch.interrupted);
     // Every row ran once; none is "not run"; the failed ones stay failed, reported once.
-    assert_eq!(batch.chains.len(), 30);
+    assert_eq!(batch.finished, 30);
     assert!(batch.not_run.is_empty());
     assert!(
-        batch.chains.iter().any(|c| !c.ok()),
+        seen.finals().iter().any(|c| !c.ok()),
         "50% failures leave some"
     );
     let finals = observer.finals.lock().unwrap();
@@ -383,11 +380,16 @@ async fn a_panicking_chain_fails_its_row_and_no_other() {
         retry_passes: 0,
         ..RetryPolicy::default()
     };
+    let seen = Arc::new(Collect::default());
+    let observer = Arc::new(loadchain::runner::Tee(vec![
+        seen.clone(),
+        Arc::new(PanicOnRow3),
+    ]));
     let batch = runner(&mock, 1, 4, retry)
-        .run_batch(Row::synthetic(8).into(), Arc::new(PanicOnRow3))
+        .run_batch(Row::synthetic(8).into(), observer)
         .await;
-    assert_eq!(batch.chains.len(), 8, "every row is accounted for");
-    for c in &batch.chains {
+    assert_eq!(batch.finished, 8, "every row is accounted for");
+    for c in &seen.finals() {
         match c.row {
             3 => {
                 let f = c.failure.as_ref().expect("row 3 failed");

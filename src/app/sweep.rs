@@ -8,13 +8,17 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 
-use crate::cli::SweepArgs;
+use std::sync::Arc;
+
+use crate::cli::{OnOff, SweepArgs};
 use crate::config::{redacted_command, sweep_config};
 use crate::endpoint::Endpoint;
 use crate::error::Interrupted;
 use crate::progress::Progress;
-use crate::report;
-use crate::sweep::{self, SweepConfig, SweepOutcome};
+use crate::record::{Pooling, RunKey};
+use crate::report::{self, CallsCsv};
+use crate::runner::{Observer, Tee};
+use crate::sweep::{self, RunSummary, SweepConfig, SweepOutcome, SweepUi};
 
 /// Runs `loadchain sweep`.
 pub async fn run(args: SweepArgs) -> Result<()> {
@@ -35,13 +39,23 @@ pub async fn run(args: SweepArgs) -> Result<()> {
     if !quiet {
         crate::stderr_line!("{}", banner(&cfg));
     }
-    let ui = Progress::new(quiet, cfg.chain.step_names());
+    let calls = match (&out, args.output.calls_csv) {
+        (Some(dir), OnOff::On) => Some(dir.calls_csv()?),
+        _ => None,
+    };
+    let ui = SweepScreen {
+        progress: Progress::new(quiet, cfg.chain.step_names()),
+        calls: calls.as_ref(),
+    };
     let outcome = sweep::run(&cfg, &ui, Some(super::stop_on_ctrl_c())).await?;
     drop(ui);
+    if let Some(calls) = calls {
+        calls.finish()?;
+    }
     let out = match out {
         Some(dir) => {
             let path = dir.out().to_path_buf();
-            dir.write(&outcome.report, &outcome.calls)
+            dir.write(&outcome.report)
                 .with_context(|| format!("writing the report to {}", path.display()))?;
             Some(path)
         }
@@ -65,6 +79,33 @@ pub async fn run(args: SweepArgs) -> Result<()> {
         return Err(Interrupted(interrupted_message(&cfg, &outcome)).into());
     }
     Ok(outcome.verdict(&args.output.fail_on).into_result()?)
+}
+
+/// Progress bars, and each run's calls streamed to calls.csv.
+struct SweepScreen<'a> {
+    progress: Progress,
+    calls: Option<&'a CallsCsv>,
+}
+
+impl SweepUi for SweepScreen<'_> {
+    fn run_started(&self, size: usize, limit: usize, pooling: Pooling) -> Arc<dyn Observer> {
+        let bar = self.progress.run_started(size, limit, pooling);
+        match self.calls {
+            Some(calls) => Arc::new(Tee(vec![
+                bar,
+                calls.sink(RunKey {
+                    size,
+                    limit,
+                    pooling,
+                }),
+            ])),
+            None => bar,
+        }
+    }
+
+    fn run_finished(&self, summary: &RunSummary) {
+        self.progress.run_finished(summary);
+    }
 }
 
 /// What a Ctrl-C left: the runs reported, and the one it cut short.

@@ -24,9 +24,10 @@ use crate::manifest::{
     FAILED_FILE, Manifest, ManifestError, ResultsLog, Resume, RunSummaryFile, select_rows, speedup,
     write_failed_csv,
 };
-use crate::metrics::summarize;
+use crate::metrics::RunRecorder;
 use crate::record::{CallRecord, ChainRecord, Pooling, RunKey, ms};
-use crate::runner::{BatchResult, Observer, RetryPolicy, RunnerFactory, StopSignal};
+use crate::report::{CALLS_FILE, CallsCsv};
+use crate::runner::{BatchResult, Observer, RetryPolicy, RunnerFactory, StopSignal, Tee};
 use crate::threshold::{Measured, Threshold, Verdict};
 
 /// A checked `loadchain run` configuration, built from the flags by
@@ -59,6 +60,8 @@ pub struct RunConfig {
     pub tpm: Option<u32>,
     /// `--fail-on` checks, applied by [`RunOutcome::verdict`].
     pub fail_on: Vec<Threshold>,
+    /// Write calls.csv (one row per call, streamed); off for soaks nobody reads per call.
+    pub calls_csv: bool,
 }
 
 /// What the UI is told while a run goes; every method has a do-nothing default.
@@ -147,8 +150,6 @@ pub struct RunOutcome {
     pub out: PathBuf,
     /// The stop signal cut it short: rows were left `not_run`.
     pub interrupted: bool,
-    /// Every call of this session, for calls.csv.
-    pub calls: Vec<CallRecord>,
 }
 
 impl RunOutcome {
@@ -209,8 +210,25 @@ pub async fn run(
         steps: &steps,
     });
     let rows: Arc<[Row]> = todo.into();
-    let (batch, collected) = execute(cfg, &session, log, Arc::clone(&rows), ui, stop).await?;
+    let key = RunKey {
+        size: rows.len(),
+        limit: cfg.limit,
+        pooling: Pooling::On,
+    };
+    // Calls go to calls.csv and the histograms as they finish; none is kept in memory.
+    let calls_csv = match cfg.calls_csv {
+        true => Some(CallsCsv::create(&cfg.out.join(CALLS_FILE))?),
+        false => None,
+    };
+    let recorder = Arc::new(RunRecorder::new(steps.len(), 0));
+    let mut sinks: Vec<Arc<dyn Observer>> = vec![recorder.clone()];
+    sinks.extend(calls_csv.as_ref().map(|c| c.sink(key)));
+    let (batch, collected) =
+        execute(cfg, &session, log, Arc::clone(&rows), ui, sinks, stop).await?;
     session.close().await;
+    if let Some(calls) = calls_csv {
+        calls.finish()?;
+    }
     if let Some(source) = collected.write_error {
         return Err(BatchError::LogWrite {
             path: collected.log.path().to_path_buf(),
@@ -219,12 +237,7 @@ pub async fn run(
         });
     }
     write_failed_csv(&cfg.out, &collected.tally.failed_rows(&cfg.manifest))?;
-    let key = RunKey {
-        size: rows.len(),
-        limit: cfg.limit,
-        pooling: Pooling::On,
-    };
-    let stats = summarize(key, &batch, &steps, None, 0);
+    let stats = recorder.summary(key, &batch, &steps, None, 0);
     let tally = &collected.tally;
     let wall_ms = ms(batch.wall);
     let summary = RunSummaryFile {
@@ -238,7 +251,7 @@ pub async fn run(
         sum_chain_ms: tally.sum_chain_ms(),
         speedup: speedup(tally.sum_chain_ms(), wall_ms),
         limit: cfg.limit,
-        passes: batch.chains.iter().map(|c| c.passes).max().unwrap_or(0),
+        passes: batch.passes,
         calls: stats.calls,
         errors: stats.errors,
         call_latency: stats.call_latency,
@@ -253,14 +266,13 @@ pub async fn run(
         .check_accounting()
         .map_err(|m| BatchError::Internal(format!("row accounting failed: {m}")))?;
     summary.write(&cfg.out)?;
-    crate::report::write_run(&cfg.out, &summary, key, &batch.calls)?;
+    crate::report::write_run(&cfg.out, &summary)?;
     // The folder stays locked until everything in it is written.
     drop(collected.log);
     Ok(RunOutcome {
         summary,
         out: cfg.out.clone(),
         interrupted: batch.interrupted,
-        calls: batch.calls,
     })
 }
 
@@ -291,6 +303,7 @@ async fn execute(
     log: ResultsLog,
     rows: Arc<[Row]>,
     ui: Arc<dyn BatchUi>,
+    sinks: Vec<Arc<dyn Observer>>,
     stop: Option<StopSignal>,
 ) -> Result<(BatchResult, collect::Collected), BatchError> {
     let (stop_tx, runner_stop) = watch::channel(false);
@@ -322,7 +335,9 @@ async fn execute(
         stop: Some(runner_stop),
     };
     let runner = factory.runner(cfg.limit, Pooling::On)?;
-    let observer: Arc<dyn Observer> = Arc::new(collect::Forward { tx, ui });
+    let mut observers: Vec<Arc<dyn Observer>> = vec![Arc::new(collect::Forward { tx, ui })];
+    observers.extend(sinks);
+    let observer: Arc<dyn Observer> = Arc::new(Tee(observers));
     let batch = runner.run_batch(rows, observer).await;
     // Dropping the runner drops the last sender: the writer drains and ends.
     drop(runner);

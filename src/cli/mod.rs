@@ -110,6 +110,9 @@ pub struct RunArgs {
     /// Continue a run in --out: skip rows that already succeeded, retry the rest.
     #[arg(long)]
     pub resume: bool,
+    /// Write calls.csv (one row per call, streamed as calls finish); off for long soaks.
+    #[arg(long, value_enum, value_name = "ON|OFF", default_value_t = OnOff::On)]
+    pub calls_csv: OnOff,
     /// Chain, target, retries and mock settings.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -147,6 +150,15 @@ pub struct CommonArgs {
     /// Embedded mock settings.
     #[command(flatten)]
     pub mock: MockFlags,
+}
+
+/// A setting that is on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
 
 /// Which pooling modes a sweep measures.
@@ -312,6 +324,9 @@ pub struct OutputArgs {
     /// Print the full result as JSON on stdout instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Write calls.csv (one row per call, streamed as calls finish); off for long soaks.
+    #[arg(long, value_enum, value_name = "ON|OFF", default_value_t = OnOff::On)]
+    pub calls_csv: OnOff,
     /// Hide progress bars and the settings banner.
     #[arg(short, long)]
     pub quiet: bool,

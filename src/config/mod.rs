@@ -170,6 +170,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         rpm: args.common.calls.rpm,
         tpm: args.common.calls.tpm,
         fail_on: args.fail_on.clone(),
+        calls_csv: args.calls_csv == crate::cli::OnOff::On,
     })
 }
 

@@ -5,16 +5,20 @@
 //! min, max and mean are exact. The distribution is kept as HdrHistogram's standard
 //! percentile rows, so `.hgrm` files and latency curves can be re-rendered from report.json.
 
+mod recorder;
 mod run;
+mod timeline;
 
-pub use run::{RunSummary, summarize};
+pub use recorder::{RunRecorder, count_differences, output_hash};
+pub use run::RunSummary;
+pub use timeline::Timeline;
 
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::record::{CallRecord, ErrorKind};
+use crate::record::ErrorKind;
 
 /// Highest latency the histogram tracks (1 hour, in µs); larger values are clamped.
 const MAX_US: u64 = 3_600_000_000;
@@ -208,71 +212,9 @@ impl ErrorCounts {
     }
 }
 
-/// Calls in flight over time, as a step function: `[t_ms, in_flight]` points, each valid until
-/// the next. At most `max_points` points: when there are more events, each bucket keeps its
-/// peak so short bursts stay visible.
-pub fn in_flight_timeline(calls: &[CallRecord], max_points: usize) -> Vec<[f64; 2]> {
-    let mut events: Vec<(u64, i32)> = Vec::with_capacity(calls.len() * 2);
-    for c in calls {
-        let start = c.start.as_micros() as u64;
-        events.push((start, 1));
-        events.push((start + c.latency.as_micros() as u64, -1));
-    }
-    // Ends sort before starts at the same instant, so back-to-back calls do not overlap.
-    events.sort_unstable();
-    let mut points: Vec<[f64; 2]> = Vec::with_capacity(events.len() + 1);
-    points.push([0.0, 0.0]);
-    let mut level = 0i64;
-    for (t, d) in events {
-        level += i64::from(d);
-        let t_ms = t as f64 / 1000.0;
-        match points.last_mut() {
-            Some(last) if last[0] == t_ms => last[1] = level as f64,
-            _ => points.push([t_ms, level as f64]),
-        }
-    }
-    downsample_peaks(points, max_points.max(2))
-}
-
-fn downsample_peaks(points: Vec<[f64; 2]>, max_points: usize) -> Vec<[f64; 2]> {
-    if points.len() <= max_points {
-        return points;
-    }
-    let end = points.last().map_or(0.0, |p| p[0]);
-    let buckets = max_points - 1;
-    let width = end / buckets as f64;
-    let mut out: Vec<[f64; 2]> = Vec::with_capacity(max_points);
-    for p in points {
-        let b = ((p[0] / width) as usize).min(buckets - 1);
-        let t = b as f64 * width;
-        match out.last_mut() {
-            Some(last) if last[0] == t => last[1] = last[1].max(p[1]),
-            _ => out.push([t, p[1]]),
-        }
-    }
-    out.push([end, 0.0]);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn call(start_ms: u64, latency_ms: u64) -> CallRecord {
-        CallRecord {
-            row: 0,
-            step: 0,
-            pass: 0,
-            try_no: 0,
-            start: Duration::from_millis(start_ms),
-            latency: Duration::from_millis(latency_ms),
-            status: Some(200),
-            error: None,
-            bytes: 0,
-            tokens: None,
-            ttft: None,
-        }
-    }
 
     #[test]
     fn summary_percentiles_match_recorded_values_within_precision() {
@@ -309,22 +251,5 @@ mod tests {
         e.add(ErrorKind::Timeout);
         assert_eq!(e.total(), ErrorKind::ALL.len() as u64 + 1);
         assert_eq!(e.get(ErrorKind::Timeout), 2);
-    }
-
-    #[test]
-    fn timeline_counts_overlapping_calls() {
-        let calls = [call(0, 10), call(5, 10), call(20, 5)];
-        let t = in_flight_timeline(&calls, 100);
-        let peak = t.iter().map(|p| p[1]).fold(0.0, f64::max);
-        assert_eq!(peak, 2.0);
-        assert_eq!(t.last().map(|p| p[1]), Some(0.0));
-    }
-
-    #[test]
-    fn timeline_downsampling_keeps_peak() {
-        let calls: Vec<_> = (0..1000).map(|i| call(i, 3)).collect();
-        let t = in_flight_timeline(&calls, 50);
-        assert!(t.len() <= 51);
-        assert_eq!(t.iter().map(|p| p[1]).fold(0.0, f64::max), 3.0);
     }
 }

@@ -1,17 +1,11 @@
-//! One run's figures: a batch's records aggregated into a [`RunSummary`] (histograms of call,
-//! chain, per-step and TTFT latency, errors by kind, throughput). Shared by `sweep` (one per
-//! cell) and `run`.
+//! One run's figures as reports show them: a [`RunSummary`] (histograms of call, chain,
+//! per-step and TTFT latency, errors by kind, throughput), made by a
+//! [`RunRecorder`](super::RunRecorder). Shared by `sweep` (one per cell) and `run`.
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    DistributionRow, ErrorCounts, LatencyRecorder, LatencySummary, StepLatency, in_flight_timeline,
-};
-use crate::record::{RunKey, ms};
-use crate::runner::BatchResult;
-
-/// Points kept in each run's in-flight timeline.
-const TIMELINE_POINTS: usize = 400;
+use super::{DistributionRow, ErrorCounts, LatencySummary, StepLatency};
+use crate::record::RunKey;
 
 /// Figures of one run: one batch of `size` chains at one `limit` and `pooling` mode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,78 +68,6 @@ pub struct RunSummary {
     pub chains_not_run: usize,
     /// Calls in flight over time: `[t_ms, in_flight]` step points, at most ~400.
     pub timeline: Vec<[f64; 2]>,
-}
-
-/// Aggregates one batch into its summary (speedup filled in later). `steps` names the
-/// chain's steps for the per-step latency.
-pub fn summarize(
-    key: RunKey,
-    batch: &BatchResult,
-    steps: &[String],
-    connections: Option<u64>,
-    outputs_differ: usize,
-) -> RunSummary {
-    let mut call_latency = LatencyRecorder::new();
-    let mut per_step = vec![LatencyRecorder::new(); steps.len()];
-    let mut ttft = LatencyRecorder::new();
-    let mut errors = ErrorCounts::default();
-    let mut tokens: Option<u64> = None;
-    for call in &batch.calls {
-        match call.error {
-            None => {
-                call_latency.record(call.latency);
-                if let Some(r) = per_step.get_mut(usize::from(call.step)) {
-                    r.record(call.latency);
-                }
-                if let Some(t) = call.ttft {
-                    ttft.record(t);
-                }
-                if let Some(n) = call.tokens {
-                    *tokens.get_or_insert(0) += u64::from(n);
-                }
-            }
-            Some(kind) => errors.add(kind),
-        }
-    }
-    let mut chain_latency = LatencyRecorder::new();
-    for chain in batch.chains.iter().filter(|c| c.ok()) {
-        chain_latency.record(chain.latency);
-    }
-    let chains_ok = batch.chains.iter().filter(|c| c.ok()).count();
-    let wall_s = batch.wall.as_secs_f64().max(f64::MIN_POSITIVE);
-    RunSummary {
-        key,
-        wall_ms: ms(batch.wall),
-        retry_wall_ms: ms(batch.retry_wall),
-        chains_per_s: chains_ok as f64 / wall_s,
-        calls_per_s: batch.calls.len() as f64 / wall_s,
-        speedup: None,
-        efficiency: None,
-        chains_ok,
-        chains_failed: batch.chains.len() - chains_ok,
-        chains_retried: batch.retried,
-        calls: batch.calls.len() as u64,
-        calls_failed: errors.total(),
-        call_latency: call_latency.summary(),
-        chain_latency: chain_latency.summary(),
-        errors,
-        connections,
-        outputs_differ,
-        step_latency: steps
-            .iter()
-            .zip(&per_step)
-            .map(|(step, r)| StepLatency {
-                step: step.clone(),
-                latency: r.summary(),
-            })
-            .collect(),
-        ttft: (!ttft.is_empty()).then(|| ttft.summary()),
-        output_tokens_per_s: tokens.map(|t| t as f64 / wall_s),
-        partial: batch.interrupted,
-        chains_not_run: batch.not_run.len(),
-        call_distribution: call_latency.distribution(),
-        timeline: in_flight_timeline(&batch.calls, TIMELINE_POINTS),
-    }
 }
 
 fn is_zero(n: &usize) -> bool {

@@ -256,22 +256,7 @@ pub fn write_call_rows<W: Write>(
     }
     for (key, calls) in runs {
         for c in *calls {
-            out.serialize(CallRow {
-                size: key.size,
-                limit: key.limit,
-                pooling: key.pooling.to_string(),
-                row: c.row,
-                step: c.step,
-                pass: c.pass,
-                try_no: c.try_no,
-                start_offset_ms: crate::record::ms(c.start),
-                latency_ms: crate::record::ms(c.latency),
-                status: c.status,
-                error_kind: c.error.map(|k| k.to_string()),
-                bytes: c.bytes,
-                tokens: c.tokens,
-                ttft_ms: c.ttft.map(crate::record::ms),
-            })?;
+            out.serialize(super::calls::row(*key, c))?;
         }
     }
     out.flush()?;
@@ -280,7 +265,7 @@ pub fn write_call_rows<W: Write>(
 
 /// Column names of a row type, taken from serde by writing a default row: serde only emits
 /// the header along with a record, and an empty file should still say what it would hold.
-fn header<T: Serialize + Default>() -> Result<::csv::StringRecord, ::csv::Error> {
+pub(super) fn header<T: Serialize + Default>() -> Result<::csv::StringRecord, ::csv::Error> {
     let mut w = ::csv::Writer::from_writer(Vec::new());
     w.serialize(T::default())?;
     let bytes = w.into_inner().map_err(|e| e.into_error())?;

@@ -12,6 +12,7 @@
 //! This module owns formats and files; it never touches the network and knows nothing of how
 //! the runs were measured.
 
+mod calls;
 pub(crate) mod chart;
 pub(crate) mod csv;
 mod error;
@@ -37,11 +38,15 @@ use crate::manifest::RunSummaryFile;
 use crate::record::RunCalls;
 use crate::sweep::SweepReport;
 
+pub use self::calls::CallsCsv;
 pub use self::csv::{CallRow, SummaryRow};
 pub use self::error::ReportError;
 use self::error::in_use;
 pub use self::json::MIN_SCHEMA_VERSION;
 pub use self::run::{read_run, run_text, write_run};
+
+/// File name of the per-call log in sweep and run folders.
+pub const CALLS_FILE: &str = "calls.csv";
 
 /// A report folder made ready before a sweep starts, as hyperfine creates its export files
 /// before running: a hidden temporary folder beside `out` (`.NAME.tmp`), locked by this
@@ -126,20 +131,20 @@ impl ReportDir {
     }
 
     /// Writes the whole report into the temporary folder and renames it to `out`.
-    pub fn write(mut self, report: &SweepReport, calls: &[RunCalls]) -> Result<(), ReportError> {
+    /// calls.csv in the report, written while the sweep runs (see [`CallsCsv`]).
+    pub fn calls_csv(&self) -> Result<CallsCsv, ReportError> {
+        CallsCsv::create(&self.tmp.join(CALLS_FILE))
+    }
+
+    /// Writes report.json and every file derived from it into the temporary folder (beside
+    /// the calls.csv streamed there, if any) and renames the folder to `out`.
+    pub fn write(mut self, report: &SweepReport) -> Result<(), ReportError> {
         let tmp = self.tmp.clone();
         let json = json::to_string(report).map_err(|source| ReportError::Encode {
             path: self.out.join(json::FILE_NAME),
             source,
         })?;
         write_file(&tmp.join(json::FILE_NAME), json.as_bytes())?;
-        let calls_path = tmp.join("calls.csv");
-        let mut buf = Vec::new();
-        csv::write_calls(calls, &mut buf).map_err(|source| ReportError::Csv {
-            path: calls_path.clone(),
-            source,
-        })?;
-        write_file(&calls_path, &buf)?;
         write_derived(&tmp, report)?;
 
         // Checked again: rename(2) would silently replace an empty folder.
@@ -164,14 +169,22 @@ impl ReportDir {
     }
 }
 
-/// Writes a complete report folder atomically (see [`ReportDir`]). Fails if `out` already
-/// exists.
+/// Writes a complete report folder atomically (see [`ReportDir`]) from calls already in
+/// memory (tests, re-creating a report). Fails if `out` already exists.
 pub fn write_report(
     out: &Path,
     report: &SweepReport,
     calls: &[RunCalls],
 ) -> Result<(), ReportError> {
-    ReportDir::create(out)?.write(report, calls)
+    let dir = ReportDir::create(out)?;
+    let path = dir.tmp.join(CALLS_FILE);
+    let mut buf = Vec::new();
+    csv::write_calls(calls, &mut buf).map_err(|source| ReportError::Csv {
+        path: path.clone(),
+        source,
+    })?;
+    write_file(&path, &buf)?;
+    dir.write(report)
 }
 
 /// Writes every file that is a pure function of report.json: summary.csv, summary.md, the

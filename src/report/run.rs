@@ -5,30 +5,13 @@
 
 use std::path::Path;
 
-use super::{ReportError, chart, csv, run_md, write_file};
+use super::{ReportError, chart, run_md, write_file};
 use crate::manifest::RunSummaryFile;
-use crate::record::{CallRecord, RunKey};
 
-/// File name of a run's call table inside its folder (the same as a sweep's).
-const CALLS_FILE: &str = "calls.csv";
-
-/// Writes the report files of a run folder next to its summary.json: calls.csv from `calls`
-/// (this session's calls; `key` gives its size, limit and pooling columns), then everything
-/// [`write_derived`] rebuilds. Each file is written atomically; the caller holds the folder's
-/// lock.
-pub fn write_run(
-    dir: &Path,
-    summary: &RunSummaryFile,
-    key: RunKey,
-    calls: &[CallRecord],
-) -> Result<(), ReportError> {
-    let path = dir.join(CALLS_FILE);
-    let mut buf = Vec::new();
-    csv::write_call_rows(&[(key, calls)], &mut buf).map_err(|source| ReportError::Csv {
-        path: path.clone(),
-        source,
-    })?;
-    write_file(&path, &buf)?;
+/// Writes the report files of a run folder next to its summary.json (calls.csv was streamed
+/// there during the run): everything [`write_derived`] rebuilds. Each file is written
+/// atomically; the caller holds the folder's lock.
+pub fn write_run(dir: &Path, summary: &RunSummaryFile) -> Result<(), ReportError> {
     write_derived(dir, summary)
 }
 

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::metrics::{ErrorCounts, LatencyRecorder, in_flight_timeline};
+use crate::metrics::{ErrorCounts, LatencyRecorder, Timeline};
 use crate::record::{CallRecord, ErrorKind, Pooling};
 use crate::sweep::{RunSummary, SCHEMA_VERSION, Settings, SweepReport};
 
@@ -192,7 +192,13 @@ pub(crate) fn simulate(size: usize, limit: usize, pooling: Pooling) -> SimRun {
         partial: false,
         chains_not_run: 0,
         call_distribution: call_rec.distribution(),
-        timeline: in_flight_timeline(&calls, 400),
+        timeline: {
+            let mut t = Timeline::default();
+            calls
+                .iter()
+                .for_each(|c| t.record(c.start, c.start + c.latency));
+            t.points(400)
+        },
     };
     SimRun { summary, calls }
 }

@@ -11,10 +11,10 @@ use super::{Observer, Runner, estimate_tokens, stopped};
 use crate::chain::Row;
 use crate::record::{CallRecord, ChainFailure, ChainRecord, ErrorKind};
 
-/// What one chain task hands back: its final record, its calls, and when its last call ended.
+/// What one chain task hands back: its record and when its last call ended (its calls went
+/// to the observer as they finished).
 pub(super) struct ChainRun {
     pub(super) record: ChainRecord,
-    pub(super) calls: Vec<CallRecord>,
     pub(super) end: Instant,
 }
 
@@ -38,7 +38,6 @@ impl Runner {
             failure: None,
         };
         let mut trail = Trail {
-            calls: Vec::with_capacity(self.chain.steps.len()),
             first_send: None,
             end: Instant::now(),
         };
@@ -69,7 +68,6 @@ impl Runner {
             .map_or(Duration::ZERO, |s| trail.end.duration_since(s));
         ChainRun {
             record,
-            calls: trail.calls,
             end: trail.end,
         }
     }
@@ -106,7 +104,6 @@ impl Runner {
                 ttft: out.ttft,
             };
             observer.call_done(&call);
-            trail.calls.push(call);
             let Some(kind) = out.error else {
                 return Ok((out.output.unwrap_or_default(), out.latency));
             };
@@ -174,9 +171,8 @@ struct StepAt {
     t0: Instant,
 }
 
-/// What a chain's calls leave behind: their records, and its first send and last end.
+/// When a chain's first call was sent and its last one ended.
 struct Trail {
-    calls: Vec<CallRecord>,
     first_send: Option<Instant>,
     end: Instant,
 }
@@ -197,7 +193,6 @@ pub(super) fn panicked(idx: usize, message: String) -> ChainRun {
                 message,
             }),
         },
-        calls: Vec::new(),
         end: Instant::now(),
     }
 }

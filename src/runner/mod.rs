@@ -15,6 +15,7 @@ mod rate;
 
 pub use rate::{RateLimiter, estimate_tokens};
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +41,25 @@ pub trait Observer: Send + Sync {
     /// One chain finished. `is_final` is true when no later pass will run this row again:
     /// it succeeded, or it failed in the last pass.
     fn chain_done(&self, _row: &Row, _chain: &ChainRecord, _is_final: bool) {}
+}
+
+/// Several observers as one: each event goes to each, in order.
+pub struct Tee(pub Vec<Arc<dyn Observer>>);
+
+impl Observer for Tee {
+    fn pass_started(&self, pass: u16, rows: usize) {
+        self.0.iter().for_each(|o| o.pass_started(pass, rows));
+    }
+
+    fn call_done(&self, call: &CallRecord) {
+        self.0.iter().for_each(|o| o.call_done(call));
+    }
+
+    fn chain_done(&self, row: &Row, chain: &ChainRecord, is_final: bool) {
+        self.0
+            .iter()
+            .for_each(|o| o.chain_done(row, chain, is_final));
+    }
 }
 
 /// An observer that ignores everything.
@@ -136,14 +156,15 @@ pub type StopSignal = tokio::sync::watch::Receiver<bool>;
 /// What a batch produced.
 #[derive(Debug, Clone)]
 pub struct BatchResult {
-    /// Final record of every row that ran, in row order (every row unless interrupted).
-    pub chains: Vec<ChainRecord>,
+    /// Rows with a final record (succeeded, or failed their last pass): every row unless
+    /// the batch was stopped. The records themselves went to the observer.
+    pub finished: usize,
     /// Rows that never started because the batch was stopped.
     pub not_run: Vec<usize>,
     /// Whether the stop signal cut the batch short.
     pub interrupted: bool,
-    /// Every call of every pass, in completion order.
-    pub calls: Vec<CallRecord>,
+    /// Most passes any row took (1 = no retry pass was needed).
+    pub passes: u16,
     /// First chain start to last chain end, every pass included.
     pub wall: Duration,
     /// Wall time of the retry passes alone.
@@ -180,9 +201,7 @@ impl Runner {
             if state.cut_short && !is_last {
                 // Stopped: this pass's failures get no later pass, so they are final now.
                 for &idx in &failed {
-                    if let Some(record) = &state.finals[idx] {
-                        observer.chain_done(&rows[idx], record, true);
-                    }
+                    state.finalize_held(idx, &rows[idx], observer.as_ref());
                 }
             }
             pending = failed;
@@ -280,11 +299,16 @@ async fn stopped(stop: Option<StopSignal>) {
     std::future::pending::<()>().await;
 }
 
-/// What a batch has gathered so far, across passes.
+/// What a batch has gathered so far, across passes: per row only its pass count, and the
+/// records of rows that failed and wait for their next pass. Calls and finished records go
+/// to the observer as they happen, so memory does not grow with the calls.
 struct BatchState {
     t0: Instant,
-    finals: Vec<Option<ChainRecord>>,
-    calls: Vec<CallRecord>,
+    /// Passes each row has run (0: not started).
+    passes: Vec<u16>,
+    /// Failed rows' latest records, until a later pass settles them or the batch stops.
+    held: HashMap<usize, ChainRecord>,
+    finished: usize,
     not_run: Vec<usize>,
     cut_short: bool,
     retried: usize,
@@ -296,8 +320,9 @@ impl BatchState {
     fn new(rows: usize, t0: Instant) -> BatchState {
         BatchState {
             t0,
-            finals: vec![None; rows],
-            calls: Vec::new(),
+            passes: vec![0; rows],
+            held: HashMap::new(),
+            finished: 0,
             not_run: Vec::new(),
             cut_short: false,
             retried: 0,
@@ -306,8 +331,8 @@ impl BatchState {
         }
     }
 
-    /// Takes in one finished chain: its record becomes the row's latest, its calls are kept,
-    /// the observer hears whether it is final, and a failure is queued for the next pass.
+    /// Takes in one finished chain: the observer hears it and whether it is final; a failure
+    /// before the last pass is held and queued for the next pass.
     fn settle(
         &mut self,
         idx: usize,
@@ -319,34 +344,43 @@ impl BatchState {
     ) {
         let mut run = run.unwrap_or_else(|message| panicked(idx, message));
         self.last_end = self.last_end.max(run.end);
-        run.record.passes = self.finals[idx].as_ref().map_or(0, |r| r.passes) + 1;
-        let ok = run.record.ok();
-        observer.chain_done(row, &run.record, ok || is_last);
-        if !ok {
+        self.passes[idx] += 1;
+        run.record.passes = self.passes[idx];
+        let is_final = run.record.ok() || is_last;
+        observer.chain_done(row, &run.record, is_final);
+        if is_final {
+            self.finished += 1;
+            self.held.remove(&idx);
+        } else {
             failed.push(idx);
+            self.held.insert(idx, run.record);
         }
-        self.calls.extend(run.calls);
-        self.finals[idx] = Some(run.record);
+    }
+
+    /// A held failure gets no later pass (the batch stopped): it is final now.
+    fn finalize_held(&mut self, idx: usize, row: &Row, observer: &dyn Observer) -> bool {
+        match self.held.remove(&idx) {
+            Some(record) => {
+                observer.chain_done(row, &record, true);
+                self.finished += 1;
+                true
+            }
+            None => false,
+        }
     }
 
     /// The batch's result. A row that failed an earlier pass and then was not re-run: its
     /// failure is final now.
     fn finish(mut self, rows: &[Row], observer: &dyn Observer) -> BatchResult {
-        let finals = &self.finals;
-        self.not_run.retain(|&idx| match &finals[idx] {
-            Some(record) => {
-                observer.chain_done(&rows[idx], record, true);
-                false
-            }
-            None => true,
-        });
-        self.not_run.sort_unstable();
+        let mut not_run = std::mem::take(&mut self.not_run);
+        not_run.retain(|&idx| !self.finalize_held(idx, &rows[idx], observer));
+        not_run.sort_unstable();
         let last_end = self.last_end;
         BatchResult {
+            finished: self.finished,
             interrupted: self.cut_short,
-            not_run: self.not_run,
-            chains: self.finals.into_iter().flatten().collect(),
-            calls: self.calls,
+            not_run,
+            passes: self.passes.iter().copied().max().unwrap_or(0),
             wall: last_end.duration_since(self.t0),
             retry_wall: self
                 .retry_start

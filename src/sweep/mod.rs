@@ -10,7 +10,6 @@ mod result;
 pub use crate::metrics::RunSummary;
 pub use result::{SCHEMA_VERSION, Settings, SweepReport};
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -18,9 +17,9 @@ use thiserror::Error;
 
 use crate::chain::{Chain, Row};
 use crate::endpoint::{ClientOptions, Endpoint, Session, SessionError, Target};
-use crate::metrics::summarize;
-use crate::record::{Pooling, RunCalls, RunKey};
-use crate::runner::{BatchResult, Observer, RetryPolicy, RunnerFactory, StopSignal};
+use crate::metrics::{RunRecorder, count_differences};
+use crate::record::{Pooling, RunKey};
+use crate::runner::{Observer, RetryPolicy, RunnerFactory, StopSignal, Tee};
 use crate::threshold::{Measured, Threshold, Verdict};
 
 /// A checked sweep configuration: what to measure, nothing about how it is shown.
@@ -88,8 +87,6 @@ impl SweepUi for Quiet {
 pub struct SweepOutcome {
     /// Everything the report formats need.
     pub report: SweepReport,
-    /// Raw calls per run.
-    pub calls: Vec<RunCalls>,
 }
 
 impl SweepOutcome {
@@ -149,7 +146,7 @@ pub async fn run(
     };
     let grid = run_grid(cfg, &session, &factory, ui, stop.as_ref()).await;
     session.close().await;
-    let (mut runs, logs, interrupted) = grid?;
+    let (mut runs, interrupted) = grid?;
     let baseline_limit = cfg.limits.first().copied().unwrap_or(1);
     apply_speedups(&mut runs, baseline_limit);
     Ok(SweepOutcome {
@@ -161,78 +158,70 @@ pub async fn run(
             runs,
             interrupted,
         },
-        calls: logs,
     })
 }
 
 /// Every cell in order size → limit → pooling, so a pooled and an unpooled run of the same
-/// cell sit next to each other in time. Returns the runs, their calls, and whether `stop`
-/// cut the grid short.
+/// cell sit next to each other in time. Returns the runs and whether `stop` cut the grid
+/// short.
 async fn run_grid(
     cfg: &SweepConfig,
     session: &Session,
     factory: &RunnerFactory,
     ui: &dyn SweepUi,
     stop: Option<&StopSignal>,
-) -> Result<(Vec<RunSummary>, Vec<RunCalls>, bool), SweepError> {
+) -> Result<(Vec<RunSummary>, bool), SweepError> {
     let mut runs = Vec::new();
-    let mut logs = Vec::new();
     let stop_requested = || stop.is_some_and(|s| *s.borrow());
+    let steps = factory.chain.step_names();
     for &size in &cfg.sizes {
         let rows: Arc<[Row]> = Row::synthetic(size).into();
         let mut reference: Option<Vec<Option<u64>>> = None;
         for &limit in &cfg.limits {
             for &pooling in &cfg.pooling {
                 if stop_requested() {
-                    return Ok((runs, logs, true));
+                    return Ok((runs, true));
                 }
                 let key = RunKey {
                     size,
                     limit,
                     pooling,
                 };
-                let observer = ui.run_started(size, limit, pooling);
+                // Figures are gathered as calls finish; nothing per call is kept.
+                let recorder = Arc::new(RunRecorder::new(steps.len(), size));
+                let observer = Tee(vec![ui.run_started(size, limit, pooling), recorder.clone()]);
                 let runner = factory.runner(limit, pooling)?;
                 let before = session.connections_accepted();
                 if cfg.warmup {
                     runner.warm_up(&rows, limit.min(size)).await;
                 }
-                let batch = runner.run_batch(Arc::clone(&rows), observer).await;
+                let batch = runner
+                    .run_batch(Arc::clone(&rows), Arc::new(observer))
+                    .await;
                 drop(runner); // closes pooled connections before the next run
                 let connections = session
                     .connections_accepted()
                     .zip(before)
                     .map(|(after, before)| after - before);
-                let hashes = output_hashes(&batch, size);
+                let hashes = recorder.output_hashes().unwrap_or_default();
                 let differ = reference
                     .as_ref()
                     .map_or(0, |r| count_differences(r, &hashes));
                 reference.get_or_insert(hashes);
-                let summary = summarize(
-                    key,
-                    &batch,
-                    &factory.chain.step_names(),
-                    connections,
-                    differ,
-                );
-                let cut_short = batch.interrupted;
+                let summary = recorder.summary(key, &batch, &steps, connections, differ);
                 // A run cut short keeps what finished, marked partial; one with nothing
                 // finished is left out.
-                if !cut_short || !batch.chains.is_empty() {
+                if !batch.interrupted || batch.finished > 0 {
                     ui.run_finished(&summary);
                     runs.push(summary);
-                    logs.push(RunCalls {
-                        key,
-                        calls: batch.calls,
-                    });
                 }
-                if cut_short {
-                    return Ok((runs, logs, true));
+                if batch.interrupted {
+                    return Ok((runs, true));
                 }
             }
         }
     }
-    Ok((runs, logs, false))
+    Ok((runs, false))
 }
 
 /// The effective settings, so the report can be repeated exactly.
@@ -275,28 +264,6 @@ pub(crate) fn machine() -> String {
         std::env::consts::OS,
         std::env::consts::ARCH
     )
-}
-
-/// A hash of each row's final output, indexed by row (None: failed or not run).
-fn output_hashes(batch: &BatchResult, rows: usize) -> Vec<Option<u64>> {
-    let mut hashes = vec![None; rows];
-    for c in &batch.chains {
-        hashes[c.row as usize] = c.final_output().map(|o| {
-            let mut h = DefaultHasher::new();
-            o.hash(&mut h);
-            h.finish()
-        });
-    }
-    hashes
-}
-
-/// Rows that succeeded in both runs but whose outputs differ.
-fn count_differences(reference: &[Option<u64>], hashes: &[Option<u64>]) -> usize {
-    reference
-        .iter()
-        .zip(hashes)
-        .filter(|(a, b)| matches!((a, b), (Some(x), Some(y)) if x != y))
-        .count()
 }
 
 /// Speedup = wall(baseline) / wall(run) for the same size and pooling;

@@ -92,3 +92,42 @@ pub fn sweep_to(url: &str) -> assert_cmd::Command {
     ]);
     cmd
 }
+
+/// Keeps what a batch reports as it goes: every call, and each row's final record (the
+/// runner itself keeps neither).
+#[derive(Default)]
+pub struct Collect {
+    calls: std::sync::Mutex<Vec<loadchain::record::CallRecord>>,
+    finals: std::sync::Mutex<Vec<loadchain::record::ChainRecord>>,
+}
+
+impl Collect {
+    /// Every call seen, in completion order.
+    pub fn calls(&self) -> Vec<loadchain::record::CallRecord> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// Each finished row's final record, in row order.
+    pub fn finals(&self) -> Vec<loadchain::record::ChainRecord> {
+        let mut f = self.finals.lock().unwrap().clone();
+        f.sort_by_key(|c| c.row);
+        f
+    }
+}
+
+impl loadchain::runner::Observer for Collect {
+    fn call_done(&self, call: &loadchain::record::CallRecord) {
+        self.calls.lock().unwrap().push(*call);
+    }
+
+    fn chain_done(
+        &self,
+        _row: &loadchain::chain::Row,
+        chain: &loadchain::record::ChainRecord,
+        is_final: bool,
+    ) {
+        if is_final {
+            self.finals.lock().unwrap().push(chain.clone());
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! A run's figures, gathered as calls and chains finish: histograms (calls, chains, per step,
+//! time to first token), errors by kind, tokens, the in-flight timeline and a 64-bit hash of
+//! each row's final output. Nothing per call is kept, so a run's memory does not grow with
+//! its calls (the hashes are 8 bytes a row, and only when asked for).
+//!
+//! It is an [`Observer`]: worker tasks report into it through one mutex, held for a few
+//! histogram increments per call.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Mutex;
+
+use super::{ErrorCounts, LatencyRecorder, RunSummary, StepLatency, Timeline};
+use crate::chain::Row;
+use crate::record::{CallRecord, ChainRecord, RunKey, ms};
+use crate::runner::{BatchResult, Observer};
+
+/// Points kept in each run's in-flight timeline in the report.
+const TIMELINE_POINTS: usize = 400;
+
+/// Collects one run's figures while it runs; see the module docs.
+#[derive(Debug)]
+pub struct RunRecorder {
+    inner: Mutex<Figures>,
+}
+
+#[derive(Debug)]
+struct Figures {
+    calls: u64,
+    call_latency: LatencyRecorder,
+    per_step: Vec<LatencyRecorder>,
+    ttft: LatencyRecorder,
+    errors: ErrorCounts,
+    tokens: Option<u64>,
+    chain_latency: LatencyRecorder,
+    chains_ok: usize,
+    chains_failed: usize,
+    timeline: Timeline,
+    /// Hash of each row's final output (None: failed or not run), when comparing outputs.
+    hashes: Option<Vec<Option<u64>>>,
+}
+
+impl RunRecorder {
+    /// A recorder for a chain of `steps` steps; `hash_rows` keeps a hash of each of that many
+    /// rows' final output (for the sweep's output-consistency check), 0 keeps none.
+    pub fn new(steps: usize, hash_rows: usize) -> RunRecorder {
+        RunRecorder {
+            inner: Mutex::new(Figures {
+                calls: 0,
+                call_latency: LatencyRecorder::new(),
+                per_step: vec![LatencyRecorder::new(); steps],
+                ttft: LatencyRecorder::new(),
+                errors: ErrorCounts::default(),
+                tokens: None,
+                chain_latency: LatencyRecorder::new(),
+                chains_ok: 0,
+                chains_failed: 0,
+                timeline: Timeline::default(),
+                hashes: (hash_rows > 0).then(|| vec![None; hash_rows]),
+            }),
+        }
+    }
+
+    fn figures(&self) -> std::sync::MutexGuard<'_, Figures> {
+        // A poisoned lock means an observer panicked mid-update; the counts are still usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The hash of each row's final output, when the recorder keeps them.
+    pub fn output_hashes(&self) -> Option<Vec<Option<u64>>> {
+        self.figures().hashes.clone()
+    }
+
+    /// The run's summary (speedup filled in later). `steps` names the chain's steps.
+    pub fn summary(
+        &self,
+        key: RunKey,
+        batch: &BatchResult,
+        steps: &[String],
+        connections: Option<u64>,
+        outputs_differ: usize,
+    ) -> RunSummary {
+        let f = self.figures();
+        let wall_s = batch.wall.as_secs_f64().max(f64::MIN_POSITIVE);
+        RunSummary {
+            key,
+            wall_ms: ms(batch.wall),
+            retry_wall_ms: ms(batch.retry_wall),
+            chains_per_s: f.chains_ok as f64 / wall_s,
+            calls_per_s: f.calls as f64 / wall_s,
+            speedup: None,
+            efficiency: None,
+            chains_ok: f.chains_ok,
+            chains_failed: f.chains_failed,
+            chains_retried: batch.retried,
+            calls: f.calls,
+            calls_failed: f.errors.total(),
+            call_latency: f.call_latency.summary(),
+            chain_latency: f.chain_latency.summary(),
+            errors: f.errors,
+            connections,
+            outputs_differ,
+            step_latency: steps
+                .iter()
+                .zip(&f.per_step)
+                .map(|(step, r)| StepLatency {
+                    step: step.clone(),
+                    latency: r.summary(),
+                })
+                .collect(),
+            ttft: (!f.ttft.is_empty()).then(|| f.ttft.summary()),
+            output_tokens_per_s: f.tokens.map(|t| t as f64 / wall_s),
+            partial: batch.interrupted,
+            chains_not_run: batch.not_run.len(),
+            call_distribution: f.call_latency.distribution(),
+            timeline: f.timeline.points(TIMELINE_POINTS),
+        }
+    }
+}
+
+impl Observer for RunRecorder {
+    fn call_done(&self, call: &CallRecord) {
+        let mut f = self.figures();
+        f.calls += 1;
+        f.timeline.record(call.start, call.start + call.latency);
+        match call.error {
+            None => {
+                f.call_latency.record(call.latency);
+                if let Some(r) = f.per_step.get_mut(usize::from(call.step)) {
+                    r.record(call.latency);
+                }
+                if let Some(t) = call.ttft {
+                    f.ttft.record(t);
+                }
+                if let Some(n) = call.tokens {
+                    *f.tokens.get_or_insert(0) += u64::from(n);
+                }
+            }
+            Some(kind) => f.errors.add(kind),
+        }
+    }
+
+    fn chain_done(&self, _row: &Row, chain: &ChainRecord, is_final: bool) {
+        if !is_final {
+            return;
+        }
+        let mut f = self.figures();
+        if chain.ok() {
+            f.chains_ok += 1;
+            f.chain_latency.record(chain.latency);
+        } else {
+            f.chains_failed += 1;
+        }
+        let hash = chain.final_output().map(output_hash);
+        if let Some(slot) = f
+            .hashes
+            .as_mut()
+            .and_then(|h| h.get_mut(chain.row as usize))
+        {
+            *slot = hash;
+        }
+    }
+}
+
+/// A 64-bit hash of an output, to compare rows across runs without keeping their text.
+pub fn output_hash(output: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    output.hash(&mut h);
+    h.finish()
+}
+
+/// Rows that succeeded in both runs but whose outputs differ.
+pub fn count_differences(reference: &[Option<u64>], hashes: &[Option<u64>]) -> usize {
+    reference
+        .iter()
+        .zip(hashes)
+        .filter(|(a, b)| matches!((a, b), (Some(x), Some(y)) if x != y))
+        .count()
+}
