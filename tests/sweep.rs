@@ -201,8 +201,10 @@ async fn streaming_measures_time_to_first_token_and_keeps_outputs() {
     };
     let rows: Arc<[Row]> = Row::synthetic(4).into();
     let (a, b) = (Arc::new(Collect::default()), Arc::new(Collect::default()));
-    runner(true).run_batch(Arc::clone(&rows), a.clone()).await;
-    runner(false).run_batch(rows, b.clone()).await;
+    runner(true)
+        .run_batch(Arc::clone(&rows).into(), a.clone())
+        .await;
+    runner(false).run_batch(rows.into(), b.clone()).await;
     for c in a.calls() {
         let ttft = c.ttft.expect("every streamed call has a TTFT");
         // First token: base latency + one token; the whole call: + ten tokens.

@@ -338,7 +338,7 @@ async fn execute(
     let mut observers: Vec<Arc<dyn Observer>> = vec![Arc::new(collect::Forward { tx, ui })];
     observers.extend(sinks);
     let observer: Arc<dyn Observer> = Arc::new(Tee(observers));
-    let batch = runner.run_batch(rows, observer).await;
+    let batch = runner.run_batch(rows.into(), observer).await;
     // Dropping the runner drops the last sender: the writer drains and ends.
     drop(runner);
     let collected = writer

@@ -3,8 +3,10 @@
 
 mod template;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use thiserror::Error;
@@ -28,17 +30,64 @@ impl Row {
 
     /// The synthetic rows a sweep uses: ids `1..=n`, one `topic` column.
     pub fn synthetic(n: usize) -> Vec<Row> {
-        (1..=n)
-            .map(|i| {
-                let mut vars = BTreeMap::new();
-                vars.insert("id".to_string(), i.to_string());
-                vars.insert("topic".to_string(), format!("topic {i}"));
-                Row {
-                    id: i.to_string(),
-                    vars,
-                }
-            })
-            .collect()
+        (0..n).map(Row::synthetic_at).collect()
+    }
+
+    /// Synthetic row number `index` (0-based; its id is `index + 1`).
+    pub fn synthetic_at(index: usize) -> Row {
+        let i = index + 1;
+        let mut vars = BTreeMap::new();
+        vars.insert("id".to_string(), i.to_string());
+        vars.insert("topic".to_string(), format!("topic {i}"));
+        Row {
+            id: i.to_string(),
+            vars,
+        }
+    }
+}
+
+/// The rows of a batch: a sweep's synthetic rows, made when a chain needs one (a sweep of a
+/// million chains holds no million rows), or a manifest's rows.
+#[derive(Debug, Clone)]
+pub enum Rows {
+    /// `n` rows as [`Row::synthetic_at`] makes them.
+    Synthetic(usize),
+    /// Rows read from a manifest.
+    Listed(Arc<[Row]>),
+}
+
+impl Rows {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            Rows::Synthetic(n) => *n,
+            Rows::Listed(rows) => rows.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Row `index` (0-based), borrowed when listed, made when synthetic.
+    pub fn get(&self, index: usize) -> Cow<'_, Row> {
+        match self {
+            Rows::Synthetic(_) => Cow::Owned(Row::synthetic_at(index)),
+            Rows::Listed(rows) => Cow::Borrowed(&rows[index]),
+        }
+    }
+}
+
+impl From<Vec<Row>> for Rows {
+    fn from(rows: Vec<Row>) -> Rows {
+        Rows::Listed(rows.into())
+    }
+}
+
+impl From<Arc<[Row]>> for Rows {
+    fn from(rows: Arc<[Row]>) -> Rows {
+        Rows::Listed(rows)
     }
 }
 

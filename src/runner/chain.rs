@@ -22,13 +22,12 @@ impl Runner {
     /// One chain: its steps in order, each step's output feeding the next.
     pub(super) async fn run_chain(
         &self,
-        rows: &[Row],
+        row: &Row,
         idx: usize,
         pass: u16,
         t0: Instant,
         observer: &dyn Observer,
     ) -> ChainRun {
-        let row = &rows[idx];
         let mut record = ChainRecord {
             row: idx as u32,
             passes: 1,

@@ -25,7 +25,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::chain::{Chain, Row};
+use crate::chain::{Chain, Row, Rows};
 use crate::endpoint::{ClientError, ClientOptions, HttpClient, Target};
 use crate::record::Pooling;
 use crate::record::{CallRecord, ChainRecord};
@@ -177,34 +177,43 @@ impl Runner {
     /// Runs every row through the chain at `limit`, then re-runs only the failed rows
     /// for up to `retry.retry_passes` passes. A stop signal ends it early: chains in flight
     /// finish, the rest are returned as `not_run`.
-    pub async fn run_batch(&self, rows: Arc<[Row]>, observer: Arc<dyn Observer>) -> BatchResult {
+    pub async fn run_batch(&self, rows: Rows, observer: Arc<dyn Observer>) -> BatchResult {
         // One shared copy for the chain tasks: a task clones an Arc, not the client.
         let this = Arc::new(self.clone());
         let t0 = Instant::now();
         let mut state = BatchState::new(rows.len(), t0);
-        let mut pending: Vec<usize> = (0..rows.len()).collect();
+        // None: every row (the first pass walks a range, not a list of a million indices).
+        let mut pending: Option<Vec<usize>> = None;
         for pass in 0..=self.retry.retry_passes {
-            if pending.is_empty() || state.cut_short {
+            let queued = pending.as_ref().map_or(rows.len(), Vec::len);
+            if queued == 0 || state.cut_short {
                 break;
             }
             let pass = pass as u16;
             if pass == 1 {
-                state.retried = pending.len();
+                state.retried = queued;
                 state.retry_start = Some(Instant::now());
             }
-            observer.pass_started(pass, pending.len());
+            observer.pass_started(pass, queued);
             let is_last = u32::from(pass) == self.retry.retry_passes;
-            let mut failed = this
-                .run_pass(pass, is_last, pending, &rows, &observer, &mut state)
-                .await;
+            let pass_ = Pass {
+                pass,
+                is_last,
+                rows: &rows,
+                observer: &observer,
+            };
+            let mut failed = match pending.take() {
+                None => this.run_pass(pass_, 0..rows.len(), &mut state).await,
+                Some(queue) => this.run_pass(pass_, queue.into_iter(), &mut state).await,
+            };
             failed.sort_unstable();
             if state.cut_short && !is_last {
                 // Stopped: this pass's failures get no later pass, so they are final now.
                 for &idx in &failed {
-                    state.finalize_held(idx, &rows[idx], observer.as_ref());
+                    state.finalize_held(idx, &rows.get(idx), observer.as_ref());
                 }
             }
-            pending = failed;
+            pending = Some(failed);
         }
         state.finish(&rows, observer.as_ref())
     }
@@ -213,17 +222,13 @@ impl Runner {
     /// takes a permit *before* spawning, so at most `limit` chain tasks exist at once.
     async fn run_pass(
         self: &Arc<Self>,
-        pass: u16,
-        is_last: bool,
-        queue: Vec<usize>,
-        rows: &Arc<[Row]>,
-        observer: &Arc<dyn Observer>,
+        p: Pass<'_>,
+        mut queue: impl Iterator<Item = usize>,
         state: &mut BatchState,
     ) -> Vec<usize> {
         let semaphore = Arc::new(Semaphore::new(self.limit.max(1)));
         let mut tasks = JoinSet::new();
         let mut failed = Vec::new();
-        let mut queue = queue.into_iter();
         while let Some(idx) = queue.next() {
             let acquire = Arc::clone(&semaphore).acquire_owned();
             let permit = tokio::select! {
@@ -236,12 +241,13 @@ impl Runner {
                 }
                 permit = acquire => permit.expect("the semaphore is never closed"),
             };
-            let (runner, rows_, observer_) =
-                (Arc::clone(self), Arc::clone(rows), Arc::clone(observer));
-            let t0 = state.t0;
+            let (runner, rows, observer) =
+                (Arc::clone(self), p.rows.clone(), Arc::clone(p.observer));
+            let (t0, pass) = (state.t0, p.pass);
             tasks.spawn(async move {
                 // A panic in one chain becomes that row's failure, never the batch's.
-                let chain = runner.run_chain(&rows_, idx, pass, t0, observer_.as_ref());
+                let row = rows.get(idx);
+                let chain = runner.run_chain(&row, idx, pass, t0, observer.as_ref());
                 let run = AssertUnwindSafe(chain).catch_unwind().await;
                 drop(permit);
                 (
@@ -250,26 +256,12 @@ impl Runner {
                 )
             });
             while let Some(Ok((idx, run))) = tasks.try_join_next() {
-                state.settle(
-                    idx,
-                    run,
-                    is_last,
-                    &rows[idx],
-                    observer.as_ref(),
-                    &mut failed,
-                );
+                state.settle(idx, run, &p, &mut failed);
             }
         }
         while let Some(done) = tasks.join_next().await {
             if let Ok((idx, run)) = done {
-                state.settle(
-                    idx,
-                    run,
-                    is_last,
-                    &rows[idx],
-                    observer.as_ref(),
-                    &mut failed,
-                );
+                state.settle(idx, run, &p, &mut failed);
             }
         }
         failed
@@ -278,10 +270,11 @@ impl Runner {
     /// Opens up to `n` connections before a run is timed: `n` concurrent copies of the first
     /// step of the first row, results discarded. Only useful for a pooled client; for a real
     /// API each warm-up call costs like any other.
-    pub async fn warm_up(&self, rows: &[Row], n: usize) {
-        let (Some(row), Some(step)) = (rows.first(), self.chain.steps.first()) else {
+    pub async fn warm_up(&self, rows: &Rows, n: usize) {
+        let (false, Some(step)) = (rows.is_empty(), self.chain.steps.first()) else {
             return;
         };
+        let row = &rows.get(0);
         let body = bytes::Bytes::from(self.target.body(step, row, None));
         let calls = (0..n).map(|_| self.client.call(&self.target, body.clone()));
         futures_util::future::join_all(calls).await;
@@ -297,6 +290,14 @@ async fn stopped(stop: Option<StopSignal>) {
         return;
     }
     std::future::pending::<()>().await;
+}
+
+/// One pass's settings, as the spawning loop and `settle` share them.
+struct Pass<'a> {
+    pass: u16,
+    is_last: bool,
+    rows: &'a Rows,
+    observer: &'a Arc<dyn Observer>,
 }
 
 /// What a batch has gathered so far, across passes: per row only its pass count, and the
@@ -337,17 +338,16 @@ impl BatchState {
         &mut self,
         idx: usize,
         run: Result<ChainRun, String>,
-        is_last: bool,
-        row: &Row,
-        observer: &dyn Observer,
+        p: &Pass<'_>,
         failed: &mut Vec<usize>,
     ) {
         let mut run = run.unwrap_or_else(|message| panicked(idx, message));
         self.last_end = self.last_end.max(run.end);
         self.passes[idx] += 1;
         run.record.passes = self.passes[idx];
-        let is_final = run.record.ok() || is_last;
-        observer.chain_done(row, &run.record, is_final);
+        let is_final = run.record.ok() || p.is_last;
+        p.observer
+            .chain_done(&p.rows.get(idx), &run.record, is_final);
         if is_final {
             self.finished += 1;
             self.held.remove(&idx);
@@ -371,9 +371,9 @@ impl BatchState {
 
     /// The batch's result. A row that failed an earlier pass and then was not re-run: its
     /// failure is final now.
-    fn finish(mut self, rows: &[Row], observer: &dyn Observer) -> BatchResult {
+    fn finish(mut self, rows: &Rows, observer: &dyn Observer) -> BatchResult {
         let mut not_run = std::mem::take(&mut self.not_run);
-        not_run.retain(|&idx| !self.finalize_held(idx, &rows[idx], observer));
+        not_run.retain(|&idx| !self.finalize_held(idx, &rows.get(idx), observer));
         not_run.sort_unstable();
         let last_end = self.last_end;
         BatchResult {

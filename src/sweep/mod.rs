@@ -15,7 +15,7 @@ use std::time::SystemTime;
 
 use thiserror::Error;
 
-use crate::chain::{Chain, Row};
+use crate::chain::{Chain, Rows};
 use crate::endpoint::{ClientOptions, Endpoint, Session, SessionError, Target};
 use crate::metrics::{RunRecorder, count_differences};
 use crate::record::{Pooling, RunKey};
@@ -175,8 +175,9 @@ async fn run_grid(
     let stop_requested = || stop.is_some_and(|s| *s.borrow());
     let steps = factory.chain.step_names();
     for &size in &cfg.sizes {
-        let rows: Arc<[Row]> = Row::synthetic(size).into();
-        let mut reference: Option<Vec<Option<u64>>> = None;
+        // Made one at a time as chains start: no sweep holds its rows.
+        let rows = Rows::Synthetic(size);
+        let mut reference: Option<Vec<u64>> = None;
         for &limit in &cfg.limits {
             for &pooling in &cfg.pooling {
                 if stop_requested() {
@@ -195,9 +196,7 @@ async fn run_grid(
                 if cfg.warmup {
                     runner.warm_up(&rows, limit.min(size)).await;
                 }
-                let batch = runner
-                    .run_batch(Arc::clone(&rows), Arc::new(observer))
-                    .await;
+                let batch = runner.run_batch(rows.clone(), Arc::new(observer)).await;
                 drop(runner); // closes pooled connections before the next run
                 let connections = session
                     .connections_accepted()
