@@ -7,7 +7,7 @@
 //! case for the before/after table.
 
 mod concurrent;
-mod harness;
+pub mod harness;
 mod server;
 
 use std::sync::{Arc, OnceLock};

@@ -12,6 +12,8 @@ mod mock_binary;
 mod run;
 mod run_report;
 mod schema;
+#[cfg(unix)]
+mod streaming;
 mod sweep;
 mod tls;
 mod ux;

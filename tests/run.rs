@@ -58,7 +58,7 @@ pub fn wait_for_results(out: &Path, n: usize) {
     }
 }
 
-fn summary(out: &Path) -> serde_json::Value {
+pub fn summary(out: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
 }
 

@@ -269,7 +269,7 @@ fn reader(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> 
 }
 
 /// (VmHWM, VmRSS) in KiB from /proc/PID/status; zeros once the process is gone.
-fn memory_kb(status_file: &str) -> (u64, u64) {
+pub fn memory_kb(status_file: &str) -> (u64, u64) {
     let text = std::fs::read_to_string(status_file).unwrap_or_default();
     let field = |name: &str| {
         text.lines()
