@@ -6,6 +6,10 @@ use clap::Parser;
 use loadchain::cli::Cli;
 use loadchain::error::{FAILURE, exit_code};
 
+/// mimalloc: fewer cycles per allocation than glibc's on the hot path (see README, Benchmarks).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     raise_open_file_limit();

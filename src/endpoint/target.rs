@@ -4,7 +4,7 @@
 
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use serde_json::{Value, json};
+use serde_json::json;
 use thiserror::Error;
 
 use super::redact::{self, Secrets, display_url};
@@ -213,17 +213,42 @@ impl Target {
         }
         match self.format {
             ApiFormat::OpenAi => {
-                let v: Value = serde_json::from_slice(body).ok()?;
-                let content = v.pointer("/choices/0/message/content")?.as_str()?;
-                let tokens = v
-                    .pointer("/usage/completion_tokens")
-                    .and_then(Value::as_u64)
-                    .map(|t| t as u32);
-                Some((content.to_string(), tokens))
+                // Typed and borrowing: no JSON tree is built for each response.
+                let c: Completion<'_> = serde_json::from_slice(body).ok()?;
+                let content = c.choices.into_iter().next()?.message.content?;
+                let tokens = c.usage.and_then(|u| u.completion_tokens).map(|t| t as u32);
+                Some((content.into_owned(), tokens))
             }
             ApiFormat::Raw => Some((String::from_utf8_lossy(body).into_owned(), None)),
         }
     }
+}
+
+/// The parts of a chat completion loadchain reads; everything else is skipped unparsed.
+#[derive(serde::Deserialize)]
+struct Completion<'a> {
+    #[serde(borrow)]
+    choices: Vec<Choice<'a>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(serde::Deserialize)]
+struct Choice<'a> {
+    #[serde(borrow)]
+    message: Message<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct Message<'a> {
+    #[serde(borrow, default)]
+    content: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Usage {
+    #[serde(default)]
+    completion_tokens: Option<u64>,
 }
 
 /// An http(s) URL with a host; the error shows it without credentials.
@@ -272,6 +297,7 @@ fn redact_header(h: &str) -> String {
 mod tests {
     use super::*;
     use crate::chain::Chain;
+    use serde_json::Value;
 
     fn openai(url: &str) -> Result<Target, TargetError> {
         Target::openai(url, "m")
