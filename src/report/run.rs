@@ -14,8 +14,8 @@ const CALLS_FILE: &str = "calls.csv";
 
 /// Writes the report files of a run folder next to its summary.json: calls.csv from `calls`
 /// (this session's calls; `key` gives its size, limit and pooling columns), then everything
-/// [`write_derived`] rebuilds. Each file is written atomically; the caller holds the folder's
-/// lock.
+/// `write_derived` rebuilds (summary.md and the charts). Each file is written atomically; the
+/// caller holds the folder's lock.
 pub fn write_run(
     dir: &Path,
     summary: &RunSummaryFile,
