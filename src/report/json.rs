@@ -30,7 +30,7 @@ struct Probe {
 }
 
 /// Resolves a report folder or a report.json path to the file itself.
-pub fn locate(dir_or_file: &Path) -> Result<PathBuf, ReportError> {
+fn locate(dir_or_file: &Path) -> Result<PathBuf, ReportError> {
     let path = if dir_or_file.is_dir() {
         dir_or_file.join(FILE_NAME)
     } else {
@@ -73,7 +73,7 @@ pub fn locate_any(dir_or_file: &Path) -> Result<Located, ReportError> {
 /// Parses a versioned document (report.json or summary.json; they share
 /// [`SCHEMA_VERSION`]), checking `schema_version` before the layout; `path` is for messages
 /// only.
-pub fn parse_versioned<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ReportError> {
+fn parse_versioned<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ReportError> {
     let json_err = |source| ReportError::Json {
         path: path.to_path_buf(),
         source,

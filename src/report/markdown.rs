@@ -8,11 +8,26 @@ use super::{chart, format, hgrm};
 use crate::record::Pooling;
 use crate::sweep::SweepReport;
 
-/// The whole summary.md text.
+/// The whole summary.md text: one section after another, each written by its own function.
 pub fn render(report: &SweepReport) -> String {
     let mut md = String::new();
-    // `write!` into a String cannot fail; results are ignored for that reason.
-    let s = &report.settings;
+    heading(&mut md, report);
+    wall_time(&mut md, report);
+    pooling(&mut md, report);
+    steps(&mut md, report);
+    streaming(&mut md, report);
+    issues(&mut md, report);
+    charts(&mut md);
+    runs(&mut md, report);
+    settings(&mut md, report);
+    files(&mut md, report);
+    md
+}
+
+// `write!` into a String cannot fail; the section functions ignore its result for that reason.
+
+/// Title and provenance.
+fn heading(md: &mut String, report: &SweepReport) {
     let _ = writeln!(md, "# loadchain sweep, {}\n", report.started_utc);
     let _ = writeln!(
         md,
@@ -20,7 +35,11 @@ pub fn render(report: &SweepReport) -> String {
          `loadchain report <this folder>`.\n",
         report.tool, report.schema_version
     );
+}
 
+/// The course table, once per pooling mode, and what its cells mean.
+fn wall_time(md: &mut String, report: &SweepReport) {
+    let s = &report.settings;
     md.push_str("## Wall time\n\n");
     for pooling in table::poolings(report) {
         let _ = writeln!(
@@ -38,7 +57,10 @@ pub fn render(report: &SweepReport) -> String {
         format::limit_header(s.baseline_limit),
         s.wall_time_excludes
     );
+}
 
+/// Pooled against unpooled call latency, or why it cannot be shown.
+fn pooling(md: &mut String, report: &SweepReport) {
     md.push_str("## Pooled vs unpooled call latency\n\n");
     match table::pooling_table(report) {
         Some((size, t)) => {
@@ -51,14 +73,20 @@ pub fn render(report: &SweepReport) -> String {
         }
         None => md.push_str(&format!("{}\n\n", single_mode_note(report))),
     }
+}
 
+/// Call latency per chain step; left out for one-step chains.
+fn steps(md: &mut String, report: &SweepReport) {
     if let Some((size, t)) = table::step_table(report) {
         md.push_str("## Call latency per step\n\n");
         let _ = writeln!(md, "Batch of {size} chains; successful calls.\n");
         md.push_str(&t.to_markdown());
         md.push('\n');
     }
+}
 
+/// Time to first token and token rate; left out without streaming.
+fn streaming(md: &mut String, report: &SweepReport) {
     if let Some(t) = table::streaming_table(report) {
         md.push_str("## Streaming: time to first token\n\n");
         md.push_str(&t.to_markdown());
@@ -67,7 +95,10 @@ pub fn render(report: &SweepReport) -> String {
              is completion tokens of successful calls per second of wall time.\n\n",
         );
     }
+}
 
+/// One bullet per run with trouble, or the sentence saying there was none.
+fn issues(md: &mut String, report: &SweepReport) {
     md.push_str("## Issues\n\n");
     let issues = table::issues(report);
     if issues.is_empty() {
@@ -78,13 +109,19 @@ pub fn render(report: &SweepReport) -> String {
         }
         md.push('\n');
     }
+}
 
+/// An image link per chart file.
+fn charts(md: &mut String) {
     md.push_str("## Charts\n\n");
     for (file, _) in chart::CHARTS {
         let stem = file.trim_end_matches(".png");
         let _ = writeln!(md, "![{stem}]({file})\n");
     }
+}
 
+/// Every figure of every run.
+fn runs(md: &mut String, report: &SweepReport) {
     md.push_str("## Runs\n\n");
     md.push_str(&table::detail_table(report).to_markdown());
     md.push_str(
@@ -92,7 +129,11 @@ pub fn render(report: &SweepReport) -> String {
          100 % is the most a semaphore can give. Differ = rows whose final output differs \
          from the first run of the same size.\n\n",
     );
+}
 
+/// The settings table, the command that repeats the sweep and the mock's config.
+fn settings(md: &mut String, report: &SweepReport) {
+    let s = &report.settings;
     md.push_str("## Settings\n\n");
     md.push_str(&settings_table(report).to_markdown());
     md.push_str("\nRepeat this sweep with:\n\n```sh\n");
@@ -101,22 +142,23 @@ pub fn render(report: &SweepReport) -> String {
         md.push_str("Embedded mock server settings:\n\n```toml\n");
         let _ = writeln!(md, "{}\n```\n", mock.trim_end());
     }
+}
 
+/// What each file of the folder holds.
+fn files(md: &mut String, report: &SweepReport) {
     md.push_str("## Files\n\n");
     md.push_str(
         "- `report.json`: settings and every result; the source of all other files.\n\
          - `summary.csv`: one row per run, every metric (times in ms).\n\
          - `calls.csv`: one row per call (times in ms from the run's start).\n",
     );
-    let names: Vec<String> = report.runs.iter().map(hgrm::file_name).collect();
-    if let Some(first) = names.first() {
+    if let Some(first) = report.runs.first().map(hgrm::file_name) {
         let _ = writeln!(
             md,
             "- `hgrm/*.hgrm`: HdrHistogram percentile distributions of call latency in ms, \
              one per run (e.g. `hgrm/{first}`), for HdrHistogram's plotFiles.html."
         );
     }
-    md
 }
 
 /// Settings as a two-column table.

@@ -9,7 +9,7 @@ use super::{ReportError, chart, run_md, write_file};
 use crate::manifest::RunSummaryFile;
 
 /// Writes the report files of a run folder next to its summary.json (calls.csv was streamed
-/// there during the run): everything [`write_derived`] rebuilds. Each file is written
+/// there during the run): everything `write_derived` rebuilds (summary.md and the charts). Each file is written
 /// atomically; the caller holds the folder's lock.
 pub fn write_run(dir: &Path, summary: &RunSummaryFile) -> Result<(), ReportError> {
     write_derived(dir, summary)

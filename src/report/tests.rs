@@ -71,7 +71,7 @@ fn faults(size: usize, limit: usize, pooling: Pooling) -> Vec<Fault> {
 }
 
 /// Simulates `size` chains behind a semaphore of `limit`, with one retry-failed pass.
-pub(crate) fn simulate(size: usize, limit: usize, pooling: Pooling) -> SimRun {
+fn simulate(size: usize, limit: usize, pooling: Pooling) -> SimRun {
     let mut rng = Rng(0x9E37_79B9 ^ (size as u64) << 20 ^ (limit as u64) << 8 ^ pooling as u64);
     let faults = faults(size, limit, pooling);
     let slots_n = limit.min(size).max(1);

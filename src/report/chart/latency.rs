@@ -6,7 +6,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::{DrawResult, SIZE};
+use super::{DrawResult, KeyedChart, SIZE};
 use crate::record::Pooling;
 use crate::report::{format, table};
 use crate::sweep::{RunSummary, SweepReport};
@@ -32,18 +32,14 @@ fn curve(run: &RunSummary) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// Draws the chart into `path` (PNG).
-pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
-    let size = table::sizes(report).last().copied().unwrap_or(0);
-    let title = format!("Call latency by percentile, {size} chains");
-    let limits = table::limits(report);
-    let modes = table::poolings(report);
-    // (index of the limit, pooling, points)
-    type Curve = (usize, Pooling, Vec<(f64, f64)>);
+/// One line of the chart: the index of its limit, its pooling mode and its points.
+type Curve = (usize, Pooling, Vec<(f64, f64)>);
+
+/// The curves of the largest batch `size`: one per limit and pooling mode with successful calls.
+fn curves(report: &SweepReport, size: usize) -> Vec<Curve> {
     let mut curves: Vec<Curve> = Vec::new();
-    for (j, &limit) in limits.iter().enumerate() {
-        for &pooling in &modes {
+    for (j, &limit) in table::limits(report).iter().enumerate() {
+        for pooling in table::poolings(report) {
             if let Some(run) = report.run(size, limit, pooling) {
                 let c = curve(run);
                 if !c.is_empty() {
@@ -52,6 +48,15 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
             }
         }
     }
+    curves
+}
+
+/// Draws the chart into `path` (PNG).
+pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    let size = table::sizes(report).last().copied().unwrap_or(0);
+    let title = format!("Call latency by percentile, {size} chains");
+    let curves = curves(report, size);
     if curves.is_empty() {
         return super::draw_empty(&root, &title, "No successful calls to plot.");
     }
@@ -72,46 +77,50 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
         super::KeyedAxis::new(0f64..x_right, keys),
         0f64..max_ms * 1.1,
     )?;
-    chart
-        .configure_mesh()
-        .bold_line_style(super::grid(true))
-        .light_line_style(super::grid(false))
-        .max_light_lines(1)
-        .x_desc("percentile (log scale of 1/(1 − p))")
-        .y_desc("call latency (ms)")
-        .axis_desc_style(super::axis_desc_style())
-        .label_style(super::tick_style())
-        .x_label_formatter(&|x| percentile_label(*x))
-        .y_label_formatter(&|y| super::tick(*y))
-        .draw()?;
+    let axes = super::Axes {
+        x_desc: "percentile (log scale of 1/(1 − p))".to_string(),
+        y_desc: "call latency (ms)".to_string(),
+        x_tick: &|x| percentile_label(*x),
+        y_tick: &|y| super::tick(*y),
+        x_grid: true,
+    };
+    super::draw_axes(&mut chart, &axes)?;
+    let limits = table::limits(report);
+    for curve in curves {
+        draw_curve(&mut chart, &limits, curve)?;
+    }
+    super::finish(&mut chart, &root, SeriesLabelPosition::LowerRight)
+}
 
-    for (j, pooling, pts) in curves {
-        let limit = limits.get(j).copied().unwrap_or(0);
-        let color = super::color(j);
-        let label = format!(
-            "{}, {}",
-            format::limit_header(limit),
-            format::pooling_word(pooling)
-        );
-        match pooling {
-            Pooling::On => {
-                let style = color.stroke_width(3);
-                chart
-                    .draw_series(LineSeries::new(pts, style))?
-                    .label(label)
-                    .legend(move |xy| super::solid_legend(xy, style));
-            }
-            Pooling::Off => {
-                let style = color.stroke_width(2);
-                chart
-                    .draw_series(DashedLineSeries::new(pts, 9, 6, style))?
-                    .label(label)
-                    .legend(move |xy| super::dashed_legend(xy, style));
-            }
+/// One run's curve in its limit's colour: pooled solid, unpooled dashed.
+fn draw_curve<'a, 'b: 'a>(
+    chart: &mut KeyedChart<'a, 'b>,
+    limits: &[usize],
+    (j, pooling, pts): Curve,
+) -> DrawResult {
+    let limit = limits.get(j).copied().unwrap_or(0);
+    let color = super::color(j);
+    let label = format!(
+        "{}, {}",
+        format::limit_header(limit),
+        format::pooling_word(pooling)
+    );
+    match pooling {
+        Pooling::On => {
+            let style = color.stroke_width(3);
+            chart
+                .draw_series(LineSeries::new(pts, style))?
+                .label(label)
+                .legend(move |xy| super::solid_legend(xy, style));
+        }
+        Pooling::Off => {
+            let style = color.stroke_width(2);
+            chart
+                .draw_series(DashedLineSeries::new(pts, 9, 6, style))?
+                .label(label)
+                .legend(move |xy| super::dashed_legend(xy, style));
         }
     }
-    super::draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
-    root.present()?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! come from the Okabe–Ito palette (distinguishable with colour-blindness); a limit keeps its
 //! colour across charts.
 
+mod bars;
 mod latency;
 mod speedup;
 mod steps;
@@ -17,9 +18,10 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use plotters::coord::Shift;
-use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
 use crate::manifest::RunSummaryFile;
@@ -82,40 +84,40 @@ const PALETTE: [RGBColor; 7] = [
 ];
 
 /// The colour of the `i`-th series (limit or size, ascending).
-pub fn color(i: usize) -> RGBColor {
+fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
 /// Grey for reference lines (ideal speedup).
-pub const REFERENCE: RGBColor = RGBColor(120, 120, 120);
+const REFERENCE: RGBColor = RGBColor(120, 120, 120);
 
 /// Title text style.
-pub fn title_style() -> TextStyle<'static> {
+fn title_style() -> TextStyle<'static> {
     (FONT, 30).into_font().style(FontStyle::Bold).into()
 }
 
 /// Axis description style (the "limit", "ms" labels).
-pub fn axis_desc_style() -> TextStyle<'static> {
+fn axis_desc_style() -> TextStyle<'static> {
     (FONT, 22).into()
 }
 
 /// Tick label style.
-pub fn tick_style() -> TextStyle<'static> {
+fn tick_style() -> TextStyle<'static> {
     (FONT, 18).into()
 }
 
 /// Legend text style.
-pub fn legend_style() -> TextStyle<'static> {
+fn legend_style() -> TextStyle<'static> {
     (FONT, 18).into()
 }
 
 /// Small text (bar values).
-pub fn small_style(size: u32) -> TextStyle<'static> {
+fn small_style(size: u32) -> TextStyle<'static> {
     (FONT, size).into()
 }
 
 /// Soft grid lines: visible for reading values, quiet next to the data.
-pub fn grid(bold: bool) -> ShapeStyle {
+fn grid(bold: bool) -> ShapeStyle {
     if bold {
         RGBColor(210, 210, 210).stroke_width(1)
     } else {
@@ -124,7 +126,7 @@ pub fn grid(bold: bool) -> ShapeStyle {
 }
 
 /// A legend sample for a dashed series: three short dashes.
-pub fn dashed_legend<'a, DB: DrawingBackend + 'a>(
+fn dashed_legend<'a, DB: DrawingBackend + 'a>(
     (x, y): (i32, i32),
     style: ShapeStyle,
 ) -> impl IntoDynElement<'a, DB, (i32, i32)> {
@@ -135,7 +137,7 @@ pub fn dashed_legend<'a, DB: DrawingBackend + 'a>(
 }
 
 /// A legend sample for a solid series.
-pub fn solid_legend<'a, DB: DrawingBackend + 'a>(
+fn solid_legend<'a, DB: DrawingBackend + 'a>(
     (x, y): (i32, i32),
     style: ShapeStyle,
 ) -> impl IntoDynElement<'a, DB, (i32, i32)> {
@@ -143,7 +145,7 @@ pub fn solid_legend<'a, DB: DrawingBackend + 'a>(
 }
 
 /// Clears the canvas and sets the title, margins and axis areas every chart shares.
-pub fn frame<'a, DB: DrawingBackend>(
+fn frame<'a, DB: DrawingBackend>(
     root: &'a DrawingArea<DB, Shift>,
     title: &str,
 ) -> Result<ChartBuilder<'a, 'static, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
@@ -157,16 +159,52 @@ pub fn frame<'a, DB: DrawingBackend>(
     Ok(builder)
 }
 
-/// Draws the legend box every chart shares, at `position`.
-pub fn draw_legend<'a, DB, CT>(
-    chart: &mut ChartContext<'a, DB, CT>,
-    position: SeriesLabelPosition,
+/// A chart over a [`KeyedAxis`] and a linear y axis, as all but the timeline are.
+type KeyedChart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<KeyedAxis, RangedCoordf64>>;
+
+/// What a chart's axes say: descriptions carrying units, and how a tick value reads.
+struct Axes<'f> {
+    x_desc: String,
+    y_desc: String,
+    x_tick: &'f dyn Fn(&f64) -> String,
+    y_tick: &'f dyn Fn(&f64) -> String,
+    /// Vertical grid lines; grouped bars go without, their groups need no guide.
+    x_grid: bool,
+}
+
+/// Draws the grid, the axes and their labels in the style every chart shares.
+fn draw_axes<X, Y>(
+    chart: &mut ChartContext<'_, BitMapBackend<'_>, Cartesian2d<X, Y>>,
+    axes: &Axes<'_>,
 ) -> DrawResult
 where
-    DB: DrawingBackend + 'a,
-    DB::ErrorType: 'static,
-    CT: CoordTranslate,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
+    let mut mesh = chart.configure_mesh();
+    if !axes.x_grid {
+        mesh.disable_x_mesh();
+    }
+    mesh.bold_line_style(grid(true))
+        .light_line_style(grid(false))
+        .max_light_lines(1)
+        .x_desc(axes.x_desc.as_str())
+        .y_desc(axes.y_desc.as_str())
+        .axis_desc_style(axis_desc_style())
+        .label_style(tick_style())
+        .x_label_formatter(axes.x_tick)
+        .y_label_formatter(axes.y_tick)
+        .draw()?;
+    Ok(())
+}
+
+/// Draws the legend box every chart shares, at `position`, and writes the PNG.
+fn finish<'a, 'b: 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, BitMapBackend<'b>, CT>,
+    root: &DrawingArea<BitMapBackend<'_>, Shift>,
+    position: SeriesLabelPosition,
+) -> DrawResult {
     chart
         .configure_series_labels()
         .position(position)
@@ -175,23 +213,17 @@ where
         .background_style(WHITE.mix(0.9))
         .border_style(RGBColor(180, 180, 180))
         .draw()?;
+    root.present()?;
     Ok(())
 }
 
 /// Draws a titled chart that says there is nothing to show, rather than failing: a sweep
 /// with no successful calls still gets a complete report folder.
-pub fn draw_empty(
-    root: &DrawingArea<BitMapBackend<'_>, Shift>,
-    title: &str,
-    why: &str,
-) -> DrawResult {
+fn draw_empty(root: &DrawingArea<BitMapBackend<'_>, Shift>, title: &str, why: &str) -> DrawResult {
     root.fill(&WHITE)?;
     let (w, h) = SIZE;
     root.draw(&Text::new(title.to_string(), (40, 30), title_style()))?;
-    let style = legend_style().pos(plotters::style::text_anchor::Pos::new(
-        plotters::style::text_anchor::HPos::Center,
-        plotters::style::text_anchor::VPos::Center,
-    ));
+    let style = legend_style().pos(Pos::new(HPos::Center, VPos::Center));
     root.draw(&Text::new(
         why.to_string(),
         ((w / 2) as i32, (h / 2) as i32),
@@ -204,14 +236,14 @@ pub fn draw_empty(
 /// A linear f64 axis with ticks exactly at `keys` (the measured limits, the percentiles
 /// 50 %/90 %/99 %…). plotters' own `with_key_points` cannot be combined with a custom label
 /// formatter on f64 axes, hence this small axis type.
-pub struct KeyedAxis {
+struct KeyedAxis {
     inner: RangedCoordf64,
     keys: Vec<f64>,
 }
 
 impl KeyedAxis {
     /// An axis over `range` with ticks at `keys`.
-    pub fn new(range: Range<f64>, keys: Vec<f64>) -> KeyedAxis {
+    fn new(range: Range<f64>, keys: Vec<f64>) -> KeyedAxis {
         KeyedAxis {
             inner: range.into(),
             keys,
@@ -242,7 +274,7 @@ impl Ranged for KeyedAxis {
 
 /// Picks a readable time unit for an axis whose largest value is `max_ms`: the divisor and
 /// the unit's name.
-pub fn time_unit(max_ms: f64) -> (f64, &'static str) {
+fn time_unit(max_ms: f64) -> (f64, &'static str) {
     if max_ms < 1_000.0 {
         (1.0, "ms")
     } else if max_ms < 300_000.0 {
@@ -253,7 +285,7 @@ pub fn time_unit(max_ms: f64) -> (f64, &'static str) {
 }
 
 /// Axis tick text for a value: no trailing `.0` noise on round numbers.
-pub fn tick(v: f64) -> String {
+fn tick(v: f64) -> String {
     if (v - v.round()).abs() < 1e-9 || v.abs() >= 100.0 {
         format!("{v:.0}")
     } else {

@@ -7,7 +7,8 @@ use std::path::Path;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{DrawResult, SIZE};
+use super::bars::{self, Bar};
+use super::{DrawResult, KeyedChart, SIZE};
 use crate::manifest::RunSummaryFile;
 use crate::metrics::LatencySummary;
 use crate::report::format;
@@ -34,81 +35,58 @@ pub fn draw(path: &Path, summary: &RunSummaryFile) -> DrawResult {
         summary.rows_run(),
         format::limit_header(summary.limit)
     );
-    let steps: Vec<(&str, &LatencySummary)> = summary
-        .step_latency
-        .iter()
-        .map(|s| (s.step.as_str(), &s.latency))
-        .collect();
+    let steps: Vec<&LatencySummary> = summary.step_latency.iter().map(|s| &s.latency).collect();
     let max_ms = steps
         .iter()
-        .map(|(_, l)| l.max_us as f64 / 1000.0)
+        .map(|l| l.max_us as f64 / 1000.0)
         .fold(0.0, f64::max);
     if steps.is_empty() || max_ms <= 0.0 {
         return super::draw_empty(&root, &title, "No successful calls to plot.");
     }
     let (div, unit) = super::time_unit(max_ms);
-    let groups = steps.len() as f64;
-    let centers: Vec<f64> = (0..steps.len()).map(|i| i as f64 + 0.5).collect();
-    let step_label = |x: &f64| {
-        let i = x.floor().max(0.0) as usize;
-        steps
-            .get(i)
-            .map_or_else(String::new, |(name, _)| (*name).to_string())
-    };
-
-    let mut chart = super::frame(&root, &title)?.build_cartesian_2d(
-        super::KeyedAxis::new(0f64..groups, centers),
-        0f64..max_ms / div * 1.12,
+    let names: Vec<String> = summary
+        .step_latency
+        .iter()
+        .map(|s| s.step.clone())
+        .collect();
+    let mut chart = bars::chart(
+        &root,
+        &title,
+        &names,
+        max_ms / div * 1.12,
+        "chain step (successful calls)",
+        format!("call latency ({unit})"),
     )?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .bold_line_style(super::grid(true))
-        .light_line_style(super::grid(false))
-        .max_light_lines(1)
-        .x_desc("chain step (successful calls)")
-        .y_desc(format!("call latency ({unit})"))
-        .axis_desc_style(super::axis_desc_style())
-        .label_style(super::tick_style())
-        .x_label_formatter(&step_label)
-        .y_label_formatter(&|y| super::tick(*y))
-        .draw()?;
+    draw_percentiles(&mut chart, &steps, (div, max_ms))?;
+    super::finish(&mut chart, &root, SeriesLabelPosition::UpperLeft)
+}
 
+/// One series of bars per percentile, a bar per step; `div` turns ms into the axis' unit.
+fn draw_percentiles<'a, 'b: 'a>(
+    chart: &mut KeyedChart<'a, 'b>,
+    steps: &[&LatencySummary],
+    (div, max_ms): (f64, f64),
+) -> DrawResult {
     let bar_w = GROUP_FILL / BARS.len() as f64;
     let pad = (1.0 - GROUP_FILL) / 2.0;
-    // Value labels only while they fit: 4 bars per step, at most a few steps.
-    let font = (steps.len() <= 3)
-        .then(|| super::small_style(14).pos(Pos::new(HPos::Center, VPos::Bottom)));
+    let series = bars::Series {
+        width: bar_w,
+        div,
+        max_ms,
+        // Value labels only while they fit: 4 bars per step, at most a few steps.
+        values: (steps.len() <= 3)
+            .then(|| super::small_style(14).pos(Pos::new(HPos::Center, VPos::Bottom))),
+    };
     for (j, (label, figure)) in BARS.iter().enumerate() {
-        let color = super::color(j);
-        let bars: Vec<(f64, f64, f64)> = steps
+        let bars: Vec<Bar> = steps
             .iter()
             .enumerate()
-            .map(|(i, (_, l))| {
+            .map(|(i, l)| {
                 let x0 = i as f64 + pad + j as f64 * bar_w;
                 (x0, x0 + bar_w, figure(l) as f64 / 1000.0)
             })
             .collect();
-        chart
-            .draw_series(bars.iter().map(|&(x0, x1, ms)| {
-                Rectangle::new(
-                    [(x0 + bar_w * 0.04, 0.0), (x1 - bar_w * 0.04, ms / div)],
-                    color.filled(),
-                )
-            }))?
-            .label(*label)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 8), (x + 22, y + 8)], color.filled()));
-        if let Some(style) = &font {
-            chart.draw_series(bars.iter().map(|&(x0, x1, ms)| {
-                Text::new(
-                    format::duration_ms(ms),
-                    ((x0 + x1) / 2.0, ms / div + max_ms / div * 0.008),
-                    style.clone(),
-                )
-            }))?;
-        }
+        series.draw(chart, &bars, super::color(j), label.to_string())?;
     }
-    super::draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
-    root.present()?;
     Ok(())
 }

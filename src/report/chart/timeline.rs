@@ -108,18 +108,14 @@ fn plot(path: &Path, title: &str, series: &[Series<'_>]) -> DrawResult {
 
     let mut chart = super::frame(&root, title)?
         .build_cartesian_2d(0f64..max_t / div * 1.02, 0f64..(max_level * 1.12).ceil())?;
-    chart
-        .configure_mesh()
-        .bold_line_style(super::grid(true))
-        .light_line_style(super::grid(false))
-        .max_light_lines(1)
-        .x_desc(format!("time since the run started ({unit})"))
-        .y_desc("calls in flight")
-        .axis_desc_style(super::axis_desc_style())
-        .label_style(super::tick_style())
-        .x_label_formatter(&|x| super::tick(*x))
-        .y_label_formatter(&|y| super::tick(*y))
-        .draw()?;
+    let axes = super::Axes {
+        x_desc: format!("time since the run started ({unit})"),
+        y_desc: "calls in flight".to_string(),
+        x_tick: &|x| super::tick(*x),
+        y_tick: &|y| super::tick(*y),
+        x_grid: true,
+    };
+    super::draw_axes(&mut chart, &axes)?;
     for (j, label, points) in series {
         let style = super::color(*j).stroke_width(2);
         chart
@@ -130,9 +126,7 @@ fn plot(path: &Path, title: &str, series: &[Series<'_>]) -> DrawResult {
             .label(label.as_str())
             .legend(move |xy| super::solid_legend(xy, style.stroke_width(3)));
     }
-    super::draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
-    root.present()?;
-    Ok(())
+    super::finish(&mut chart, &root, SeriesLabelPosition::UpperRight)
 }
 
 #[cfg(test)]

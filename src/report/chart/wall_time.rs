@@ -3,10 +3,13 @@
 
 use std::path::Path;
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{DrawResult, SIZE};
+use super::bars::{self, Bar};
+use super::{DrawResult, KeyedChart, SIZE};
+use crate::record::Pooling;
 use crate::report::{format, table};
 use crate::sweep::SweepReport;
 
@@ -18,9 +21,9 @@ const MAX_BAR: f64 = 0.3;
 /// The largest font (16 px down to 10 px) at which every bar's value label fits within its
 /// bar; None when even 10 px would overlap the neighbours, and the labels are left out.
 fn label_font_px(
-    root: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    root: &DrawingArea<BitMapBackend<'_>, Shift>,
     report: &SweepReport,
-    pooling: crate::record::Pooling,
+    pooling: Pooling,
     bar_fraction: f64,
 ) -> Option<u32> {
     // Plot width: the chart minus its margins and the y label area.
@@ -50,7 +53,6 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
         format::pooling_word(pooling)
     );
     let sizes = table::sizes(report);
-    let limits = table::limits(report);
     let max_ms = report
         .runs
         .iter()
@@ -61,40 +63,41 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
         return super::draw_empty(&root, &title, "No runs were measured.");
     }
     let (div, unit) = super::time_unit(max_ms);
-    let groups = sizes.len() as f64;
-    let centers: Vec<f64> = (0..sizes.len()).map(|i| i as f64 + 0.5).collect();
-    let size_label = |x: &f64| {
-        let i = x.floor().max(0.0) as usize;
-        sizes
-            .get(i)
-            .map_or_else(String::new, |s| format!("{s} chains"))
-    };
-
-    let mut chart = super::frame(&root, &title)?.build_cartesian_2d(
-        super::KeyedAxis::new(0f64..groups, centers),
-        0f64..max_ms / div * 1.12,
+    let groups: Vec<String> = sizes.iter().map(|s| format!("{s} chains")).collect();
+    let mut chart = bars::chart(
+        &root,
+        &title,
+        &groups,
+        max_ms / div * 1.12,
+        "batch size",
+        format!("wall time ({unit}), lower is better"),
     )?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .bold_line_style(super::grid(true))
-        .light_line_style(super::grid(false))
-        .max_light_lines(1)
-        .x_desc("batch size")
-        .y_desc(format!("wall time ({unit}), lower is better"))
-        .axis_desc_style(super::axis_desc_style())
-        .label_style(super::tick_style())
-        .x_label_formatter(&size_label)
-        .y_label_formatter(&|y| super::tick(*y))
-        .draw()?;
+    draw_limits(&mut chart, &root, report, pooling, (div, max_ms))?;
+    super::finish(&mut chart, &root, SeriesLabelPosition::UpperLeft)
+}
 
+/// One series of bars per limit, a bar per batch size; `div` turns ms into the axis' unit.
+fn draw_limits<'a, 'b: 'a>(
+    chart: &mut KeyedChart<'a, 'b>,
+    root: &DrawingArea<BitMapBackend<'_>, Shift>,
+    report: &SweepReport,
+    pooling: Pooling,
+    (div, max_ms): (f64, f64),
+) -> DrawResult {
+    let sizes = table::sizes(report);
+    let limits = table::limits(report);
     // A lone bar per group would fill the whole group; keep bars bar-shaped.
     let bar_w = (GROUP_FILL / limits.len() as f64).min(MAX_BAR);
     let group_pad = (1.0 - bar_w * limits.len() as f64) / 2.0;
-    let font_px = label_font_px(&root, report, pooling, bar_w / groups);
+    let series = bars::Series {
+        width: bar_w,
+        div,
+        max_ms,
+        values: label_font_px(root, report, pooling, bar_w / sizes.len() as f64)
+            .map(|px| super::small_style(px).pos(Pos::new(HPos::Center, VPos::Bottom))),
+    };
     for (j, &limit) in limits.iter().enumerate() {
-        let color = super::color(j);
-        let bars: Vec<(f64, f64, f64)> = sizes
+        let bars: Vec<Bar> = sizes
             .iter()
             .enumerate()
             .filter_map(|(i, &size)| {
@@ -103,28 +106,7 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
                 Some((x0, x0 + bar_w, run.wall_ms))
             })
             .collect();
-        chart
-            .draw_series(bars.iter().map(|&(x0, x1, ms)| {
-                // A hair of white between neighbouring bars keeps them apart.
-                Rectangle::new(
-                    [(x0 + bar_w * 0.04, 0.0), (x1 - bar_w * 0.04, ms / div)],
-                    color.filled(),
-                )
-            }))?
-            .label(format::limit_header(limit))
-            .legend(move |(x, y)| Rectangle::new([(x, y - 8), (x + 22, y + 8)], color.filled()));
-        if let Some(px) = font_px {
-            let style = super::small_style(px).pos(Pos::new(HPos::Center, VPos::Bottom));
-            chart.draw_series(bars.iter().map(|&(x0, x1, ms)| {
-                Text::new(
-                    format::duration_ms(ms),
-                    ((x0 + x1) / 2.0, ms / div + max_ms / div * 0.008),
-                    style.clone(),
-                )
-            }))?;
-        }
+        series.draw(chart, &bars, super::color(j), format::limit_header(limit))?;
     }
-    super::draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
-    root.present()?;
     Ok(())
 }

@@ -1,0 +1,93 @@
+//! The issues a sweep saw, as sentences: errors by kind, retried and failed chains, outputs that
+//! differ, an interrupted sweep.
+
+use crate::metrics::ErrorCounts;
+use crate::record::ErrorKind;
+use crate::report::format;
+use crate::sweep::SweepReport;
+
+/// `1 chain`, `3 chains`.
+fn chains(n: usize) -> String {
+    if n == 1 {
+        "1 chain".to_string()
+    } else {
+        format!("{n} chains")
+    }
+}
+
+/// The error kinds of one run as words, e.g. `3 × 429 (rate limited), 1 timeout`.
+pub(crate) fn error_words(e: &ErrorCounts) -> Vec<String> {
+    ErrorKind::ALL
+        .iter()
+        .filter(|k| e.get(**k) > 0)
+        .map(|&k| {
+            let n = e.get(k);
+            let what = match k {
+                ErrorKind::RateLimited => "429 (rate limited)",
+                ErrorKind::ServerError => "5xx",
+                ErrorKind::ClientError => "other 4xx",
+                ErrorKind::Timeout => "timeout",
+                ErrorKind::Connect => "connect error",
+                ErrorKind::Body => "truncated body",
+                ErrorKind::Decode => "undecodable body",
+                ErrorKind::Redirect => "redirect",
+                ErrorKind::Protocol => "protocol error",
+                ErrorKind::Local => "local fault",
+            };
+            format!("{n} × {what}")
+        })
+        .collect()
+}
+
+/// One line per run that saw 429s, timeouts, 5xx, other failed calls, chains left failed
+/// after the retry passes, or outputs that differ; empty when the sweep was clean.
+pub(crate) fn issues(report: &SweepReport) -> Vec<String> {
+    let mut lines = Vec::new();
+    if report.interrupted {
+        lines.push(match report.runs.len() {
+            0 => "interrupted by Ctrl-C before any run completed".to_string(),
+            n if report.runs.iter().any(|r| r.partial) => format!(
+                "interrupted by Ctrl-C: {n} runs reported; the run it cut short is marked \
+                 partial (finished chains only, no speedup)"
+            ),
+            n => format!("interrupted by Ctrl-C: only the {n} runs that completed are reported"),
+        });
+    }
+    for r in &report.runs {
+        let mut parts = error_words(&r.errors);
+        if r.chains_retried > 0 {
+            let recovered = r.chains_retried.saturating_sub(r.chains_failed);
+            parts.push(format!(
+                "{} retried, {recovered} recovered",
+                chains(r.chains_retried)
+            ));
+        }
+        if r.chains_failed > 0 {
+            parts.push(format!(
+                "{} still failed after every pass",
+                chains(r.chains_failed)
+            ));
+        }
+        if r.outputs_differ > 0 {
+            let (n, verb) = match r.outputs_differ {
+                1 => ("1 output".to_string(), "differs"),
+                n => (format!("{n} outputs"), "differ"),
+            };
+            parts.push(format!("{n} {verb} from the first run of this size"));
+        }
+        if !parts.is_empty() {
+            lines.push(format!(
+                "{} chains, {}, {}: {}",
+                r.key.size,
+                format::limit_header(r.key.limit),
+                format::pooling_word(r.key.pooling),
+                parts.join("; ")
+            ));
+        }
+    }
+    lines
+}
+
+/// The sentence shown when [`issues`] is empty.
+pub(crate) const NO_ISSUES: &str = "None: no 429s, timeouts, 5xx or other failed calls; \
+every chain succeeded; every output matched the first run of its size.";
