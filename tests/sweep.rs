@@ -401,3 +401,44 @@ async fn a_panicking_chain_fails_its_row_and_no_other() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_ends_a_backoff_wait_at_once() {
+    // One request a minute: the second call gets a 429 asking to wait about a minute.
+    let mock = spawn_mock(MockConfig {
+        rpm: Some(1),
+        rpm_burst: Some(1),
+        ..fixed(1)
+    })
+    .await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let retry = RetryPolicy {
+        max_retries: 5,
+        max_retry_wait: Duration::from_secs(120),
+        ..RetryPolicy::default()
+    };
+    let runner = Runner {
+        stop: Some(stop_rx),
+        ..runner(&mock, 1, 1, retry)
+    };
+    let seen = Arc::new(Collect::default());
+    let observer = seen.clone();
+    let started = std::time::Instant::now();
+    let batch =
+        tokio::spawn(async move { runner.run_batch(Row::synthetic(3).into(), observer).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop_tx.send(true).unwrap();
+    let batch = tokio::time::timeout(Duration::from_secs(10), batch)
+        .await
+        .expect("the backoff wait ended with the stop")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(batch.interrupted);
+    let finals = seen.finals();
+    let cut = finals
+        .iter()
+        .find(|c| !c.ok())
+        .expect("the waiting row failed");
+    let f = cut.failure.as_ref().unwrap();
+    assert!(f.message.contains("ended by Ctrl-C"), "{}", f.message);
+}
