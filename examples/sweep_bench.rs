@@ -14,7 +14,7 @@ use loadchain::config::embedded_mock_defaults;
 use loadchain::endpoint::ClientOptions;
 use loadchain::endpoint::Endpoint;
 use loadchain::record::Pooling;
-use loadchain::runner::RetryPolicy;
+use loadchain::runner::{RetryPolicy, Workload};
 use loadchain::sweep::{self, Quiet, SweepConfig};
 use loadchain_mock::Latency;
 
@@ -29,18 +29,20 @@ fn config(latency_ms: u64, n: usize, limit: usize, http2: bool, warmup: bool) ->
         sizes: vec![n],
         limits: vec![limit],
         pooling: vec![Pooling::On],
-        chain: Chain::default_steps(1).expect("one step"),
-        endpoint: Endpoint::Embedded(mock),
-        model: "bench".into(),
-        stream: false,
-        client: ClientOptions {
-            timeout: Duration::from_secs(60),
-            http2_prior_knowledge: http2,
-            ..ClientOptions::default()
+        workload: Workload {
+            chain: Chain::default_steps(1).expect("one step"),
+            endpoint: Endpoint::Embedded(mock),
+            model: "bench".into(),
+            stream: false,
+            client: ClientOptions {
+                timeout: Duration::from_secs(60),
+                http2_prior_knowledge: http2,
+                ..ClientOptions::default()
+            },
+            retry: RetryPolicy::default(),
+            rpm: None,
+            tpm: None,
         },
-        retry: RetryPolicy::default(),
-        rpm: None,
-        tpm: None,
         warmup,
         command: "sweep_bench".into(),
     }

@@ -10,8 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use loadchain::batch::{self, BatchUi, RunConfig, RunOutcome, RunPlan};
-use loadchain::chain::{Chain, Row};
-use loadchain::endpoint::{ClientOptions, Endpoint};
+use loadchain::chain::Row;
 use loadchain::manifest::{Manifest, ResultLine, ResultStatus, ResultsLog, RunSummaryFile};
 use loadchain::record::{CallRecord, ChainRecord};
 use loadchain::runner::{RetryPolicy, StopSignal};
@@ -47,20 +46,7 @@ fn config(
         limit,
         out: dir.join("out"),
         resume: false,
-        chain: Chain::default_steps(steps).unwrap(),
-        endpoint: Endpoint::Running(Arc::clone(mock)),
-        model: "test-model".into(),
-        stream: false,
-        client: ClientOptions {
-            timeout: Duration::from_secs(10),
-            ..ClientOptions::default()
-        },
-        retry: RetryPolicy {
-            backoff_base: Duration::from_millis(20),
-            ..RetryPolicy::default()
-        },
-        rpm: None,
-        tpm: None,
+        workload: crate::common::workload(mock, steps),
         fail_on: Vec::new(),
         calls_csv: true,
     }
@@ -306,7 +292,7 @@ async fn fail_on_names_the_broken_check_and_a_clean_run_passes() {
 
     let mock = spawn_mock(failing(0.5)).await;
     let mut cfg = config(&mock, &rows, dir.path(), 4, 1);
-    cfg.retry = no_retries();
+    cfg.workload.retry = no_retries();
     cfg.fail_on = vec![checks[0]];
     let out = run_ok(&cfg, Arc::new(Quiet), None).await;
     let s = summary_on_disk(&out);
@@ -332,7 +318,7 @@ async fn fail_on_names_the_broken_check_and_a_clean_run_passes() {
     let clean = spawn_mock(failing(0.0)).await;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(&clean, &rows, dir.path(), 4, 1);
-    cfg.retry = no_retries();
+    cfg.workload.retry = no_retries();
     cfg.fail_on = checks;
     let out = run_ok(&cfg, Arc::new(Quiet), None).await;
     let verdict = out.verdict(&cfg.fail_on);
@@ -346,7 +332,7 @@ async fn a_run_where_every_chain_fails_is_not_a_pass() {
     let rows = manifest(dir.path(), 6);
     let mock = spawn_mock(failing(1.0)).await;
     let mut cfg = config(&mock, &rows, dir.path(), 3, 2);
-    cfg.retry = no_retries();
+    cfg.workload.retry = no_retries();
     // Failed rows are data, not an error.
     let out = run_ok(&cfg, Arc::new(Quiet), None).await;
     let s = summary_on_disk(&out);

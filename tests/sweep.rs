@@ -41,7 +41,7 @@ async fn failed_rows_are_retried_and_every_row_is_accounted_for() {
     })
     .await;
     let mut cfg = sweep_config(&mock, 60, &[1, 10], 2);
-    cfg.retry.retry_passes = 6;
+    cfg.workload.retry.retry_passes = 6;
     let out = sweep::run(&cfg, &Quiet, None).await.unwrap();
     for run in &out.report.runs {
         assert_eq!(run.chains_ok + run.chains_failed, 60);
@@ -148,8 +148,8 @@ async fn timeouts_are_counted_and_do_not_stop_other_chains() {
     })
     .await;
     let mut cfg = sweep_config(&mock, 30, &[10], 1);
-    cfg.client.timeout = Duration::from_millis(300);
-    cfg.retry.retry_passes = 0;
+    cfg.workload.client.timeout = Duration::from_millis(300);
+    cfg.workload.retry.retry_passes = 0;
     let out = sweep::run(&cfg, &Quiet, None).await.unwrap();
     let run = &out.report.runs[0];
     assert!(run.errors.timeout > 0);
@@ -184,7 +184,7 @@ async fn streaming_measures_time_to_first_token_and_keeps_outputs() {
     })
     .await;
     let mut cfg = sweep_config(&mock, 6, &[1, 3], 2);
-    cfg.stream = true;
+    cfg.workload.stream = true;
     let streamed = sweep::run(&cfg, &Quiet, None).await.unwrap();
     let run = &streamed.report.runs[0];
     let ttft = run.ttft.expect("streaming runs summarise TTFT");
@@ -192,7 +192,7 @@ async fn streaming_measures_time_to_first_token_and_keeps_outputs() {
     assert!(run.output_tokens_per_s.unwrap() > 0.0);
 
     // The streamed chunks rebuild exactly what the non-streamed answer says.
-    cfg.stream = false;
+    cfg.workload.stream = false;
     let plain = sweep::run(&cfg, &Quiet, None).await.unwrap();
     assert!(plain.report.runs.iter().all(|r| r.ttft.is_none()));
     let runner = |stream: bool| Runner {

@@ -20,7 +20,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let cfg = run_config(&args)?;
     super::warn_if_no_api_key(&args.common.target);
     let ui = Arc::new(RunUi {
-        progress: Progress::new(args.quiet, cfg.chain.step_names()),
+        progress: Progress::new(args.quiet, cfg.workload.chain.step_names()),
         quiet: args.quiet,
         bar: OnceLock::new(),
         banner: BannerFacts::of(&cfg, args.manifest.clone()),
@@ -66,9 +66,9 @@ impl BannerFacts {
         BannerFacts {
             manifest,
             limit: cfg.limit,
-            retry_passes: cfg.retry.retry_passes,
-            max_retries: cfg.retry.max_retries,
-            timeout: cfg.client.timeout,
+            retry_passes: cfg.workload.retry.retry_passes,
+            max_retries: cfg.workload.retry.max_retries,
+            timeout: cfg.workload.client.timeout,
             out: cfg.out.clone(),
         }
     }

@@ -44,7 +44,7 @@ pub async fn run(args: SweepArgs) -> Result<()> {
         _ => None,
     };
     let ui = SweepScreen {
-        progress: Progress::new(quiet, cfg.chain.step_names()),
+        progress: Progress::new(quiet, cfg.workload.chain.step_names()),
         calls: calls.as_ref(),
     };
     let outcome = sweep::run(&cfg, &ui, Some(super::stop_on_ctrl_c())).await?;
@@ -128,7 +128,7 @@ fn interrupted_message(cfg: &SweepConfig, outcome: &SweepOutcome) -> String {
 
 /// The effective settings, so a run can be repeated exactly.
 fn banner(cfg: &SweepConfig) -> String {
-    let target = match &cfg.endpoint {
+    let target = match &cfg.workload.endpoint {
         Endpoint::Embedded(m) => format!(
             "embedded mock (127.0.0.1, ephemeral port)\n{}",
             loadchain_mock::describe(m)
@@ -151,13 +151,13 @@ fn banner(cfg: &SweepConfig) -> String {
     format!(
         "loadchain {} sweep\n  target: {target}\n  chain: {} ({} steps)\n  sizes: {}  limits: {}  pooling: {}\n  retry passes: {}  max retries (429/503): {}  timeout: {}",
         env!("CARGO_PKG_VERSION"),
-        cfg.chain.step_names().join(" → "),
-        cfg.chain.steps.len(),
+        cfg.workload.chain.step_names().join(" → "),
+        cfg.workload.chain.steps.len(),
         list(&cfg.sizes),
         list(&cfg.limits),
         pooling.join(","),
-        cfg.retry.retry_passes,
-        cfg.retry.max_retries,
-        humantime::format_duration(cfg.client.timeout),
+        cfg.workload.retry.retry_passes,
+        cfg.workload.retry.max_retries,
+        humantime::format_duration(cfg.workload.client.timeout),
     )
 }

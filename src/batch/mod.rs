@@ -18,8 +18,8 @@ use std::sync::Arc;
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 
-use crate::chain::{Chain, Row};
-use crate::endpoint::{ClientError, ClientOptions, Endpoint, Session, SessionError, Target};
+use crate::chain::Row;
+use crate::endpoint::{ClientError, Session, SessionError, Target};
 use crate::manifest::{
     FAILED_FILE, Manifest, ManifestError, ResultsLog, Resume, RunSummaryFile, select_rows, speedup,
     write_failed_csv,
@@ -27,7 +27,7 @@ use crate::manifest::{
 use crate::metrics::RunRecorder;
 use crate::record::{CallRecord, ChainRecord, Pooling, RunKey, ms};
 use crate::report::{CALLS_FILE, CallsCsv};
-use crate::runner::{BatchResult, Observer, RetryPolicy, RunnerFactory, StopSignal, Tee};
+use crate::runner::{BatchResult, Observer, StopSignal, Tee, Workload};
 use crate::threshold::{Measured, Threshold, Verdict};
 
 /// A checked `loadchain run` configuration, built from the flags by
@@ -42,22 +42,9 @@ pub struct RunConfig {
     pub out: PathBuf,
     /// Continue the run in `out`: skip rows that already succeeded.
     pub resume: bool,
-    /// The chain every row runs (its templates checked against the manifest's columns).
-    pub chain: Chain,
-    /// Where calls go.
-    pub endpoint: Endpoint,
-    /// Model name (OpenAI format) for a mock endpoint.
-    pub model: String,
-    /// Stream responses and measure time to first token.
-    pub stream: bool,
-    /// Client timeouts, TLS, size limit and redirects.
-    pub client: ClientOptions,
-    /// Retry passes and backoff.
-    pub retry: RetryPolicy,
-    /// Client-side request-per-minute cap.
-    pub rpm: Option<u32>,
-    /// Client-side token-per-minute cap.
-    pub tpm: Option<u32>,
+    /// The chain (its templates checked against the manifest's columns), where calls go,
+    /// the client, retries and rate caps.
+    pub workload: Workload,
     /// `--fail-on` checks, applied by [`RunOutcome::verdict`].
     pub fail_on: Vec<Threshold>,
     /// Write calls.csv (one row per call, streamed); off for soaks nobody reads per call.
@@ -189,19 +176,12 @@ pub async fn run(
     ui: Arc<dyn BatchUi>,
     stop: Option<StopSignal>,
 ) -> Result<RunOutcome, BatchError> {
-    let session = Session::open(
-        &cfg.endpoint,
-        &cfg.model,
-        cfg.stream,
-        &cfg.chain,
-        &cfg.client,
-    )
-    .await?;
+    let session = cfg.workload.open().await?;
     let settings = settings::settings(cfg, session.target());
     let (log, resume) = ResultsLog::open(&cfg.out, cfg.resume)?;
     let (todo, skipped) = select_rows(&cfg.manifest, &resume);
     note_resume(cfg, &resume, &log, ui.as_ref());
-    let steps = cfg.chain.step_names();
+    let steps = cfg.workload.chain.step_names();
     ui.started(&RunPlan {
         to_run: todo.len(),
         skipped,
@@ -316,7 +296,7 @@ async fn execute(
         });
     }
     let (tx, rx) = mpsc::unbounded_channel();
-    let steps = cfg.chain.step_names();
+    let steps = cfg.workload.chain.step_names();
     let writer = tokio::spawn(collect::collect(
         log,
         rx,
@@ -325,15 +305,7 @@ async fn execute(
         Arc::clone(&ui),
         stop_tx,
     ));
-    let factory = RunnerFactory {
-        target: Arc::clone(session.target()),
-        chain: Arc::new(cfg.chain.clone()),
-        client: cfg.client.clone(),
-        retry: cfg.retry.clone(),
-        rpm: cfg.rpm,
-        tpm: cfg.tpm,
-        stop: Some(runner_stop),
-    };
+    let factory = cfg.workload.factory(session, Some(runner_stop));
     let runner = factory.runner(cfg.limit, Pooling::On)?;
     let mut observers: Vec<Arc<dyn Observer>> = vec![Arc::new(collect::Forward { tx, ui })];
     observers.extend(sinks);

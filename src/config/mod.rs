@@ -20,11 +20,11 @@ pub use mock::embedded_mock_defaults;
 
 use crate::batch::RunConfig;
 use crate::chain::{Chain, ChainError, Row};
-use crate::cli::{CallArgs, ChainArgs, PoolingArg, RunArgs, SweepArgs, TargetArgs};
-use crate::endpoint::{ClientOptions, TargetError};
+use crate::cli::{CallArgs, ChainArgs, CommonArgs, PoolingArg, RunArgs, SweepArgs, TargetArgs};
+use crate::endpoint::{ClientOptions, Endpoint, TargetError};
 use crate::manifest::{Manifest, ManifestError};
 use crate::record::Pooling;
-use crate::runner::RetryPolicy;
+use crate::runner::{RetryPolicy, Workload};
 use crate::sweep::SweepConfig;
 
 /// A combination of flags that cannot work. Always a usage error (exit 2).
@@ -120,17 +120,24 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
         sizes,
         limits,
         pooling,
-        chain,
-        endpoint,
-        model: args.common.target.model.clone(),
-        stream: args.common.target.stream,
-        client: client_options(&args.common.target, &args.common.calls),
-        retry: retry_policy(&args.common.calls),
-        rpm: args.common.calls.rpm,
-        tpm: args.common.calls.tpm,
+        workload: workload(&args.common, chain, endpoint),
         warmup: args.warmup,
         command,
     })
+}
+
+/// The part both commands share, once the chain and the endpoint are checked.
+fn workload(common: &CommonArgs, chain: Chain, endpoint: Endpoint) -> Workload {
+    Workload {
+        chain,
+        endpoint,
+        model: common.target.model.clone(),
+        stream: common.target.stream,
+        client: client_options(&common.target, &common.calls),
+        retry: retry_policy(&common.calls),
+        rpm: common.calls.rpm,
+        tpm: common.calls.tpm,
+    }
 }
 
 /// Checks `loadchain run` flags and input files and builds its configuration: every input
@@ -161,14 +168,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         limit: args.limit,
         out,
         resume: args.resume,
-        chain,
-        endpoint,
-        model: args.common.target.model.clone(),
-        stream: args.common.target.stream,
-        client: client_options(&args.common.target, &args.common.calls),
-        retry: retry_policy(&args.common.calls),
-        rpm: args.common.calls.rpm,
-        tpm: args.common.calls.tpm,
+        workload: workload(&args.common, chain, endpoint),
         fail_on: args.fail_on.clone(),
         calls_csv: args.calls_csv == crate::cli::OnOff::On,
     })

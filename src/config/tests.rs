@@ -23,13 +23,13 @@ fn limits_and_sizes_are_sorted_and_deduplicated() {
     let c = sweep(&["--limits", "10,1,5,5", "--sizes", "50,10"]).unwrap();
     assert_eq!(c.limits, vec![1, 5, 10]);
     assert_eq!(c.sizes, vec![10, 50]);
-    assert!(matches!(c.endpoint, Endpoint::Embedded(_)));
+    assert!(matches!(c.workload.endpoint, Endpoint::Embedded(_)));
 }
 
 #[test]
 fn mock_flags_override_the_embedded_defaults() {
     let c = sweep(&["--mock-latency", "fixed:5ms", "--mock-failure-rate", "0"]).unwrap();
-    let Endpoint::Embedded(m) = c.endpoint else {
+    let Endpoint::Embedded(m) = c.workload.endpoint else {
         panic!("not embedded")
     };
     assert_eq!(m.latency, Latency::Fixed(Duration::from_millis(5)));
@@ -44,7 +44,7 @@ fn mock_flags_override_the_embedded_defaults() {
         "1kB/s",
     ])
     .unwrap();
-    let Endpoint::Embedded(m) = c.endpoint else {
+    let Endpoint::Embedded(m) = c.workload.endpoint else {
         panic!("not embedded")
     };
     assert_eq!((m.reset_rate, m.truncate_rate), (0.1, 0.2));

@@ -26,7 +26,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::chain::{Chain, Row, Rows};
-use crate::endpoint::{ClientError, ClientOptions, HttpClient, Target};
+use crate::endpoint::{
+    ClientError, ClientOptions, Endpoint, HttpClient, Session, SessionError, Target,
+};
 use crate::record::Pooling;
 use crate::record::{CallRecord, ChainRecord};
 use chain::{ChainRun, panicked};
@@ -92,6 +94,55 @@ impl Default for RetryPolicy {
             backoff_base: Duration::from_millis(250),
             backoff_cap: Duration::from_secs(30),
             max_retry_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What every chain of a batch does and how it is sent: the chain, where calls go, the
+/// client, retries and rate caps. The part of a sweep's and a run's configuration they share.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// The chain every row runs.
+    pub chain: Chain,
+    /// Where calls go.
+    pub endpoint: Endpoint,
+    /// Model name (OpenAI format) for a mock endpoint.
+    pub model: String,
+    /// Stream responses and measure time to first token (OpenAI format).
+    pub stream: bool,
+    /// Client timeouts, TLS, size limit and redirects.
+    pub client: ClientOptions,
+    /// Retry passes and backoff.
+    pub retry: RetryPolicy,
+    /// Client-side request-per-minute cap.
+    pub rpm: Option<u32>,
+    /// Client-side token-per-minute cap.
+    pub tpm: Option<u32>,
+}
+
+impl Workload {
+    /// Makes the endpoint ready: starts the embedded mock if asked, runs the preflight call.
+    pub async fn open(&self) -> Result<Session, SessionError> {
+        Session::open(
+            &self.endpoint,
+            &self.model,
+            self.stream,
+            &self.chain,
+            &self.client,
+        )
+        .await
+    }
+
+    /// The factory of this workload's runners against `session`, stopped by `stop`.
+    pub fn factory(&self, session: &Session, stop: Option<StopSignal>) -> RunnerFactory {
+        RunnerFactory {
+            target: Arc::clone(session.target()),
+            chain: Arc::new(self.chain.clone()),
+            client: self.client.clone(),
+            retry: self.retry.clone(),
+            rpm: self.rpm,
+            tpm: self.tpm,
+            stop,
         }
     }
 }

@@ -15,11 +15,11 @@ use std::time::SystemTime;
 
 use thiserror::Error;
 
-use crate::chain::{Chain, Rows};
-use crate::endpoint::{ClientOptions, Endpoint, Session, SessionError, Target};
+use crate::chain::Rows;
+use crate::endpoint::{Session, SessionError, Target};
 use crate::metrics::{RunRecorder, count_differences};
 use crate::record::{Pooling, RunKey};
-use crate::runner::{Observer, RetryPolicy, RunnerFactory, StopSignal, Tee};
+use crate::runner::{Observer, RunnerFactory, StopSignal, Tee, Workload};
 use crate::threshold::{Measured, Threshold, Verdict};
 
 /// A checked sweep configuration: what to measure, nothing about how it is shown.
@@ -31,22 +31,8 @@ pub struct SweepConfig {
     pub limits: Vec<usize>,
     /// Pooling modes to measure.
     pub pooling: Vec<Pooling>,
-    /// The chain every row runs.
-    pub chain: Chain,
-    /// Where calls go.
-    pub endpoint: Endpoint,
-    /// Model name (OpenAI format) for a mock endpoint.
-    pub model: String,
-    /// Stream responses and measure time to first token (OpenAI format).
-    pub stream: bool,
-    /// Client timeouts, TLS, size limit and redirects.
-    pub client: ClientOptions,
-    /// Retry passes and backoff.
-    pub retry: RetryPolicy,
-    /// Client-side request-per-minute cap.
-    pub rpm: Option<u32>,
-    /// Client-side token-per-minute cap.
-    pub tpm: Option<u32>,
+    /// The chain, where calls go, the client, retries and rate caps.
+    pub workload: Workload,
     /// Open min(limit, size) connections with discarded calls before each run is timed.
     pub warmup: bool,
     /// The command line, for the report header.
@@ -127,23 +113,8 @@ pub async fn run(
     stop: Option<StopSignal>,
 ) -> Result<SweepOutcome, SweepError> {
     let started_utc = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let session = Session::open(
-        &cfg.endpoint,
-        &cfg.model,
-        cfg.stream,
-        &cfg.chain,
-        &cfg.client,
-    )
-    .await?;
-    let factory = RunnerFactory {
-        target: Arc::clone(session.target()),
-        chain: Arc::new(cfg.chain.clone()),
-        client: cfg.client.clone(),
-        retry: cfg.retry.clone(),
-        rpm: cfg.rpm,
-        tpm: cfg.tpm,
-        stop: stop.clone(),
-    };
+    let session = cfg.workload.open().await?;
+    let factory = cfg.workload.factory(&session, stop.clone());
     let grid = run_grid(cfg, &session, &factory, ui, stop.as_ref()).await;
     session.close().await;
     let (mut runs, interrupted) = grid?;
@@ -226,20 +197,20 @@ async fn run_grid(
 /// The effective settings, so the report can be repeated exactly.
 fn settings(cfg: &SweepConfig, target: &Target, baseline_limit: usize) -> Settings {
     Settings {
-        target: cfg.endpoint.label(),
+        target: cfg.workload.endpoint.label(),
         api: target.format().as_str().to_string(),
         model: target.model().to_string(),
-        steps: cfg.chain.step_names(),
+        steps: cfg.workload.chain.step_names(),
         sizes: cfg.sizes.clone(),
         limits: cfg.limits.clone(),
         pooling: cfg.pooling.clone(),
         baseline_limit,
-        retry_passes: cfg.retry.retry_passes,
-        max_retries: cfg.retry.max_retries,
-        timeout_ms: cfg.client.timeout.as_millis() as u64,
-        rpm: cfg.rpm,
-        tpm: cfg.tpm,
-        mock: cfg.endpoint.mock_toml(),
+        retry_passes: cfg.workload.retry.retry_passes,
+        max_retries: cfg.workload.retry.max_retries,
+        timeout_ms: cfg.workload.client.timeout.as_millis() as u64,
+        rpm: cfg.workload.rpm,
+        tpm: cfg.workload.tpm,
+        mock: cfg.workload.endpoint.mock_toml(),
         wall_time_excludes: if cfg.warmup {
             "client construction, mock start-up, the preflight call and the warm-up calls"
         } else {
@@ -247,9 +218,9 @@ fn settings(cfg: &SweepConfig, target: &Target, baseline_limit: usize) -> Settin
         }
         .to_string(),
         warmup: cfg.warmup,
-        max_retry_wait_ms: cfg.retry.max_retry_wait.as_millis() as u64,
-        max_response_bytes: cfg.client.max_response_bytes,
-        follow_redirects: cfg.client.follow_redirects,
+        max_retry_wait_ms: cfg.workload.retry.max_retry_wait.as_millis() as u64,
+        max_response_bytes: cfg.workload.client.max_response_bytes,
+        follow_redirects: cfg.workload.client.follow_redirects,
         machine: machine(),
         command: cfg.command.clone(),
     }

@@ -7,7 +7,7 @@ use loadchain::chain::Chain;
 use loadchain::endpoint::{ClientOptions, HttpClient};
 use loadchain::endpoint::{Endpoint, embedded_target};
 use loadchain::record::Pooling;
-use loadchain::runner::{RetryPolicy, Runner};
+use loadchain::runner::{RetryPolicy, Runner, Workload};
 use loadchain::sweep::SweepConfig;
 use loadchain_mock::{Latency, MockConfig, MockServer};
 
@@ -24,17 +24,10 @@ pub async fn spawn_mock(cfg: MockConfig) -> Arc<MockServer> {
     Arc::new(MockServer::start(cfg).await.expect("mock starts"))
 }
 
-/// A sweep against a running mock, one size, pooled only, one step.
-pub fn sweep_config(
-    mock: &Arc<MockServer>,
-    n: usize,
-    limits: &[usize],
-    steps: usize,
-) -> SweepConfig {
-    SweepConfig {
-        sizes: vec![n],
-        limits: limits.to_vec(),
-        pooling: vec![Pooling::On],
+/// The default chain of `steps` steps against a running mock: 10 s timeout, 20 ms backoff,
+/// no rate caps.
+pub fn workload(mock: &Arc<MockServer>, steps: usize) -> Workload {
+    Workload {
         chain: Chain::default_steps(steps).unwrap(),
         endpoint: Endpoint::Running(Arc::clone(mock)),
         model: "test-model".into(),
@@ -49,6 +42,21 @@ pub fn sweep_config(
         },
         rpm: None,
         tpm: None,
+    }
+}
+
+/// A sweep against a running mock, one size, pooled only.
+pub fn sweep_config(
+    mock: &Arc<MockServer>,
+    n: usize,
+    limits: &[usize],
+    steps: usize,
+) -> SweepConfig {
+    SweepConfig {
+        sizes: vec![n],
+        limits: limits.to_vec(),
+        pooling: vec![Pooling::On],
+        workload: workload(mock, steps),
         warmup: false,
         command: "test".into(),
     }
