@@ -140,9 +140,9 @@ fn assert_accounted(s: &RunSummaryFile) {
 
 /// Asserts `lines` are exactly the manifest's rows, once each, every one ok with every step.
 fn assert_every_row_ok_once(lines: &[ResultLine], manifest: &Manifest, steps: usize) {
-    let ids: HashSet<&str> = lines.iter().map(|l| l.id.as_str()).collect();
-    let expected: HashSet<&str> = manifest.rows.iter().map(|r| r.id.as_str()).collect();
-    assert_eq!(lines.len(), manifest.rows.len(), "every row exactly once");
+    let ids: HashSet<String> = lines.iter().map(|l| l.id.clone()).collect();
+    let expected: HashSet<String> = manifest.ids().collect();
+    assert_eq!(lines.len(), manifest.len(), "every row exactly once");
     assert_eq!(ids, expected);
     assert!(lines.iter().all(|l| whole_and_ok(l, steps)), "{lines:?}");
 }
@@ -248,21 +248,21 @@ async fn a_stop_mid_chain_lets_every_started_row_finish_and_says_interrupted() {
 
     // The row whose first step triggered the stop had two steps to go: it finished them.
     let mid = ui.mid_chain.lock().unwrap().expect("the stop was raised");
-    let mid_id = &rows.rows[mid as usize].id;
+    let mid_id = &rows.id(mid as usize);
     // read_all refuses a torn line: no row is half-written.
     let logged = ResultsLog::read_all(&out.out).unwrap();
     let line = logged.iter().find(|l| &l.id == mid_id).expect("logged");
     assert!(whole_and_ok(line, 3), "{line:?}");
 
     // Every row that made a call is logged once, whole; no other row is.
-    let id = |r: &u32| rows.rows[*r as usize].id.clone();
+    let id = |r: &u32| rows.id(*r as usize);
     let started: HashSet<String> = ui.called_rows.lock().unwrap().iter().map(id).collect();
     let ids: HashSet<String> = logged.iter().map(|l| l.id.clone()).collect();
     assert_eq!(logged.len(), ids.len(), "no row twice");
     assert_eq!(ids, started);
     assert!(logged.iter().all(|l| whole_and_ok(l, 3)), "{logged:?}");
     assert_eq!(s.succeeded, logged.len());
-    assert_eq!(s.not_run, rows.rows.len() - started.len());
+    assert_eq!(s.not_run, rows.len() - started.len());
 }
 
 /// A mock failing `rate` of calls with a plain 500 (no backoff retries, which 503 would get).

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 use super::BatchUi;
-use crate::chain::Row;
+use crate::chain::{Row, Rows};
 use crate::manifest::{ResultLine, ResultsLog, Tally};
 use crate::record::{CallRecord, ChainRecord};
 use crate::runner::Observer;
@@ -55,7 +55,7 @@ pub(super) struct Collected {
 pub(super) async fn collect(
     mut log: ResultsLog,
     mut rx: mpsc::UnboundedReceiver<ChainRecord>,
-    rows: Arc<[Row]>,
+    rows: Rows,
     names: Vec<String>,
     ui: Arc<dyn BatchUi>,
     stop: watch::Sender<bool>,
@@ -64,7 +64,7 @@ pub(super) async fn collect(
     let mut write_error = None;
     let mut held = Vec::new();
     while let Some(record) = rx.recv().await {
-        let row = &rows[record.row as usize];
+        let row = &rows.get(record.row as usize);
         let line = ResultLine::from_chain(&row.id, &names, &record);
         if write_error.is_none() {
             match log.append(&line) {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 
-use crate::chain::Row;
+use crate::chain::{Row, Rows};
 use crate::endpoint::{ClientError, Session, SessionError, Target};
 use crate::manifest::{
     FAILED_FILE, Manifest, ManifestError, ResultsLog, Resume, RunSummaryFile, select_rows, speedup,
@@ -189,7 +189,7 @@ pub async fn run(
         mock_url: session.mock_url(),
         steps: &steps,
     });
-    let rows: Arc<[Row]> = todo.into();
+    let rows = Rows::Source(Arc::new(todo));
     let key = RunKey {
         size: rows.len(),
         limit: cfg.limit,
@@ -203,8 +203,7 @@ pub async fn run(
     let recorder = Arc::new(RunRecorder::new(steps.len(), 0));
     let mut sinks: Vec<Arc<dyn Observer>> = vec![recorder.clone()];
     sinks.extend(calls_csv.as_ref().map(|c| c.sink(key)));
-    let (batch, collected) =
-        execute(cfg, &session, log, Arc::clone(&rows), ui, sinks, stop).await?;
+    let (batch, collected) = execute(cfg, &session, log, rows.clone(), ui, sinks, stop).await?;
     session.close().await;
     if let Some(calls) = calls_csv {
         calls.finish()?;
@@ -222,7 +221,7 @@ pub async fn run(
     let wall_ms = ms(batch.wall);
     let summary = RunSummaryFile {
         schema_version: crate::manifest::SCHEMA_VERSION,
-        rows_in_manifest: cfg.manifest.rows.len(),
+        rows_in_manifest: cfg.manifest.len(),
         succeeded: tally.succeeded(),
         failed: tally.failed(),
         skipped,
@@ -281,7 +280,7 @@ async fn execute(
     cfg: &RunConfig,
     session: &Session,
     log: ResultsLog,
-    rows: Arc<[Row]>,
+    rows: Rows,
     ui: Arc<dyn BatchUi>,
     sinks: Vec<Arc<dyn Observer>>,
     stop: Option<StopSignal>,
@@ -300,7 +299,7 @@ async fn execute(
     let writer = tokio::spawn(collect::collect(
         log,
         rx,
-        Arc::clone(&rows),
+        rows.clone(),
         steps,
         Arc::clone(&ui),
         stop_tx,
@@ -310,7 +309,7 @@ async fn execute(
     let mut observers: Vec<Arc<dyn Observer>> = vec![Arc::new(collect::Forward { tx, ui })];
     observers.extend(sinks);
     let observer: Arc<dyn Observer> = Arc::new(Tee(observers));
-    let batch = runner.run_batch(rows.into(), observer).await;
+    let batch = runner.run_batch(rows, observer).await;
     // Dropping the runner drops the last sender: the writer drains and ends.
     drop(runner);
     let collected = writer

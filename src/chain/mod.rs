@@ -46,14 +46,29 @@ impl Row {
     }
 }
 
+/// Rows kept elsewhere in a compact form (a manifest's text), made one at a time when a chain
+/// needs one, so a batch of a million rows holds no million maps of cells.
+pub trait RowSource: Send + Sync + std::fmt::Debug {
+    /// Number of rows.
+    fn len(&self) -> usize;
+    /// Whether there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Row `index` (0-based).
+    fn row(&self, index: usize) -> Row;
+}
+
 /// The rows of a batch: a sweep's synthetic rows, made when a chain needs one (a sweep of a
-/// million chains holds no million rows), or a manifest's rows.
+/// million chains holds no million rows), rows in memory, or rows from a [`RowSource`].
 #[derive(Debug, Clone)]
 pub enum Rows {
     /// `n` rows as [`Row::synthetic_at`] makes them.
     Synthetic(usize),
-    /// Rows read from a manifest.
+    /// Rows held whole in memory.
     Listed(Arc<[Row]>),
+    /// Rows made on demand by their source (a manifest).
+    Source(Arc<dyn RowSource>),
 }
 
 impl Rows {
@@ -62,6 +77,7 @@ impl Rows {
         match self {
             Rows::Synthetic(n) => *n,
             Rows::Listed(rows) => rows.len(),
+            Rows::Source(source) => source.len(),
         }
     }
 
@@ -75,6 +91,7 @@ impl Rows {
         match self {
             Rows::Synthetic(_) => Cow::Owned(Row::synthetic_at(index)),
             Rows::Listed(rows) => Cow::Borrowed(&rows[index]),
+            Rows::Source(source) => Cow::Owned(source.row(index)),
         }
     }
 }

@@ -152,7 +152,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         &manifest.path.display().to_string(),
     )?;
     let endpoint = endpoint_from_args(&args.common.target, &args.common.mock)?;
-    let widest = args.limit.min(manifest.rows.len().max(1));
+    let widest = args.limit.min(manifest.len().max(1));
     check_open_files("--limit", widest, &endpoint, open_file_limit())?;
     if args.resume && args.out.is_none() {
         return Err(flag(

@@ -1,28 +1,46 @@
-//! The manifest: a CSV file with a header, an id column and any other columns, loaded whole
-//! and checked before anything runs, so a bad row fails the command instead of a chain.
+//! The manifest: a CSV file with a header, an id column and any other columns, checked whole
+//! before anything runs, so a bad row fails the command instead of a chain.
 //!
-//! Line numbers in errors are physical file lines (header = line 1; a quoted value spanning
-//! lines counts every line), as an editor shows them. Values are kept exactly as written.
+//! Checking keeps no row: the file's text is held once, with the byte offset where each row
+//! starts (8 bytes a row), and a row's cells are parsed from it when a chain needs them. A
+//! million-row manifest costs its file size plus 8 MB, not a map of every cell (which was 30x
+//! the file). Line numbers in errors are physical file lines (header = line 1; a quoted value
+//! spanning lines counts every line), as an editor shows them. Values are kept exactly as written.
 
 use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
 use std::fs;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use csv::StringRecord;
 
 use super::{ManifestError, Position};
-use crate::chain::Row;
+use crate::chain::{Row, RowSource};
 
 /// A loaded and checked manifest: unique, non-empty ids and rows as wide as the header.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Cloning is cheap (the text and offsets are shared).
+#[derive(Debug, Clone)]
 pub struct Manifest {
     /// Where it was read from, for error messages and the summary.
     pub path: PathBuf,
     /// Header names in file order, including the id column.
     pub columns: Vec<String>,
-    /// Rows in file order; each row's `vars` holds every column, the id column included.
-    pub rows: Vec<Row>,
+    id_index: usize,
+    // The file's text after a byte-order mark, checked to be UTF-8 with every quote closed.
+    text: Arc<String>,
+    // Byte offset in `text` where row i starts; rows end where the next one starts.
+    starts: Arc<[u64]>,
 }
+
+impl PartialEq for Manifest {
+    fn eq(&self, other: &Manifest) -> bool {
+        self.path == other.path && self.columns == other.columns && self.text == other.text
+    }
+}
+
+impl Eq for Manifest {}
 
 impl Manifest {
     /// Reads and checks the manifest at `path`; `id_column` is the `--id-column` value.
@@ -31,23 +49,34 @@ impl Manifest {
             path: path.to_path_buf(),
             source,
         })?;
-        Manifest::parse(&bytes, path, id_column)
+        Manifest::from_bytes(bytes, path, id_column)
     }
 
     /// Checks manifest bytes already in memory; `path` is only used in messages.
     pub fn parse(bytes: &[u8], path: &Path, id_column: &str) -> Result<Manifest, ManifestError> {
+        Manifest::from_bytes(bytes.to_vec(), path, id_column)
+    }
+
+    fn from_bytes(
+        mut bytes: Vec<u8>,
+        path: &Path,
+        id_column: &str,
+    ) -> Result<Manifest, ManifestError> {
         // Spreadsheet exports often start with a BOM; it must not become part of the first name.
-        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        let text = std::str::from_utf8(bytes).map_err(|e| {
-            let (line, column) = line_and_byte_column(bytes, e.valid_up_to());
-            let bad = bytes[e.valid_up_to()];
+        if bytes.starts_with(b"\xEF\xBB\xBF") {
+            bytes.drain(..3);
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let bytes = e.as_bytes();
+            let at = e.utf8_error().valid_up_to();
+            let (line, column) = line_and_byte_column(bytes, at);
             invalid_at(
                 path,
                 Position::at(line, column),
-                format!("invalid UTF-8 (byte 0x{bad:02X})"),
+                format!("invalid UTF-8 (byte 0x{:02X})", bytes[at]),
             )
         })?;
-        check_quotes(text, path)?;
+        check_quotes(&text, path)?;
 
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
@@ -72,43 +101,189 @@ impl Manifest {
             )
         })?;
 
-        let mut rows = Vec::new();
-        let mut first_line: HashMap<String, usize> = HashMap::new();
+        let mut starts = Vec::new();
+        let mut ids = UniqueIds::default();
         let mut record = StringRecord::new();
         while reader
             .read_record(&mut record)
             .map_err(|e| csv_error(path, &e))?
         {
-            let line = record.position().map_or(0, |p| p.line() as usize);
+            let (line, start) = record
+                .position()
+                .map_or((0, 0), |p| (p.line() as usize, p.byte()));
             let id = &record[id_index];
             if id.trim().is_empty() {
                 let message = format!("empty id in column {id_column:?}");
                 return Err(invalid_at(path, Position::at(line, id_index + 1), message));
             }
-            if let Some(first) = first_line.get(id) {
+            let first = ids.insert(id, starts.len(), line, |row| {
+                record_in(&text, &starts, row)
+                    .get(id_index)
+                    .map(String::from)
+            });
+            if let Some(first) = first {
                 let message = format!("duplicate id {id:?} (first at line {first})");
                 return Err(invalid_at(path, Position::line(line), message));
             }
-            first_line.insert(id.to_string(), line);
-            let vars = columns
-                .iter()
-                .cloned()
-                .zip(record.iter().map(String::from))
-                .collect();
-            rows.push(Row {
-                id: id.to_string(),
-                vars,
-            });
+            starts.push(start);
         }
-        if rows.is_empty() {
+        if starts.is_empty() {
             let message = "header only, no rows".to_string();
             return Err(invalid_at(path, Position::line(1), message));
         }
         Ok(Manifest {
             path: path.to_path_buf(),
             columns,
-            rows,
+            id_index,
+            text: Arc::new(text),
+            starts: starts.into(),
         })
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// Whether it has no rows (never true of a loaded manifest).
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// Row `index` (0-based, file order); its `vars` hold every column, the id column included.
+    pub fn row(&self, index: usize) -> Row {
+        let record = record_in(&self.text, &self.starts, index);
+        Row {
+            id: record.get(self.id_index).unwrap_or_default().to_string(),
+            vars: self
+                .columns
+                .iter()
+                .cloned()
+                .zip(record.iter().map(String::from))
+                .collect(),
+        }
+    }
+
+    /// The id of row `index`.
+    pub fn id(&self, index: usize) -> String {
+        let record = record_in(&self.text, &self.starts, index);
+        record.get(self.id_index).unwrap_or_default().to_string()
+    }
+
+    /// Every id, in file order, parsed one at a time.
+    pub fn ids(&self) -> impl Iterator<Item = String> + '_ {
+        (0..self.len()).map(|i| self.id(i))
+    }
+
+    /// The rows at `indices` (0-based, in that order) as a source a runner can take.
+    pub fn pick(&self, indices: Vec<u32>) -> Picked {
+        Picked {
+            manifest: self.clone(),
+            indices,
+        }
+    }
+}
+
+/// Some of a manifest's rows, made one at a time when a chain needs one.
+#[derive(Debug, Clone)]
+pub struct Picked {
+    manifest: Manifest,
+    indices: Vec<u32>,
+}
+
+impl Picked {
+    /// Number of rows picked.
+    pub fn len(&self) -> usize {
+        self.indices.len()
+    }
+
+    /// Whether none were.
+    pub fn is_empty(&self) -> bool {
+        self.indices.is_empty()
+    }
+
+    /// Picked row `index` (0-based, in picking order).
+    pub fn row(&self, index: usize) -> Row {
+        self.manifest.row(self.indices[index] as usize)
+    }
+}
+
+impl RowSource for Picked {
+    fn len(&self) -> usize {
+        Picked::len(self)
+    }
+
+    fn row(&self, index: usize) -> Row {
+        Picked::row(self, index)
+    }
+}
+
+/// Parses row `index` from the checked text; the text was read whole once, so this cannot
+/// fail (an empty record would only come of a bug).
+fn record_in(text: &str, starts: &[u64], index: usize) -> StringRecord {
+    let start = starts[index] as usize;
+    let end = starts.get(index + 1).map_or(text.len(), |&e| e as usize);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .buffer_capacity(end - start + 1)
+        .from_reader(text[start..end].as_bytes());
+    let mut record = StringRecord::new();
+    match reader.read_record(&mut record) {
+        Ok(true) => record,
+        _ => StringRecord::new(),
+    }
+}
+
+/// The duplicate-id check, by 64-bit hash (16 bytes an id instead of the id itself); ids whose
+/// hash another id already has are kept whole, so a collision never reports a false duplicate.
+#[derive(Default)]
+struct UniqueIds {
+    // Hash of an id -> (its row, its line); u32 halves the map of a million-row file.
+    first: HashMap<u64, (u32, u32)>,
+    // Ids whose hash was taken by a different id -> their line.
+    collided: HashMap<String, usize>,
+}
+
+impl UniqueIds {
+    /// Records `id` of row `row` at `line`; returns the line of an earlier equal id. `id_of`
+    /// parses an earlier row's id, needed only when hashes collide.
+    fn insert(
+        &mut self,
+        id: &str,
+        row: usize,
+        line: usize,
+        id_of: impl Fn(usize) -> Option<String>,
+    ) -> Option<usize> {
+        let mut hasher = DefaultHasher::new();
+        id.hash(&mut hasher);
+        self.insert_hashed(hasher.finish(), id, row, line, id_of)
+    }
+
+    fn insert_hashed(
+        &mut self,
+        hash: u64,
+        id: &str,
+        row: usize,
+        line: usize,
+        id_of: impl Fn(usize) -> Option<String>,
+    ) -> Option<usize> {
+        let small = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        match self.first.get(&hash) {
+            None => {
+                self.first.insert(hash, (small(row), small(line)));
+                None
+            }
+            Some(&(earlier, first_line)) if id_of(earlier as usize).as_deref() == Some(id) => {
+                Some(first_line as usize)
+            }
+            Some(_) => match self.collided.get(id) {
+                Some(&first_line) => Some(first_line),
+                None => {
+                    self.collided.insert(id.to_string(), line);
+                    None
+                }
+            },
+        }
     }
 }
 
@@ -227,18 +402,19 @@ mod tests {
     fn loads_rows_with_every_column_and_values_untrimmed() {
         let m = load(b"id,topic\r\n1, rust \n2,\"a, \"\"quoted\"\"\nvalue\"\n").unwrap();
         assert_eq!(m.columns, ["id", "topic"]);
-        assert_eq!(m.rows.len(), 2);
-        assert_eq!(m.rows[0].id, "1");
-        assert_eq!(m.rows[0].vars["id"], "1");
-        assert_eq!(m.rows[0].vars["topic"], " rust ");
-        assert_eq!(m.rows[1].vars["topic"], "a, \"quoted\"\nvalue");
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.row(0).id, "1");
+        assert_eq!(m.row(0).vars["id"], "1");
+        assert_eq!(m.row(0).vars["topic"], " rust ");
+        assert_eq!(m.row(1).vars["topic"], "a, \"quoted\"\nvalue");
+        assert_eq!(m.ids().collect::<Vec<_>>(), ["1", "2"]);
     }
 
     #[test]
     fn byte_order_mark_is_not_part_of_the_first_column() {
         let m = load(b"\xEF\xBB\xBFid,topic\n1,x\n").unwrap();
         assert_eq!(m.columns, ["id", "topic"]);
-        assert_eq!(m.rows[0].id, "1");
+        assert_eq!(m.row(0).id, "1");
     }
 
     #[test]
@@ -275,7 +451,7 @@ mod tests {
         let path = dir.path().join("rows.csv");
         fs::write(&path, "key,topic\nk1,x\n").unwrap();
         let m = Manifest::load(&path, "key").unwrap();
-        assert_eq!(m.rows[0].id, "k1");
+        assert_eq!(m.row(0).id, "k1");
     }
 
     #[test]
@@ -331,5 +507,30 @@ mod tests {
     fn duplicate_header_name_is_rejected() {
         let msg = err(b"id,topic,topic\n1,a,b\n");
         assert!(msg.ends_with("line 1, column 3: duplicate column \"topic\" (first at column 2)"));
+    }
+
+    #[test]
+    fn a_hash_collision_is_not_a_duplicate_but_a_repeat_after_it_is() {
+        let mut ids = UniqueIds::default();
+        let names = ["a", "b", "b"];
+        let id_of = |row: usize| Some(names[row].to_string());
+        // Every id hashes alike here: only the exact ids tell them apart.
+        let mut hash_all = |id: &str, row: usize| ids.insert_hashed(7, id, row, row + 2, id_of);
+        assert_eq!(hash_all("a", 0), None);
+        assert_eq!(hash_all("b", 1), None);
+        assert_eq!(hash_all("b", 2), Some(3));
+    }
+
+    #[test]
+    fn rows_are_parsed_from_their_own_offsets() {
+        let m = load(b"id,t\n\"x\ny\",1\nz,\"2,3\"\nw,4").unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!(m.row(0).vars["id"], "x\ny");
+        assert_eq!(m.row(1).vars["t"], "2,3");
+        assert_eq!(m.row(2).id, "w");
+        let picked = m.pick(vec![2, 0]);
+        assert_eq!(picked.len(), 2);
+        assert_eq!(picked.row(0).id, "w");
+        assert_eq!(picked.row(1).id, "x\ny");
     }
 }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-pub use input::Manifest;
+pub use input::{Manifest, Picked};
 pub use results::{
     RESULTS_FILE, ResultError, ResultLine, ResultStatus, ResultsLog, Resume, StepResult,
     select_rows,

@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{FAILED_FILE, Manifest, ManifestError, Position, SUMMARY_FILE};
-use crate::chain::Row;
+use super::{FAILED_FILE, Manifest, ManifestError, Picked, Position, SUMMARY_FILE};
 use crate::files::sync_parent;
 use crate::lock::DirLock;
 use crate::record::{ChainRecord, ErrorKind, ms};
@@ -131,14 +130,20 @@ impl Resume {
     /// Ids in the log that the manifest does not have, sorted: a sign the user resumed with a
     /// different manifest. They do not count towards the manifest's accounting.
     pub fn ids_not_in(&self, manifest: &Manifest) -> Vec<&str> {
-        let known: HashSet<&str> = manifest.rows.iter().map(|r| r.id.as_str()).collect();
-        let mut unknown: Vec<&str> = self
+        // Only the log's ids are held; the manifest's are parsed one at a time.
+        let mut unknown: HashSet<&str> = self
             .succeeded_ids
             .iter()
             .chain(&self.failed_ids)
             .map(String::as_str)
-            .filter(|id| !known.contains(id))
             .collect();
+        if unknown.is_empty() {
+            return Vec::new();
+        }
+        for id in manifest.ids() {
+            unknown.remove(id.as_str());
+        }
+        let mut unknown: Vec<&str> = unknown.into_iter().collect();
         unknown.sort_unstable();
         unknown
     }
@@ -146,12 +151,21 @@ impl Resume {
 
 /// The rows this session must run, in manifest order, and how many were skipped because an
 /// earlier session already succeeded on them. Failed rows run again.
-pub fn select_rows(manifest: &Manifest, resume: &Resume) -> (Vec<Row>, usize) {
-    let (done, todo): (Vec<&Row>, Vec<&Row>) = manifest
-        .rows
-        .iter()
-        .partition(|r| resume.succeeded_ids.contains(&r.id));
-    (todo.into_iter().cloned().collect(), done.len())
+pub fn select_rows(manifest: &Manifest, resume: &Resume) -> (Picked, usize) {
+    let todo: Vec<u32> = match resume.succeeded_ids.is_empty() {
+        true => (0..manifest.len()).map(index).collect(),
+        false => (0..manifest.len())
+            .filter(|&i| !resume.succeeded_ids.contains(&manifest.id(i)))
+            .map(index)
+            .collect(),
+    };
+    let skipped = manifest.len() - todo.len();
+    (manifest.pick(todo), skipped)
+}
+
+/// A row index as the 4 bytes a selection keeps (a manifest has far fewer than 4e9 rows).
+fn index(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
 }
 
 /// The open results log. One owner appends to it (it needs `&mut`); share it through the task

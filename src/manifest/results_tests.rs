@@ -281,7 +281,7 @@ fn select_rows_skips_succeeded_and_reruns_failed_in_manifest_order() {
         ..Resume::default()
     };
     let (todo, skipped) = select_rows(&m, &resume);
-    let ids: Vec<_> = todo.iter().map(|r| r.id.as_str()).collect();
+    let ids: Vec<_> = (0..todo.len()).map(|i| todo.row(i).id).collect();
     assert_eq!(ids, ["1", "3", "4"]);
     assert_eq!(skipped, 1);
     assert_eq!(resume.ids_not_in(&m), ["9"]);

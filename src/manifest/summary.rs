@@ -203,10 +203,13 @@ impl Tally {
             .filter_map(|(id, e)| e.as_ref().map(|e| (id.as_str(), e)))
             .collect();
         let mut rows = Vec::with_capacity(failed.len());
-        for row in &manifest.rows {
-            if let Some(error) = failed.remove(row.id.as_str()) {
+        for id in manifest.ids() {
+            if failed.is_empty() {
+                break;
+            }
+            if let Some(error) = failed.remove(id.as_str()) {
                 rows.push(FailedRow {
-                    id: row.id.clone(),
+                    id,
                     error: error.clone(),
                 });
             }
@@ -294,17 +297,8 @@ mod tests {
     }
 
     fn manifest(ids: &[&str]) -> Manifest {
-        Manifest {
-            path: "rows.csv".into(),
-            columns: vec!["id".into()],
-            rows: ids
-                .iter()
-                .map(|id| crate::chain::Row {
-                    id: id.to_string(),
-                    vars: [("id".to_string(), id.to_string())].into(),
-                })
-                .collect(),
-        }
+        let text = format!("id\n{}\n", ids.join("\n"));
+        Manifest::parse(text.as_bytes(), "rows.csv".as_ref(), "id").unwrap()
     }
 
     use super::super::ResultStatus;
