@@ -69,7 +69,7 @@ pub(super) async fn collect(
         if write_error.is_none() {
             match log.append(&line) {
                 Ok(()) => {
-                    tally.record(&line);
+                    tally.record(record.row as usize, &line);
                     ui.row_saved(row, &record);
                     continue;
                 }
@@ -83,12 +83,12 @@ pub(super) async fn collect(
                 }
             }
         }
-        held.push(line);
+        held.push((record.row as usize, line));
     }
     let mut unsaved = 0;
-    for line in &held {
+    for (row, line) in &held {
         match log.append(line) {
-            Ok(()) => tally.record(line),
+            Ok(()) => tally.record(*row, line),
             Err(_) => unsaved += 1,
         }
     }

@@ -215,7 +215,7 @@ pub async fn run(
             unsaved: collected.unsaved,
         });
     }
-    write_failed_csv(&cfg.out, &collected.tally.failed_rows(&cfg.manifest))?;
+    write_failed_csv(&cfg.out, &collected.tally.failed_rows())?;
     let stats = recorder.summary(key, &batch, &steps, None, 0);
     let tally = &collected.tally;
     let wall_ms = ms(batch.wall);

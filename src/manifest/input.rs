@@ -7,7 +7,6 @@
 //! the file). Line numbers in errors are physical file lines (header = line 1; a quoted value
 //! spanning lines counts every line), as an editor shows them. Values are kept exactly as written.
 
-use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::fs;
 use std::hash::{Hash, Hasher};
@@ -31,7 +30,7 @@ pub struct Manifest {
     // The file's text after a byte-order mark, checked to be UTF-8 with every quote closed.
     text: Arc<String>,
     // Byte offset in `text` where row i starts; rows end where the next one starts.
-    starts: Arc<[u64]>,
+    starts: Arc<Vec<u64>>,
 }
 
 impl PartialEq for Manifest {
@@ -101,8 +100,10 @@ impl Manifest {
             )
         })?;
 
-        let mut starts = Vec::new();
-        let mut ids = UniqueIds::default();
+        // At most one row a line: sized once, so a million rows never double a vector.
+        let lines = text.bytes().filter(|&b| b == b'\n').count() + 1;
+        let mut starts = Vec::with_capacity(lines);
+        let mut ids = IdHashes::with_capacity(lines);
         let mut record = StringRecord::new();
         while reader
             .read_record(&mut record)
@@ -116,27 +117,31 @@ impl Manifest {
                 let message = format!("empty id in column {id_column:?}");
                 return Err(invalid_at(path, Position::at(line, id_index + 1), message));
             }
-            let first = ids.insert(id, starts.len(), line, |row| {
-                record_in(&text, &starts, row)
-                    .get(id_index)
-                    .map(String::from)
-            });
-            if let Some(first) = first {
-                let message = format!("duplicate id {id:?} (first at line {first})");
-                return Err(invalid_at(path, Position::line(line), message));
-            }
+            ids.push(id, line);
             starts.push(start);
         }
         if starts.is_empty() {
             let message = "header only, no rows".to_string();
             return Err(invalid_at(path, Position::line(1), message));
         }
+        let id_of = |row: usize| {
+            record_in(&text, &starts, row)
+                .get(id_index)
+                .map(String::from)
+        };
+        if let Some(dup) = ids.first_duplicate(id_of) {
+            let message = format!(
+                "duplicate id {:?} (first at line {})",
+                dup.id, dup.first_line
+            );
+            return Err(invalid_at(path, Position::line(dup.line), message));
+        }
         Ok(Manifest {
             path: path.to_path_buf(),
             columns,
             id_index,
             text: Arc::new(text),
-            starts: starts.into(),
+            starts: Arc::new(starts),
         })
     }
 
@@ -226,7 +231,7 @@ fn record_in(text: &str, starts: &[u64], index: usize) -> StringRecord {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .buffer_capacity(end - start + 1)
-        .from_reader(text[start..end].as_bytes());
+        .from_reader(&text.as_bytes()[start..end]);
     let mut record = StringRecord::new();
     match reader.read_record(&mut record) {
         Ok(true) => record,
@@ -234,56 +239,61 @@ fn record_in(text: &str, starts: &[u64], index: usize) -> StringRecord {
     }
 }
 
-/// The duplicate-id check, by 64-bit hash (16 bytes an id instead of the id itself); ids whose
-/// hash another id already has are kept whole, so a collision never reports a false duplicate.
-#[derive(Default)]
-struct UniqueIds {
-    // Hash of an id -> (its row, its line); u32 halves the map of a million-row file.
-    first: HashMap<u64, (u32, u32)>,
-    // Ids whose hash was taken by a different id -> their line.
-    collided: HashMap<String, usize>,
+/// The duplicate-id check: a 64-bit hash, the row and the line of every id (16 bytes a row,
+/// sorted in place), instead of a map of the ids themselves. Equal hashes are compared by the
+/// ids they stand for, so a collision never reports a false duplicate.
+struct IdHashes(Vec<(u64, u32, u32)>);
+
+/// An id seen twice.
+#[derive(Debug, PartialEq, Eq)]
+struct Duplicate {
+    id: String,
+    line: usize,
+    first_line: usize,
 }
 
-impl UniqueIds {
-    /// Records `id` of row `row` at `line`; returns the line of an earlier equal id. `id_of`
-    /// parses an earlier row's id, needed only when hashes collide.
-    fn insert(
-        &mut self,
-        id: &str,
-        row: usize,
-        line: usize,
-        id_of: impl Fn(usize) -> Option<String>,
-    ) -> Option<usize> {
-        let mut hasher = DefaultHasher::new();
-        id.hash(&mut hasher);
-        self.insert_hashed(hasher.finish(), id, row, line, id_of)
+impl IdHashes {
+    fn with_capacity(rows: usize) -> IdHashes {
+        IdHashes(Vec::with_capacity(rows))
     }
 
-    fn insert_hashed(
-        &mut self,
-        hash: u64,
-        id: &str,
-        row: usize,
-        line: usize,
-        id_of: impl Fn(usize) -> Option<String>,
-    ) -> Option<usize> {
+    /// Records the id of the next row, found at `line`.
+    fn push(&mut self, id: &str, line: usize) {
+        let mut hasher = DefaultHasher::new();
+        id.hash(&mut hasher);
+        self.push_hashed(hasher.finish(), line);
+    }
+
+    fn push_hashed(&mut self, hash: u64, line: usize) {
         let small = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        match self.first.get(&hash) {
-            None => {
-                self.first.insert(hash, (small(row), small(line)));
-                None
-            }
-            Some(&(earlier, first_line)) if id_of(earlier as usize).as_deref() == Some(id) => {
-                Some(first_line as usize)
-            }
-            Some(_) => match self.collided.get(id) {
-                Some(&first_line) => Some(first_line),
-                None => {
-                    self.collided.insert(id.to_string(), line);
-                    None
+        let row = small(self.0.len());
+        self.0.push((hash, row, small(line)));
+    }
+
+    /// The repeat that comes first in the file (the one a reader meets first), with the line
+    /// of its first occurrence. `id_of` parses a row's id.
+    fn first_duplicate(mut self, id_of: impl Fn(usize) -> Option<String>) -> Option<Duplicate> {
+        self.0.sort_unstable();
+        let mut best: Option<(u32, Duplicate)> = None;
+        for group in self.0.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
+            // In row order within a group; ids are parsed only for colliding hashes.
+            let ids: Vec<Option<String>> = group.iter().map(|e| id_of(e.1 as usize)).collect();
+            for (later, entry) in group.iter().enumerate().skip(1) {
+                let Some(earlier) = (0..later).find(|&e| ids[e] == ids[later]) else {
+                    continue;
+                };
+                if best.as_ref().is_none_or(|(row, _)| entry.1 < *row) {
+                    let dup = Duplicate {
+                        id: ids[later].clone().unwrap_or_default(),
+                        line: entry.2 as usize,
+                        first_line: group[earlier].2 as usize,
+                    };
+                    best = Some((entry.1, dup));
                 }
-            },
+                break;
+            }
         }
+        best.map(|(_, dup)| dup)
     }
 }
 
@@ -511,14 +521,24 @@ mod tests {
 
     #[test]
     fn a_hash_collision_is_not_a_duplicate_but_a_repeat_after_it_is() {
-        let mut ids = UniqueIds::default();
-        let names = ["a", "b", "b"];
+        let names = ["a", "b", "c", "b", "a"];
         let id_of = |row: usize| Some(names[row].to_string());
-        // Every id hashes alike here: only the exact ids tell them apart.
-        let mut hash_all = |id: &str, row: usize| ids.insert_hashed(7, id, row, row + 2, id_of);
-        assert_eq!(hash_all("a", 0), None);
-        assert_eq!(hash_all("b", 1), None);
-        assert_eq!(hash_all("b", 2), Some(3));
+        // Every id hashes alike here: only the ids themselves tell them apart.
+        let mut ids = IdHashes::with_capacity(5);
+        for row in 0..3 {
+            ids.push_hashed(7, row + 2);
+        }
+        let none = IdHashes(ids.0.clone()).first_duplicate(id_of);
+        assert_eq!(none, None, "a, b, c collide but differ");
+        ids.push_hashed(7, 5);
+        ids.push_hashed(7, 6);
+        let dup = ids.first_duplicate(id_of).unwrap();
+        let expected = Duplicate {
+            id: "b".into(),
+            line: 5,
+            first_line: 3,
+        };
+        assert_eq!(dup, expected, "the first repeat in file order");
     }
 
     #[test]

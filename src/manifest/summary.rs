@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Manifest, ManifestError, ResultError, ResultLine, write_atomically};
+use super::{ManifestError, ResultError, ResultLine, write_atomically};
 use crate::metrics::{ErrorCounts, LatencySummary, StepLatency};
 
 /// File name of the run summary inside the output folder.
@@ -161,10 +161,15 @@ pub struct FailedRow {
 
 /// Counts this session's appended lines so the summary and failed.csv come from exactly what
 /// results.jsonl holds. A row appended more than once (once per pass) counts by its latest line.
+/// Rows are keyed by their index in this session (manifest order), so a million rows cost a
+/// byte each; only failed rows keep their id and error.
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
-    // id -> None when the latest line is ok, or its error. Outputs are not kept: they can be large.
-    latest: HashMap<String, Option<ResultError>>,
+    // Per session row: 0 = no line yet, 1 = latest line ok, 2 = latest line failed.
+    latest: Vec<u8>,
+    succeeded: usize,
+    // Rows whose latest line failed: id and error. Outputs are not kept: they can be large.
+    failed: HashMap<usize, FailedRow>,
     sum_chain_ms: f64,
 }
 
@@ -174,20 +179,41 @@ impl Tally {
         Tally::default()
     }
 
-    /// Counts a line just appended to the log.
-    pub fn record(&mut self, line: &ResultLine) {
+    /// Counts a line just appended to the log for session row `row`.
+    pub fn record(&mut self, row: usize, line: &ResultLine) {
         self.sum_chain_ms += line.chain_latency_ms;
-        self.latest.insert(line.id.clone(), line.error.clone());
+        if self.latest.len() <= row {
+            self.latest.resize(row + 1, 0);
+        }
+        match self.latest[row] {
+            1 => self.succeeded -= 1,
+            2 => {
+                self.failed.remove(&row);
+            }
+            _ => {}
+        }
+        match &line.error {
+            None => {
+                self.latest[row] = 1;
+                self.succeeded += 1;
+            }
+            Some(error) => {
+                self.latest[row] = 2;
+                let id = line.id.clone();
+                let error = error.clone();
+                self.failed.insert(row, FailedRow { id, error });
+            }
+        }
     }
 
     /// Rows whose latest line is ok.
     pub fn succeeded(&self) -> usize {
-        self.latest.values().filter(|e| e.is_none()).count()
+        self.succeeded
     }
 
     /// Rows whose latest line is failed.
     pub fn failed(&self) -> usize {
-        self.latest.len() - self.succeeded()
+        self.failed.len()
     }
 
     /// Sum of the chain latencies of every recorded line, ms (each attempt took real time).
@@ -195,32 +221,11 @@ impl Tally {
         self.sum_chain_ms
     }
 
-    /// The rows that failed, in manifest order (ids the manifest lacks last, sorted).
-    pub fn failed_rows(&self, manifest: &Manifest) -> Vec<FailedRow> {
-        let mut failed: HashMap<&str, &ResultError> = self
-            .latest
-            .iter()
-            .filter_map(|(id, e)| e.as_ref().map(|e| (id.as_str(), e)))
-            .collect();
-        let mut rows = Vec::with_capacity(failed.len());
-        for id in manifest.ids() {
-            if failed.is_empty() {
-                break;
-            }
-            if let Some(error) = failed.remove(id.as_str()) {
-                rows.push(FailedRow {
-                    id,
-                    error: error.clone(),
-                });
-            }
-        }
-        let mut rest: Vec<_> = failed.into_iter().collect();
-        rest.sort_unstable_by_key(|(id, _)| *id);
-        rows.extend(rest.into_iter().map(|(id, error)| FailedRow {
-            id: id.to_string(),
-            error: error.clone(),
-        }));
-        rows
+    /// The rows that failed, in session order, which is manifest order.
+    pub fn failed_rows(&self) -> Vec<FailedRow> {
+        let mut rows: Vec<(&usize, &FailedRow)> = self.failed.iter().collect();
+        rows.sort_unstable_by_key(|(row, _)| **row);
+        rows.into_iter().map(|(_, f)| f.clone()).collect()
     }
 }
 
@@ -296,11 +301,6 @@ mod tests {
         }
     }
 
-    fn manifest(ids: &[&str]) -> Manifest {
-        let text = format!("id\n{}\n", ids.join("\n"));
-        Manifest::parse(text.as_bytes(), "rows.csv".as_ref(), "id").unwrap()
-    }
-
     use super::super::ResultStatus;
 
     #[test]
@@ -331,23 +331,25 @@ mod tests {
     #[test]
     fn tally_counts_latest_line_per_row_and_sums_every_attempt() {
         let mut t = Tally::new();
-        t.record(&line("a", true, 10.0));
-        t.record(&line("b", true, 20.0));
-        t.record(&line("a", false, 30.0));
+        t.record(0, &line("a", true, 10.0));
+        t.record(1, &line("b", true, 20.0));
+        t.record(0, &line("a", false, 30.0));
         assert_eq!((t.succeeded(), t.failed()), (1, 1));
         assert_eq!(t.sum_chain_ms(), 60.0);
+        t.record(0, &line("a", true, 5.0));
+        assert_eq!((t.succeeded(), t.failed()), (0, 2));
     }
 
     #[test]
     fn failed_csv_lists_failures_in_manifest_order_and_quotes_messages() {
         let dir = tempfile::tempdir().unwrap();
         let mut t = Tally::new();
-        for (id, failed) in [("z", true), ("x", false), ("y", true), ("extra", true)] {
-            t.record(&line(id, failed, 1.0));
+        for (row, id, failed) in [(2, "z", true), (0, "x", false), (1, "y", true)] {
+            t.record(row, &line(id, failed, 1.0));
         }
-        let rows = t.failed_rows(&manifest(&["x", "y", "z"]));
+        let rows = t.failed_rows();
         let ids: Vec<_> = rows.iter().map(|r| r.id.as_str()).collect();
-        assert_eq!(ids, ["y", "z", "extra"]);
+        assert_eq!(ids, ["y", "z"]);
         let path = write_failed_csv(dir.path(), &rows).unwrap();
         let mut reader = csv::Reader::from_path(path).unwrap();
         let header: Vec<_> = reader.headers().unwrap().iter().map(String::from).collect();
