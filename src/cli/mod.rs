@@ -179,6 +179,8 @@ pub enum ApiArg {
     Openai,
     /// Plain HTTP: the body template is sent as is, the response body is the output.
     Raw,
+    /// Anthropic Messages API (POST {target}/v1/messages, x-api-key, anthropic-version).
+    Anthropic,
 }
 
 /// Chain shape.
@@ -204,9 +206,10 @@ pub struct TargetArgs {
     /// Model name sent with each OpenAI request.
     #[arg(long, value_name = "NAME", default_value = "gpt-4o-mini")]
     pub model: String,
-    /// Environment variable holding the API key (sent as a Bearer token; unset = no header).
-    #[arg(long, value_name = "VAR", default_value = "OPENAI_API_KEY")]
-    pub api_key_env: String,
+    /// Environment variable holding the API key (sent as a Bearer token, or x-api-key for
+    /// --api anthropic; unset = no header). Default OPENAI_API_KEY, or ANTHROPIC_API_KEY.
+    #[arg(long, value_name = "VAR")]
+    pub api_key_env: Option<String>,
     /// Extra request header, 'Name: value' (repeatable).
     #[arg(short = 'H', long = "header", value_name = "HEADER")]
     pub headers: Vec<String>,
@@ -233,6 +236,17 @@ pub struct TargetArgs {
     /// the call as `body` and is not kept.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "16MiB")]
     pub max_response_bytes: u64,
+}
+
+impl TargetArgs {
+    /// The variable the API key is read from: `--api-key-env`, else the API's usual one.
+    pub fn key_env(&self) -> &str {
+        match (&self.api_key_env, self.api) {
+            (Some(var), _) => var,
+            (None, ApiArg::Anthropic) => "ANTHROPIC_API_KEY",
+            (None, _) => "OPENAI_API_KEY",
+        }
+    }
 }
 
 /// Retries, timeouts and client-side rate limits.

@@ -133,6 +133,10 @@ fn workload(common: &CommonArgs, chain: Chain, endpoint: Endpoint) -> Workload {
         endpoint,
         model: common.target.model.clone(),
         stream: common.target.stream,
+        api: match common.target.api {
+            crate::cli::ApiArg::Anthropic => crate::endpoint::ApiFormat::Anthropic,
+            _ => crate::endpoint::ApiFormat::OpenAi,
+        },
         client: client_options(&common.target, &common.calls),
         retry: retry_policy(&common.calls),
         rpm: common.calls.rpm,

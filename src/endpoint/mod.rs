@@ -6,6 +6,7 @@
 //! Owns everything that touches the network before the runner takes over. Knows nothing about
 //! reports or the command line.
 
+mod anthropic;
 mod client;
 mod fault;
 mod options;
@@ -20,4 +21,4 @@ pub use options::{ClientOptions, DEFAULT_MAX_RESPONSE_BYTES};
 pub use preflight::{PreflightError, preflight};
 pub use redact::{Secrets, display_url};
 pub use session::{Endpoint, Session, SessionError, embedded_target};
-pub use target::{ApiFormat, Target, TargetError};
+pub use target::{ApiFormat, Decoded, Target, TargetError};

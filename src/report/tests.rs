@@ -124,6 +124,7 @@ fn simulate(size: usize, limit: usize, pooling: Pooling) -> SimRun {
                             1_800 + lat / 100
                         },
                         tokens: if fault.is_some() { None } else { Some(400) },
+                        input_tokens: None,
                         ttft: None,
                     });
                     t += lat + 50;

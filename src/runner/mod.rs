@@ -110,6 +110,9 @@ pub struct Workload {
     pub model: String,
     /// Stream responses and measure time to first token (OpenAI format).
     pub stream: bool,
+    /// The API a mock endpoint is spoken to in (OpenAI or Anthropic); a remote target
+    /// carries its own.
+    pub api: crate::endpoint::ApiFormat,
     /// Client timeouts, TLS, size limit and redirects.
     pub client: ClientOptions,
     /// Retry passes and backoff.
@@ -127,6 +130,7 @@ impl Workload {
             &self.endpoint,
             &self.model,
             self.stream,
+            self.api,
             &self.chain,
             &self.client,
         )
