@@ -5,6 +5,7 @@ mod anthropic;
 mod batch;
 mod cli;
 mod common;
+mod cost;
 mod docs;
 mod guard;
 #[cfg(unix)]

@@ -274,6 +274,14 @@ pub struct CallArgs {
     /// Client-side cap on tokens per minute (prompt bytes / 4 + max_tokens, estimated).
     #[arg(long, value_name = "N", value_parser = parse_count_u32)]
     pub tpm: Option<u32>,
+    /// Price per 1M tokens, 'in=0.15,out=0.60': reports then say what each run, step and
+    /// chain cost, and what retries cost (overrides the chain file's `price`).
+    #[arg(long, value_name = "PRICES", value_parser = parse_price)]
+    pub price: Option<crate::cost::Price>,
+}
+
+fn parse_price(s: &str) -> Result<crate::cost::Price, String> {
+    s.parse()
 }
 
 /// Overrides of the embedded mock's defaults: the mock's own flags with a `mock-` prefix.

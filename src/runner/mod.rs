@@ -121,6 +121,8 @@ pub struct Workload {
     pub rpm: Option<u32>,
     /// Client-side token-per-minute cap.
     pub tpm: Option<u32>,
+    /// Price per 1M tokens, when reports should say what the batch cost.
+    pub price: Option<crate::cost::Price>,
 }
 
 impl Workload {
