@@ -77,6 +77,8 @@ pub struct TokenTally {
     retries: [u64; 2],
     /// Successful calls whose response reported no usage.
     without_usage: u64,
+    /// Calls seen, failed ones included.
+    calls: u64,
 }
 
 impl TokenTally {
@@ -90,6 +92,7 @@ impl TokenTally {
 
     /// Counts one call's reported tokens.
     pub fn add(&mut self, call: &CallRecord) {
+        self.calls += 1;
         let (i, o) = (
             u64::from(call.input_tokens.unwrap_or(0)),
             u64::from(call.tokens.unwrap_or(0)),
@@ -133,6 +136,7 @@ impl TokenTally {
             price_out: price.output,
             total,
             per_chain: (chains > 0).then(|| total / chains as f64),
+            per_call: (self.calls > 0).then(|| total / self.calls as f64),
             retries: price.of(self.retries[0], self.retries[1]),
             input_tokens,
             output_tokens,
@@ -153,6 +157,8 @@ pub struct Cost {
     pub total: f64,
     /// `total` / chains that ran (succeeded or failed); None when none ran.
     pub per_chain: Option<f64>,
+    /// `total` / calls sent (failed calls and retries included); None when none was sent.
+    pub per_call: Option<f64>,
     /// The part of `total` spent on backoff retries and retry passes.
     pub retries: f64,
     /// Input tokens reported over the run.
@@ -184,6 +190,9 @@ impl Cost {
         let mut s = money(self.total);
         if let Some(c) = self.per_chain {
             s.push_str(&format!(" total, {} per chain", money(c)));
+        }
+        if let Some(c) = self.per_call {
+            s.push_str(&format!(", {} per call", money(c)));
         }
         s.push_str(&format!(", {} on retries", money(self.retries)));
         s.push_str(&format!(
@@ -272,6 +281,7 @@ mod tests {
         assert!(close(c.total, 0.007 + 0.005 + 0.005 + 0.007), "{c:?}");
         assert!(close(c.retries, 0.012), "{c:?}");
         assert!(close(c.per_chain.unwrap(), c.total / 2.0));
+        assert!(close(c.per_call.unwrap(), c.total / 6.0));
         assert_eq!((c.input_tokens, c.output_tokens), (6_000, 1_200));
         assert_eq!(c.per_step[0].step, "a");
         assert!(close(c.per_step[0].cost, 0.014));

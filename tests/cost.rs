@@ -93,3 +93,54 @@ fn a_sweep_prices_each_run_in_every_report() {
     let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     assert!(csv.lines().next().unwrap().contains("cost_total"), "{csv}");
 }
+
+#[test]
+fn retries_are_priced_apart_and_the_steps_add_up_to_the_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = manifest(dir.path(), 12);
+    let out = dir.path().join("out");
+    let mut cmd = loadchain();
+    cmd.args(["run", "--manifest"])
+        .arg(&rows)
+        .arg("--out")
+        .arg(&out);
+    cmd.args(["--steps", "3", "--limit", "4", "--retry-passes", "3"]);
+    cmd.args(["--max-retries", "0", "--mock-failure-rate", "0.3"]);
+    cmd.args([
+        "--mock-seed",
+        "7",
+        "--price",
+        "in=1,out=3",
+        "--calls-csv",
+        "on",
+    ]);
+    cmd.assert().success();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let c = &summary["cost"];
+    let total = c["total"].as_f64().unwrap();
+    let retries = c["retries"].as_f64().unwrap();
+    assert!(retries > 0.0 && retries < total, "{c}");
+    let steps: f64 = c["per_step"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["cost"].as_f64().unwrap())
+        .sum();
+    assert!((steps - total).abs() < 1e-9, "{c}");
+    // calls.csv has each call's tokens: pricing them by hand gives the same totals.
+    let mut r = csv::Reader::from_path(out.join("calls.csv")).unwrap();
+    let (mut sum, mut retried) = (0.0, 0.0);
+    for row in r.deserialize::<loadchain::report::CallRow>() {
+        let row = row.unwrap();
+        let cost = (f64::from(row.input_tokens.unwrap_or(0))
+            + 3.0 * f64::from(row.tokens.unwrap_or(0)))
+            / 1e6;
+        sum += cost;
+        if row.pass > 0 || row.try_no > 0 {
+            retried += cost;
+        }
+    }
+    assert!((sum - total).abs() < 1e-9, "{sum} vs {total}");
+    assert!((retried - retries).abs() < 1e-9, "{retried} vs {retries}");
+}

@@ -147,6 +147,9 @@ pub struct CallRow {
     pub tokens: Option<u32>,
     /// Streaming only: send to the first chunk with content.
     pub ttft_ms: Option<f64>,
+    /// Prompt (input) tokens, when the API reported them: with `tokens`, the call's cost.
+    #[serde(default)]
+    pub input_tokens: Option<u32>,
 }
 
 /// Milliseconds rounded to whole microseconds, so CSV cells do not carry float noise.
