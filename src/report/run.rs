@@ -140,6 +140,7 @@ mod tests {
             torn_line_ignored: Some(3),
             timeline: Vec::new(),
             settings: None,
+            cost: None,
         }
     }
 
