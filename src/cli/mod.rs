@@ -255,7 +255,7 @@ pub struct CallArgs {
     /// Passes over the failed rows after the first pass.
     #[arg(long, value_name = "N", default_value = "1")]
     pub retry_passes: u32,
-    /// Backoff retries per call after 429 or 503 (exponential, full jitter, honours Retry-After).
+    /// Backoff retries per call after 429, 503 or 529 (exponential, full jitter, honours Retry-After).
     #[arg(long, value_name = "N", default_value = "3")]
     pub max_retries: u32,
     /// Longest wait a server may ask for in Retry-After / retry-after-ms; a call asked to wait

@@ -76,7 +76,7 @@ impl Observer for NoObserver {}
 pub struct RetryPolicy {
     /// Passes over the failed rows after the first pass.
     pub retry_passes: u32,
-    /// Backoff retries of one call after 429 or 503.
+    /// Backoff retries of one call after 429, 503 or 529 (Anthropic overloaded).
     pub max_retries: u32,
     /// First backoff ceiling; doubles each try (full jitter below it).
     pub backoff_base: Duration,
