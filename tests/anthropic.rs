@@ -135,3 +135,181 @@ fn cli_api_anthropic_runs_against_the_embedded_mock_in_both_modes() {
         assert_eq!(v["runs"][0]["ttft"].is_object(), stream, "{}", v["runs"][0]);
     }
 }
+
+/// A one-shot server on 127.0.0.1:0: answers each of at most `replies.len()` connections
+/// with the next canned response (then closes it), and hands back each request's head.
+async fn canned(replies: Vec<String>) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let mut heads = Vec::new();
+        for reply in replies {
+            let accept = tokio::time::timeout(Duration::from_secs(10), listener.accept());
+            let Ok(Ok((mut sock, _))) = accept.await else {
+                break;
+            };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Head and (small) body: read until the declared body has arrived.
+            loop {
+                let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut chunk))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len || n == 0 {
+                        heads.push(text);
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            sock.write_all(reply.as_bytes()).await.unwrap();
+            sock.shutdown().await.ok();
+        }
+        heads
+    });
+    (url, task)
+}
+
+fn http(status: &str, content_type: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_go_out_right_and_error_events_and_echoed_keys_are_handled() {
+    let key = "sk-ant-test-0123456789";
+    let stream_error = include_str!("fixtures/anthropic/stream_error.txt");
+    let echoed = format!(
+        r#"{{"type":"error","error":{{"type":"authentication_error","message":"bad key {key}"}}}}"#
+    );
+    let (url, server) = canned(vec![
+        http("200 OK", "text/event-stream", stream_error),
+        http("401 Unauthorized", "application/json", &echoed),
+    ])
+    .await;
+    let target = Target::anthropic(&url, "claude-test")
+        .unwrap()
+        .with_api_key("ANTHROPIC_API_KEY", key)
+        .unwrap()
+        .streaming(true);
+    let r = Runner {
+        target: Arc::new(target),
+        limit: 1,
+        ..runner_for_url()
+    };
+    let seen = Arc::new(Collect::default());
+    r.run_batch(Row::synthetic(2).into(), seen.clone()).await;
+    let calls = seen.calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    let finals = seen.finals();
+    // The 200 stream that ended in an error event is the server's fault, not a decode error.
+    let kinds: Vec<_> = finals.iter().map(|c| c.failure.as_ref().unwrap()).collect();
+    assert!(
+        kinds.iter().any(|f| f.kind.as_str() == "server_error"
+            && f.message.contains("overloaded_error: Overloaded")),
+        "{kinds:?}"
+    );
+    // A 401 that echoes the key: the kind is client_error, the key never stored.
+    let auth = kinds.iter().find(|f| f.status == Some(401)).unwrap();
+    assert_eq!(auth.kind.as_str(), "client_error");
+    assert!(auth.message.contains("authentication_error"), "{auth:?}");
+    assert!(!auth.message.contains(key), "{auth:?}");
+    let heads = server.await.unwrap();
+    for head in &heads {
+        let lower = head.to_ascii_lowercase();
+        assert!(lower.starts_with("post /v1/messages "), "{head}");
+        assert!(lower.contains(&format!("x-api-key: {key}")), "{head}");
+        assert!(lower.contains("anthropic-version: 2023-06-01"), "{head}");
+        assert!(!lower.contains("authorization:"), "{head}");
+        assert!(head.contains("\"max_tokens\":") && head.contains("\"stream\":true"));
+    }
+}
+
+/// A runner with no retries, for a server that answers each call once.
+fn runner_for_url() -> Runner {
+    use loadchain::endpoint::{ClientOptions, HttpClient};
+    Runner {
+        client: HttpClient::new(loadchain::record::Pooling::Off, &ClientOptions::default())
+            .unwrap(),
+        target: anthropic("http://127.0.0.1:9", false),
+        chain: Arc::new(loadchain::chain::Chain::default_steps(1).unwrap()),
+        limiter: None,
+        limit: 1,
+        retry: RetryPolicy {
+            retry_passes: 0,
+            max_retries: 0,
+            ..RetryPolicy::default()
+        },
+        stop: None,
+    }
+}
+
+#[tokio::test]
+async fn the_mock_says_max_tokens_when_the_cap_cut_the_answer() {
+    let mock = spawn_mock(fixed(0)).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/messages", mock.url());
+    let body = r#"{"model":"m","max_tokens":3,"system":"terse","messages":[{"role":"user","content":"x"}]}"#;
+    let v: serde_json::Value = client
+        .post(&url)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["type"], "message");
+    assert_eq!(v["stop_reason"], "max_tokens");
+    assert_eq!(v["usage"]["output_tokens"], 3);
+    assert_eq!(
+        v["content"][0]["text"].as_str().unwrap().split(' ').count(),
+        3
+    );
+    let stream = body.replace("\"max_tokens\":3", "\"max_tokens\":3,\"stream\":true");
+    let text = client
+        .post(&url)
+        .body(stream)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "message_start",
+            "content_block_start",
+            "ping",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    assert!(text.contains("\"stop_reason\":\"max_tokens\""), "{text}");
+}

@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use super::target::Decoded;
+use super::Decoded;
 
 /// The `anthropic-version` header every request carries (the only stable version).
 pub const VERSION: &str = "2023-06-01";
@@ -177,7 +177,38 @@ pub(super) fn error_detail(v: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Target;
     use super::*;
+
+    #[test]
+    fn anthropic_base_url_gets_v1_messages_and_the_key_goes_in_x_api_key() {
+        for (base, want) in [
+            (
+                "https://api.anthropic.com",
+                "https://api.anthropic.com/v1/messages",
+            ),
+            (
+                "https://api.anthropic.com/",
+                "https://api.anthropic.com/v1/messages",
+            ),
+            ("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1/messages"),
+            (
+                "http://127.0.0.1:9/v1/messages",
+                "http://127.0.0.1:9/v1/messages",
+            ),
+        ] {
+            assert_eq!(Target::anthropic(base, "m").unwrap().url.as_str(), want);
+        }
+        let t = Target::anthropic("https://api.anthropic.com", "m")
+            .unwrap()
+            .with_api_key("ANTHROPIC_API_KEY", "sk-ant-secret")
+            .unwrap();
+        assert!(t.sends_authorization());
+        assert_eq!(t.headers["x-api-key"], "sk-ant-secret");
+        assert_eq!(t.headers["anthropic-version"], "2023-06-01");
+        assert!(!t.headers.contains_key(reqwest::header::AUTHORIZATION));
+        assert!(!format!("{t:?}").contains("sk-ant-secret"));
+    }
 
     #[test]
     fn body_has_a_top_level_system_and_a_max_tokens() {

@@ -8,6 +8,7 @@
 
 mod anthropic;
 mod client;
+mod decoded;
 mod fault;
 mod options;
 mod preflight;
@@ -17,8 +18,9 @@ pub mod sse;
 mod target;
 
 pub use client::{ClientError, HttpClient};
+pub use decoded::Decoded;
 pub use options::{ClientOptions, DEFAULT_MAX_RESPONSE_BYTES};
 pub use preflight::{PreflightError, preflight};
 pub use redact::{Secrets, display_url};
 pub use session::{Endpoint, Session, SessionError, embedded_target};
-pub use target::{ApiFormat, Decoded, Target, TargetError};
+pub use target::{ApiFormat, Target, TargetError};

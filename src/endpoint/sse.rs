@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::target::Decoded;
+use super::Decoded;
 
 /// Incremental scanner that reports when the first chunk with content has arrived.
 #[derive(Debug, Default)]
