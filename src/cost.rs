@@ -9,6 +9,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::record::CallRecord;
@@ -79,6 +81,11 @@ pub struct TokenTally {
     without_usage: u64,
     /// Calls seen, failed ones included.
     calls: u64,
+    /// `[input, output]` of the last successful call of each (row, step): a later success
+    /// of the same step means this one was paid for and thrown away.
+    last_ok: HashMap<(u32, u16), [u64; 2]>,
+    /// `[input, output]` of successful calls whose step was run again and succeeded again.
+    redone: [u64; 2],
 }
 
 impl TokenTally {
@@ -110,6 +117,12 @@ impl TokenTally {
             self.retries[0] += i;
             self.retries[1] += o;
         }
+        if call.error.is_none()
+            && let Some([pi, po]) = self.last_ok.insert((call.row, call.step), [i, o])
+        {
+            self.redone[0] += pi;
+            self.redone[1] += po;
+        }
     }
 
     /// The run's cost at `price`; `chains` chains ran, `names` names the steps.
@@ -138,6 +151,7 @@ impl TokenTally {
             per_chain: (chains > 0).then(|| total / chains as f64),
             per_call: (self.calls > 0).then(|| total / self.calls as f64),
             retries: price.of(self.retries[0], self.retries[1]),
+            redone: price.of(self.redone[0], self.redone[1]),
             input_tokens,
             output_tokens,
             calls_without_usage: self.without_usage,
@@ -161,6 +175,10 @@ pub struct Cost {
     pub per_call: Option<f64>,
     /// The part of `total` spent on backoff retries and retry passes.
     pub retries: f64,
+    /// The part of `total` paid twice: successful calls whose step a retry pass ran again
+    /// (a chain that failed at step 3 and was re-run from step 1 pays for steps 1–2 twice).
+    #[serde(default)]
+    pub redone: f64,
     /// Input tokens reported over the run.
     pub input_tokens: u64,
     /// Output tokens reported over the run.
@@ -194,7 +212,11 @@ impl Cost {
         if let Some(c) = self.per_call {
             s.push_str(&format!(", {} per call", money(c)));
         }
-        s.push_str(&format!(", {} on retries", money(self.retries)));
+        s.push_str(&format!(
+            ", {} on retries ({} paid twice)",
+            money(self.retries),
+            money(self.redone)
+        ));
         s.push_str(&format!(
             " ({} in + {} out tokens at in={},out={} per 1M)",
             self.input_tokens, self.output_tokens, self.price_in, self.price_out
@@ -223,9 +245,9 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn call(step: u16, pass: u16, try_no: u16, tokens: Option<(u32, u32)>) -> CallRecord {
+    fn call(row: u32, step: u16, pass: u16, try_no: u16, tokens: Option<(u32, u32)>) -> CallRecord {
         CallRecord {
-            row: 0,
+            row,
             step,
             pass,
             try_no,
@@ -237,6 +259,14 @@ mod tests {
             tokens: tokens.map(|t| t.1),
             input_tokens: tokens.map(|t| t.0),
             ttft: None,
+        }
+    }
+
+    fn failed(row: u32, step: u16, pass: u16, try_no: u16) -> CallRecord {
+        CallRecord {
+            status: Some(429),
+            error: Some(crate::record::ErrorKind::RateLimited),
+            ..call(row, step, pass, try_no, None)
         }
     }
 
@@ -260,31 +290,37 @@ mod tests {
 
     #[test]
     fn cost_per_step_per_chain_and_retries_add_up() {
-        // in=2, out=10 per 1M tokens.
+        // in=2, out=10 per 1M tokens: (1000 in, 500 out) costs 0.007, (2000, 100) 0.005.
         let price = Price {
             input: 2.0,
             output: 10.0,
         };
+        let (a, b) = (Some((1_000, 500)), Some((2_000, 100)));
         let mut t = TokenTally::new(2);
-        t.add(&call(0, 0, 0, Some((1_000, 500)))); // 0.002 + 0.005
-        t.add(&call(1, 0, 0, Some((2_000, 100)))); // 0.004 + 0.001
-        t.add(&call(1, 0, 1, Some((2_000, 100)))); // a backoff retry: 0.005
-        t.add(&call(0, 1, 0, Some((1_000, 500)))); // a retry pass: 0.007
-        let failed = CallRecord {
-            error: Some(crate::record::ErrorKind::RateLimited),
-            ..call(1, 0, 0, None)
-        };
-        t.add(&failed); // no usage, nothing to pay, not "without usage"
-        t.add(&call(1, 0, 0, None)); // a success without usage
-        let c = t.cost(price, 2, &["a".into(), "b".into()]);
-        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
-        assert!(close(c.total, 0.007 + 0.005 + 0.005 + 0.007), "{c:?}");
-        assert!(close(c.retries, 0.012), "{c:?}");
-        assert!(close(c.per_chain.unwrap(), c.total / 2.0));
-        assert!(close(c.per_call.unwrap(), c.total / 6.0));
-        assert_eq!((c.input_tokens, c.output_tokens), (6_000, 1_200));
+        // Row 0: step 1 is rate limited once, its backoff retry succeeds.
+        t.add(&call(0, 0, 0, 0, a));
+        t.add(&failed(0, 1, 0, 0));
+        t.add(&call(0, 1, 0, 1, b));
+        // Row 1: step 1 fails; the retry pass runs the chain again from step 0.
+        t.add(&call(1, 0, 0, 0, a));
+        t.add(&failed(1, 1, 0, 0));
+        t.add(&call(1, 0, 1, 0, a));
+        t.add(&call(1, 1, 1, 0, b));
+        // Row 2: a success whose response reported no usage.
+        t.add(&call(2, 0, 0, 0, None));
+        let c = t.cost(price, 3, &["a".into(), "b".into()]);
+        let close = |x: f64, y: f64| (x - y).abs() < 1e-12;
+        assert!(close(c.total, 3.0 * 0.007 + 2.0 * 0.005), "{c:?}");
+        assert!(close(c.retries, 0.005 + 0.007 + 0.005), "{c:?}");
+        assert!(
+            close(c.redone, 0.007),
+            "row 1's first step 0 was paid twice: {c:?}"
+        );
+        assert!(close(c.per_chain.unwrap(), c.total / 3.0));
+        assert!(close(c.per_call.unwrap(), c.total / 8.0));
+        assert_eq!((c.input_tokens, c.output_tokens), (7_000, 1_700));
         assert_eq!(c.per_step[0].step, "a");
-        assert!(close(c.per_step[0].cost, 0.014));
+        assert!(close(c.per_step[0].cost, 0.021));
         assert!(close(c.per_step[1].cost, 0.010));
         assert_eq!(c.calls_without_usage, 1);
         assert!(

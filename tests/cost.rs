@@ -130,7 +130,8 @@ fn retries_are_priced_apart_and_the_steps_add_up_to_the_total() {
     assert!((steps - total).abs() < 1e-9, "{c}");
     // calls.csv has each call's tokens: pricing them by hand gives the same totals.
     let mut r = csv::Reader::from_path(out.join("calls.csv")).unwrap();
-    let (mut sum, mut retried) = (0.0, 0.0);
+    let (mut sum, mut retried, mut twice) = (0.0, 0.0, 0.0);
+    let mut last_ok = std::collections::HashMap::new();
     for row in r.deserialize::<loadchain::report::CallRow>() {
         let row = row.unwrap();
         let cost = (f64::from(row.input_tokens.unwrap_or(0))
@@ -140,7 +141,14 @@ fn retries_are_priced_apart_and_the_steps_add_up_to_the_total() {
         if row.pass > 0 || row.try_no > 0 {
             retried += cost;
         }
+        if row.error_kind.is_none() {
+            twice += last_ok.insert((row.row, row.step), cost).unwrap_or(0.0);
+        }
     }
     assert!((sum - total).abs() < 1e-9, "{sum} vs {total}");
     assert!((retried - retries).abs() < 1e-9, "{retried} vs {retries}");
+    // Chains that failed at step 2 or 3 were re-run from step 1: steps paid twice.
+    let redone = c["redone"].as_f64().unwrap();
+    assert!(redone > 0.0 && redone < retries, "{c}");
+    assert!((twice - redone).abs() < 1e-9, "{twice} vs {redone}");
 }

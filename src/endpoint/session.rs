@@ -87,7 +87,7 @@ impl Session {
             (Endpoint::Remote(t), _) => t.clone(),
             (_, Some(server)) if api == super::ApiFormat::Anthropic => {
                 Target::anthropic(&server.url(), model)
-                    .expect("the mock's own URL is valid")
+                    .map_err(|e| SessionError::Mock(e.to_string()))?
                     .streaming(stream)
             }
             (_, Some(server)) => embedded_target(&server.url(), model).streaming(stream),

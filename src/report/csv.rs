@@ -113,6 +113,8 @@ pub struct SummaryRow {
     pub cost_per_chain: Option<f64>,
     /// With a price: the part spent on retries.
     pub cost_retries: Option<f64>,
+    /// With a price: the part paid twice (steps a retry pass ran again).
+    pub cost_redone: Option<f64>,
 }
 
 /// One row of calls.csv: a [`crate::record::CallRecord`] with the run it belongs to.
@@ -231,6 +233,7 @@ impl SummaryRow {
             cost_total: r.cost.as_ref().map(|c| c.total),
             cost_per_chain: r.cost.as_ref().and_then(|c| c.per_chain),
             cost_retries: r.cost.as_ref().map(|c| c.retries),
+            cost_redone: r.cost.as_ref().map(|c| c.redone),
         }
     }
 }

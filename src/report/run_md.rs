@@ -99,7 +99,8 @@ fn cost_section(md: &mut String, c: &crate::cost::Cost) {
     }
     md.push_str(&t.to_markdown());
     md.push_str(
-        "\nRetries are backoff retries and retry passes; their cost is part of each step's.\n\n",
+        "\nRetries are backoff retries and retry passes; their cost is part of each step's. \
+         Paid twice: successful calls whose step a retry pass ran again.\n\n",
     );
 }
 

@@ -15,6 +15,7 @@ pub(crate) fn cost_table(report: &SweepReport) -> Option<Table> {
         "Total",
         "Per chain",
         "Retries",
+        "Paid twice",
         "Input tokens",
         "Output tokens",
     ]
@@ -33,6 +34,7 @@ pub(crate) fn cost_table(report: &SweepReport) -> Option<Table> {
             money(c.total),
             c.per_chain.map_or("–".to_string(), money),
             money(c.retries),
+            money(c.redone),
             c.input_tokens.to_string(),
             c.output_tokens.to_string(),
         ];
@@ -54,7 +56,8 @@ pub(crate) fn cost_note(report: &SweepReport) -> Option<String> {
         .sum();
     let mut s = format!(
         "Priced at in={} / out={} per 1M tokens, from the tokens the API reported; \
-         retries = backoff retries and retry passes.",
+         retries = backoff retries and retry passes; paid twice = successful calls whose step \
+         a retry pass ran again.",
         first.price_in, first.price_out
     );
     if missing > 0 {
