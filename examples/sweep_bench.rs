@@ -34,6 +34,7 @@ fn config(latency_ms: u64, n: usize, limit: usize, http2: bool, warmup: bool) ->
             endpoint: Endpoint::Embedded(mock),
             model: "bench".into(),
             stream: false,
+            api: loadchain::endpoint::ApiFormat::OpenAi,
             client: ClientOptions {
                 timeout: Duration::from_secs(60),
                 http2_prior_knowledge: http2,
@@ -42,6 +43,7 @@ fn config(latency_ms: u64, n: usize, limit: usize, http2: bool, warmup: bool) ->
             retry: RetryPolicy::default(),
             rpm: None,
             tpm: None,
+            price: None,
         },
         warmup,
         command: "sweep_bench".into(),

@@ -43,6 +43,7 @@ pub mod batch;
 pub mod chain;
 pub mod cli;
 pub mod config;
+pub mod cost;
 pub mod docs;
 pub mod endpoint;
 pub mod error;

@@ -135,9 +135,10 @@ impl ErrorKind {
         }
     }
 
-    /// Whether waiting and sending the same call again can help (429 and 503, per provider docs).
+    /// Whether waiting and sending the same call again can help (429, 503, and Anthropic's
+    /// 529 "overloaded", per provider docs).
     pub fn is_backoff_retryable(self, status: Option<u16>) -> bool {
-        matches!(self, ErrorKind::RateLimited) || status == Some(503)
+        matches!(self, ErrorKind::RateLimited) || matches!(status, Some(503 | 529))
     }
 }
 
@@ -170,6 +171,9 @@ pub struct CallRecord {
     pub bytes: u64,
     /// Completion tokens the API reported (or estimated), when known.
     pub tokens: Option<u32>,
+    /// Prompt (input) tokens the API reported, when known: with `tokens`, the call's cost.
+    #[serde(default)]
+    pub input_tokens: Option<u32>,
     /// Streaming calls only: from the send to the first chunk carrying content (TTFT).
     pub ttft: Option<Duration>,
 }

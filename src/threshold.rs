@@ -27,6 +27,8 @@ pub enum Metric {
     Efficiency,
     /// Rows whose output differs from the first run of their size (sweeps only).
     Differ,
+    /// What the run cost, in the currency of `--price` (needs a price).
+    Cost,
 }
 
 /// Which side of the value is a failure.
@@ -64,6 +66,8 @@ pub struct Measured<'a> {
     pub efficiency: Option<f64>,
     /// Rows whose output differs, for sweeps.
     pub differ: Option<usize>,
+    /// What the run cost, when priced.
+    pub cost: Option<f64>,
 }
 
 impl Threshold {
@@ -80,6 +84,7 @@ impl Threshold {
             Metric::Failed => m.failed as f64,
             Metric::Efficiency => m.efficiency?,
             Metric::Differ => m.differ? as f64,
+            Metric::Cost => m.cost?,
         })
     }
 
@@ -99,6 +104,7 @@ impl Threshold {
             Metric::Errors => format!("{:.2}%", v * 100.0),
             Metric::Efficiency => format!("{v:.3}"),
             Metric::Failed | Metric::Differ => format!("{v:.0}"),
+            Metric::Cost => crate::cost::money(v),
         }
     }
 }
@@ -160,6 +166,7 @@ impl fmt::Display for Threshold {
             Metric::Failed => "failed",
             Metric::Efficiency => "efficiency",
             Metric::Differ => "differ",
+            Metric::Cost => "cost",
         };
         let op = match self.op {
             Op::Above => '>',
@@ -175,8 +182,8 @@ impl FromStr for Threshold {
     fn from_str(s: &str) -> Result<Threshold, String> {
         let s = s.trim();
         let expected = "expected METRIC>VALUE or METRIC<VALUE, e.g. p99>2s, errors>1%, \
-                        failed>0, efficiency<0.8 (metrics: p50 p90 p99 max errors failed \
-                        efficiency differ)";
+                        failed>0, efficiency<0.8, cost>5 (metrics: p50 p90 p99 max errors \
+                        failed efficiency differ cost)";
         let (at, op) = s
             .char_indices()
             .find_map(|(i, c)| match c {
@@ -195,6 +202,7 @@ impl FromStr for Threshold {
             "failed" => Metric::Failed,
             "efficiency" => Metric::Efficiency,
             "differ" => Metric::Differ,
+            "cost" => Metric::Cost,
             _ => return Err(format!("{s:?}: unknown metric {name:?}; {expected}")),
         };
         let bad = || format!("{s:?}: {raw:?} is not a valid value for {name}");
@@ -228,6 +236,7 @@ mod tests {
             failed: 1,
             efficiency: Some(0.85),
             differ: None,
+            cost: Some(6.25),
         }
     }
 
@@ -282,5 +291,10 @@ mod tests {
         assert_eq!(check("efficiency<0.8"), None);
         // Sweeps only: a run without the figure passes.
         assert_eq!(check("differ>0"), None);
+        assert_eq!(
+            check("cost>5").as_deref(),
+            Some("cost>5.000000 broken: measured 6.250000")
+        );
+        assert_eq!(check("cost>10"), None);
     }
 }

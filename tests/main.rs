@@ -1,9 +1,11 @@
 //! One integration-test binary (faster to link than one per file). Every test starts its own
 //! mock server on 127.0.0.1:0; nothing leaves the machine.
 
+mod anthropic;
 mod batch;
 mod cli;
 mod common;
+mod cost;
 mod docs;
 mod guard;
 #[cfg(unix)]

@@ -54,6 +54,8 @@ fn a_real_sweep_report_and_its_json_output_match_the_report_schema() {
             "0.2",
             "--mock-seed",
             "3",
+            "--price",
+            "in=0.15,out=0.60",
             "--json",
             "-q",
             "--out",
@@ -68,6 +70,11 @@ fn a_real_sweep_report_and_its_json_output_match_the_report_schema() {
     let runs = file["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 4, "2 limits × 2 pooling modes");
     assert!(runs.iter().all(|r| r["ttft"].is_object()), "streaming runs");
+    assert!(
+        runs.iter()
+            .all(|r| r["cost"]["total"].as_f64().unwrap() > 0.0),
+        "priced runs"
+    );
     // The committed example (no streaming) is a report users will read too.
     let example =
         read_json(&Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/example/report.json"));
@@ -106,6 +113,8 @@ fn a_real_run_summary_matches_the_summary_schema() {
             "0.3",
             "--mock-seed",
             "5",
+            "--price",
+            "in=0.15,out=0.60",
             "-q",
         ])
         .output()
@@ -114,6 +123,10 @@ fn a_real_run_summary_matches_the_summary_schema() {
     assert_valid(&v, &summary, "summary.json");
     assert_eq!(summary["rows_in_manifest"], 6, "{status:?}");
     assert!(summary["failed"].as_u64().unwrap() > 0, "{summary}");
+    assert!(
+        summary["cost"]["total"].as_f64().unwrap() > 0.0,
+        "{summary}"
+    );
     // A resumed session skips the rows that succeeded; its summary has the same shape.
     loadchain()
         .args(["run", "--resume", "--manifest"])

@@ -56,6 +56,12 @@ pub(crate) struct SseStream {
     // as in flight until the last byte, like a real provider's generation.
     _permit: Option<OwnedSemaphorePermit>,
     guard: Option<InFlightGuard>,
+    /// Anthropic's event stream instead of OpenAI's chunks: the `stop_reason` its
+    /// `message_delta` ends with.
+    anthropic: Option<&'static str>,
+    /// Sent at once, before the first token: Anthropic's `message_start`,
+    /// `content_block_start` and `ping`.
+    head: Option<Bytes>,
 }
 
 impl SseStream {
@@ -86,7 +92,18 @@ impl SseStream {
             finished: false,
             _permit: permit,
             guard: Some(guard),
+            anthropic: None,
+            head: None,
         }
+    }
+
+    /// Speaks Anthropic's events: `head` first at once, then one `content_block_delta` per
+    /// token, then `content_block_stop`, `message_delta` (usage, `stop_reason`) and
+    /// `message_stop`.
+    pub(crate) fn anthropic(mut self, head: String, stop_reason: &'static str) -> Self {
+        self.head = Some(Bytes::from(head));
+        self.anthropic = Some(stop_reason);
+        self
     }
 
     /// Adds the usage chunk (`"choices":[]` and `usage`) before `data: [DONE]`, as OpenAI
@@ -108,6 +125,12 @@ impl SseStream {
     /// space so that concatenating the deltas gives the non-streaming content.
     fn token_chunk(&self, i: usize) -> Bytes {
         let word = self.words[i];
+        if self.anthropic.is_some() {
+            let space = if i == 0 { "" } else { " " };
+            return Bytes::from(format!(
+                "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{space}{word}\"}}}}\n\n"
+            ));
+        }
         let mut s = String::with_capacity(self.prefix.len() + 80);
         s.push_str(&self.prefix);
         if i == 0 {
@@ -124,6 +147,14 @@ impl SseStream {
     }
 
     fn final_chunk(&self) -> Bytes {
+        if let Some(stop_reason) = self.anthropic {
+            return Bytes::from(format!(
+                "event: content_block_stop\ndata: {{\"type\":\"content_block_stop\",\"index\":0}}\n\n\
+event: message_delta\ndata: {{\"type\":\"message_delta\",\"delta\":{{\"stop_reason\":\"{stop_reason}\",\"stop_sequence\":null}},\"usage\":{{\"output_tokens\":{}}}}}\n\n\
+event: message_stop\ndata: {{\"type\":\"message_stop\"}}\n\n",
+                self.words.len()
+            ));
+        }
         let mut s = String::with_capacity(2 * self.prefix.len() + 192);
         s.push_str(&self.prefix);
         if self.words.is_empty() {
@@ -150,6 +181,9 @@ impl SseStream {
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         if self.finished {
             return Poll::Ready(None);
+        }
+        if let Some(head) = self.head.take() {
+            return Poll::Ready(Some(head));
         }
         if self.next < self.words.len() {
             if !self.token_time.is_zero() {

@@ -86,6 +86,15 @@ pub(crate) struct ChatMessage {
 }
 
 impl ChatMessage {
+    /// Anthropic's top-level `system` as a message, so it counts in the fingerprint and the
+    /// prompt tokens as OpenAI's system message does.
+    pub(crate) fn system(content: serde_json::Value) -> Self {
+        Self {
+            role: "system".to_string(),
+            content,
+        }
+    }
+
     /// Calls `f` on each piece of text in the message, in order.
     fn for_each_text(&self, mut f: impl FnMut(&str)) {
         match &self.content {

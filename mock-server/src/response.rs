@@ -63,6 +63,7 @@ pub(crate) fn server_error(status: StatusCode) -> Response<MockBody> {
             "service_unavailable",
         ),
         504 => ("The upstream timed out.", "gateway_timeout"),
+        529 => ("Overloaded", "overloaded"),
         _ => (
             "The server had an error while processing your request. Sorry about that!",
             "internal_error",

@@ -14,10 +14,11 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use crate::body::MockBody;
 use crate::content;
-use crate::handler::{ConnState, Hung, Shared, chat, counted};
+use crate::handler::{ConnState, Hung, Shared, chat, counted, messages};
 use crate::response;
 
 const CHAT_PATH: &str = "/v1/chat/completions";
+const MESSAGES_PATH: &str = "/v1/messages";
 const MODELS_PATH: &str = "/v1/models";
 
 /// Entry point for every request on every connection: routes it and stamps the answer
@@ -79,13 +80,19 @@ async fn route(
         }
         return chat(shared, conn, req, seq, guard).await;
     }
+    if path == MESSAGES_PATH {
+        if req.method() != Method::POST {
+            return Ok(counted(shared, response::method_not_allowed("POST")));
+        }
+        return messages(shared, conn, req, seq, guard).await;
+    }
     let model_id = path.strip_prefix("/v1/models/").filter(|id| !id.is_empty());
     let resp = if path != MODELS_PATH && model_id.is_none() {
         response::error(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
             "unknown_url",
-            "Unknown request URL. Only POST /v1/chat/completions, GET /v1/models, GET /v1/models/{id}, GET /health, GET /stats and POST /stats/reset exist.",
+            "Unknown request URL. Only POST /v1/chat/completions, POST /v1/messages, GET /v1/models, GET /v1/models/{id}, GET /health, GET /stats and POST /stats/reset exist.",
         )
     } else if !matches!(*req.method(), Method::GET | Method::HEAD) {
         response::method_not_allowed("GET")

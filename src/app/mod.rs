@@ -57,7 +57,7 @@ pub fn stop_on_ctrl_c() -> StopSignal {
 
 /// Prints [`crate::config::api_key_warning`] on stderr, `-q` or not: it is a warning.
 pub fn warn_if_no_api_key(t: &crate::cli::TargetArgs) {
-    let key = std::env::var(&t.api_key_env).ok();
+    let key = std::env::var(t.key_env()).ok();
     if let Some(w) = crate::config::api_key_warning(t, key.as_deref()) {
         crate::stderr_line!("{w}");
     }

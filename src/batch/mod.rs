@@ -151,6 +151,7 @@ impl RunOutcome {
             failed: s.failed,
             efficiency: None,
             differ: None,
+            cost: s.cost.as_ref().map(|c| c.total),
         };
         Verdict {
             all_failed: (s.succeeded == 0 && s.failed > 0)
@@ -200,7 +201,7 @@ pub async fn run(
         true => Some(CallsCsv::create(&cfg.out.join(CALLS_FILE))?),
         false => None,
     };
-    let recorder = Arc::new(RunRecorder::new(steps.len(), 0));
+    let recorder = Arc::new(RunRecorder::new(steps.len(), 0).with_price(cfg.workload.price));
     let mut sinks: Vec<Arc<dyn Observer>> = vec![recorder.clone()];
     sinks.extend(calls_csv.as_ref().map(|c| c.sink(key)));
     let (batch, collected) = execute(cfg, &session, log, rows.clone(), ui, sinks, stop).await?;
@@ -240,6 +241,7 @@ pub async fn run(
         torn_line_ignored: resume.torn_line,
         timeline: stats.timeline,
         settings: Some(settings),
+        cost: stats.cost,
     };
     summary
         .check_accounting()

@@ -126,6 +126,9 @@ pub struct Step {
 pub struct Chain {
     /// Steps in the order they run; never empty.
     pub steps: Vec<Step>,
+    /// The chain file's `price = "in=..,out=.."` (per 1M tokens), checked when loaded;
+    /// `--price` overrides it.
+    pub price: Option<String>,
 }
 
 /// A chain file that cannot be used.
@@ -168,6 +171,7 @@ pub enum ChainError {
 #[serde(deny_unknown_fields)]
 struct ChainFile {
     steps: Vec<StepFile>,
+    price: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -218,7 +222,7 @@ impl Chain {
                 }
             })
             .collect();
-        Ok(Chain { steps })
+        Ok(Chain { steps, price: None })
     }
 
     /// Loads a TOML chain file: `[[steps]]` tables with `name`, `prompt`, optional `system`
@@ -266,7 +270,18 @@ impl Chain {
                 max_tokens: s.max_tokens,
             });
         }
-        Ok(Chain { steps })
+        if let Some(p) = &file.price
+            && let Err(e) = p.parse::<crate::cost::Price>()
+        {
+            return Err(ChainError::Toml {
+                path: path.to_path_buf(),
+                message: format!("price: {e}"),
+            });
+        }
+        Ok(Chain {
+            steps,
+            price: file.price,
+        })
     }
 
     /// Checks that every column a template names exists; `origin` names the chain (file or

@@ -179,6 +179,8 @@ pub enum ApiArg {
     Openai,
     /// Plain HTTP: the body template is sent as is, the response body is the output.
     Raw,
+    /// Anthropic Messages API (POST {target}/v1/messages, x-api-key, anthropic-version).
+    Anthropic,
 }
 
 /// Chain shape.
@@ -204,9 +206,10 @@ pub struct TargetArgs {
     /// Model name sent with each OpenAI request.
     #[arg(long, value_name = "NAME", default_value = "gpt-4o-mini")]
     pub model: String,
-    /// Environment variable holding the API key (sent as a Bearer token; unset = no header).
-    #[arg(long, value_name = "VAR", default_value = "OPENAI_API_KEY")]
-    pub api_key_env: String,
+    /// Environment variable holding the API key (sent as a Bearer token, or x-api-key for
+    /// --api anthropic; unset = no header). Default OPENAI_API_KEY, or ANTHROPIC_API_KEY.
+    #[arg(long, value_name = "VAR")]
+    pub api_key_env: Option<String>,
     /// Extra request header, 'Name: value' (repeatable).
     #[arg(short = 'H', long = "header", value_name = "HEADER")]
     pub headers: Vec<String>,
@@ -235,13 +238,24 @@ pub struct TargetArgs {
     pub max_response_bytes: u64,
 }
 
+impl TargetArgs {
+    /// The variable the API key is read from: `--api-key-env`, else the API's usual one.
+    pub fn key_env(&self) -> &str {
+        match (&self.api_key_env, self.api) {
+            (Some(var), _) => var,
+            (None, ApiArg::Anthropic) => "ANTHROPIC_API_KEY",
+            (None, _) => "OPENAI_API_KEY",
+        }
+    }
+}
+
 /// Retries, timeouts and client-side rate limits.
 #[derive(Debug, Args)]
 pub struct CallArgs {
     /// Passes over the failed rows after the first pass.
     #[arg(long, value_name = "N", default_value = "1")]
     pub retry_passes: u32,
-    /// Backoff retries per call after 429 or 503 (exponential, full jitter, honours Retry-After).
+    /// Backoff retries per call after 429, 503 or 529 (exponential, full jitter, honours Retry-After).
     #[arg(long, value_name = "N", default_value = "3")]
     pub max_retries: u32,
     /// Longest wait a server may ask for in Retry-After / retry-after-ms; a call asked to wait
@@ -260,6 +274,14 @@ pub struct CallArgs {
     /// Client-side cap on tokens per minute (prompt bytes / 4 + max_tokens, estimated).
     #[arg(long, value_name = "N", value_parser = parse_count_u32)]
     pub tpm: Option<u32>,
+    /// Price per 1M tokens, 'in=0.15,out=0.60': reports then say what each run, step and
+    /// chain cost, and what retries cost (overrides the chain file's `price`).
+    #[arg(long, value_name = "PRICES", value_parser = parse_price)]
+    pub price: Option<crate::cost::Price>,
+}
+
+fn parse_price(s: &str) -> Result<crate::cost::Price, String> {
+    s.parse()
 }
 
 /// Overrides of the embedded mock's defaults: the mock's own flags with a `mock-` prefix.

@@ -11,14 +11,14 @@ pub fn endpoint_from_args(t: &TargetArgs, mock: &MockFlags) -> Result<Endpoint, 
     if t.stream && t.api == ApiArg::Raw {
         return Err(flag(
             "--stream",
-            "streaming is an OpenAI-format feature; drop --api raw",
+            "streaming is an OpenAI- and Anthropic-format feature; drop --api raw",
         ));
     }
     let Some(url) = &t.target else {
         if t.api == ApiArg::Raw {
             return Err(flag(
                 "--api",
-                "raw needs --target (the embedded mock speaks OpenAI)",
+                "raw needs --target (the embedded mock speaks OpenAI and Anthropic)",
             ));
         }
         if t.body.is_some() {
@@ -35,17 +35,18 @@ pub fn endpoint_from_args(t: &TargetArgs, mock: &MockFlags) -> Result<Endpoint, 
     let format = match t.api {
         ApiArg::Openai => ApiFormat::OpenAi,
         ApiArg::Raw => ApiFormat::Raw,
+        ApiArg::Anthropic => ApiFormat::Anthropic,
     };
     let method = reqwest::Method::from_bytes(t.method.trim().to_ascii_uppercase().as_bytes())
         .map_err(|_| flag("--method", format!("{:?} is not an HTTP method", t.method)))?;
-    if format == ApiFormat::OpenAi && method != reqwest::Method::POST {
+    if format != ApiFormat::Raw && method != reqwest::Method::POST {
         return Err(flag(
             "--method",
-            "OpenAI chat completions are POST; use --api raw",
+            "OpenAI chat completions and Anthropic messages are POST; use --api raw",
         ));
     }
     let body = match &t.body {
-        Some(_) if format == ApiFormat::OpenAi => {
+        Some(_) if format != ApiFormat::Raw => {
             return Err(flag("--body", "only with --api raw"));
         }
         Some(b) => Some(Template::parse(b).map_err(|e| flag("--body", e.to_string()))?),
@@ -53,6 +54,7 @@ pub fn endpoint_from_args(t: &TargetArgs, mock: &MockFlags) -> Result<Endpoint, 
     };
     let mut target = match format {
         ApiFormat::OpenAi => Target::openai(url, t.model.clone())?,
+        ApiFormat::Anthropic => Target::anthropic(url, t.model.clone())?,
         ApiFormat::Raw => Target::raw(url, method)?,
     }
     .with_headers(&t.headers)?
@@ -60,10 +62,10 @@ pub fn endpoint_from_args(t: &TargetArgs, mock: &MockFlags) -> Result<Endpoint, 
     if let Some(body) = body {
         target = target.with_body(body);
     }
-    if let Ok(key) = std::env::var(&t.api_key_env)
+    if let Ok(key) = std::env::var(t.key_env())
         && !key.trim().is_empty()
     {
-        target = target.with_api_key(&t.api_key_env, key.trim())?;
+        target = target.with_api_key(t.key_env(), key.trim())?;
     }
     Ok(Endpoint::Remote(target))
 }
@@ -93,6 +95,6 @@ pub fn api_key_warning(t: &TargetArgs, key: Option<&str>) -> Option<String> {
     Some(format!(
         "WARNING: ${} {state}: requests to --target go without an API key \
          (set it, or name the right variable with --api-key-env)",
-        t.api_key_env
+        t.key_env()
     ))
 }

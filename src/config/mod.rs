@@ -116,11 +116,13 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
         .unwrap_or(1)
         .min(sizes.last().copied().unwrap_or(1));
     check_open_files("--limits", widest, &endpoint, open_file_limit())?;
+    let workload = workload(&args.common, chain, endpoint);
+    check_cost_threshold(&args.output.fail_on, &workload)?;
     Ok(SweepConfig {
         sizes,
         limits,
         pooling,
-        workload: workload(&args.common, chain, endpoint),
+        workload,
         warmup: args.warmup,
         command,
     })
@@ -128,11 +130,18 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
 
 /// The part both commands share, once the chain and the endpoint are checked.
 fn workload(common: &CommonArgs, chain: Chain, endpoint: Endpoint) -> Workload {
+    // A chain file's price was checked when it was loaded.
+    let chain_price = chain.price.as_deref().and_then(|p| p.parse().ok());
     Workload {
+        price: common.calls.price.or(chain_price),
         chain,
         endpoint,
         model: common.target.model.clone(),
         stream: common.target.stream,
+        api: match common.target.api {
+            crate::cli::ApiArg::Anthropic => crate::endpoint::ApiFormat::Anthropic,
+            _ => crate::endpoint::ApiFormat::OpenAi,
+        },
         client: client_options(&common.target, &common.calls),
         retry: retry_policy(&common.calls),
         rpm: common.calls.rpm,
@@ -160,6 +169,8 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
             "needs --out: the folder of the run to continue",
         ));
     }
+    let workload = workload(&args.common, chain, endpoint);
+    check_cost_threshold(&args.fail_on, &workload)?;
     let out = args.out.clone().unwrap_or_else(|| {
         crate::report::free_report_dir(Path::new("reports"), SystemTime::now(), "run")
     });
@@ -168,10 +179,27 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         limit: args.limit,
         out,
         resume: args.resume,
-        workload: workload(&args.common, chain, endpoint),
+        workload,
         fail_on: args.fail_on.clone(),
         calls_csv: args.calls_csv == crate::cli::OnOff::On,
     })
+}
+
+/// `--fail-on cost>X` without a price would pass silently: refuse it up front.
+fn check_cost_threshold(
+    fail_on: &[crate::threshold::Threshold],
+    workload: &Workload,
+) -> Result<(), ConfigError> {
+    let wants_cost = fail_on
+        .iter()
+        .any(|t| t.metric == crate::threshold::Metric::Cost);
+    if wants_cost && workload.price.is_none() {
+        return Err(flag(
+            "--fail-on",
+            "cost needs a price: --price 'in=0.15,out=0.60' (per 1M tokens) or price in the chain file",
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn flag(flag: &'static str, message: impl Into<String>) -> ConfigError {

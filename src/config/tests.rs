@@ -113,3 +113,53 @@ fn url_credentials_are_redacted_in_the_command() {
     assert!(!cmd.contains("canary"), "{cmd}");
     assert!(cmd.contains("127.0.0.1:9/v1?key=<redacted>"), "{cmd}");
 }
+
+#[test]
+fn anthropic_reads_its_own_key_variable_and_refuses_what_openai_refuses() {
+    let Command::Sweep(a) = Cli::try_parse_from(["loadchain", "sweep", "--api", "anthropic"])
+        .unwrap()
+        .command
+    else {
+        panic!("not a sweep")
+    };
+    assert_eq!(a.common.target.key_env(), "ANTHROPIC_API_KEY");
+    let Command::Sweep(a) = Cli::try_parse_from(["loadchain", "sweep"]).unwrap().command else {
+        panic!("not a sweep")
+    };
+    assert_eq!(a.common.target.key_env(), "OPENAI_API_KEY");
+    let c = sweep(&["--api", "anthropic", "--stream"]).unwrap();
+    assert_eq!(c.workload.api, crate::endpoint::ApiFormat::Anthropic);
+    let t = ["--target", "http://127.0.0.1:1", "--api", "anthropic"];
+    let err = sweep(&[&t[..], &["--method", "GET"]].concat()).unwrap_err();
+    assert!(err.to_string().starts_with("--method"), "{err}");
+    let err = sweep(&[&t[..], &["--body", "x"]].concat()).unwrap_err();
+    assert!(err.to_string().starts_with("--body"), "{err}");
+    let Endpoint::Remote(target) = sweep(&t).unwrap().workload.endpoint else {
+        panic!("a target is remote")
+    };
+    assert_eq!(target.url().path(), "/v1/messages");
+}
+
+#[test]
+fn a_price_comes_from_the_flag_or_the_chain_file_and_cost_checks_need_one() {
+    let c = sweep(&["--price", "in=0.15,out=0.60"]).unwrap();
+    let p = c.workload.price.unwrap();
+    assert_eq!((p.input, p.output), (0.15, 0.60));
+    assert!(sweep(&[]).unwrap().workload.price.is_none());
+    let err = sweep(&["--fail-on", "cost>5"]).unwrap_err();
+    assert!(err.to_string().contains("needs a price"), "{err}");
+    assert!(sweep(&["--fail-on", "cost>5", "--price", "in=1,out=1"]).is_ok());
+    let dir = tempfile::tempdir().unwrap();
+    let chain = dir.path().join("c.toml");
+    let steps = "[[steps]]\nname = \"a\"\nprompt = \"{{topic}}\"\n";
+    std::fs::write(&chain, format!("price = \"in=2,out=4\"\n{steps}")).unwrap();
+    let path = chain.to_str().unwrap();
+    let c = sweep(&["--chain", path]).unwrap();
+    assert_eq!(c.workload.price.unwrap().output, 4.0);
+    // The flag wins over the file.
+    let c = sweep(&["--chain", path, "--price", "in=1,out=1"]).unwrap();
+    assert_eq!(c.workload.price.unwrap().output, 1.0);
+    std::fs::write(&chain, format!("price = \"in=2\"\n{steps}")).unwrap();
+    let err = sweep(&["--chain", path]).unwrap_err().to_string();
+    assert!(err.contains("price"), "{err}");
+}

@@ -45,6 +45,8 @@ pub struct CallOutcome {
     pub output: Option<String>,
     /// Completion tokens reported by the API.
     pub tokens: Option<u32>,
+    /// Prompt (input) tokens reported by the API.
+    pub input_tokens: Option<u32>,
     /// Body bytes received.
     pub bytes: u64,
     /// How long the server asked to wait (`retry-after-ms`, or `Retry-After` in seconds or
@@ -140,6 +142,7 @@ impl HttpClient {
             message: String::new(),
             output: None,
             tokens: None,
+            input_tokens: None,
             bytes: 0,
             retry_after: None,
             ttft: None,
@@ -209,13 +212,22 @@ impl HttpClient {
         } else if !(200..300).contains(&status) {
             out.error = Some(ErrorKind::from_status(status));
             out.message = error_message(status, &bytes);
-        } else if let Some((text, tokens)) = target.decode(&bytes) {
+        } else if let Some(decoded) = target.decode(&bytes) {
+            let text = decoded.text;
             // A server that echoes the request back must not get a secret into results.
             out.output = Some(match target.secrets.redact_secrets(&text) {
                 std::borrow::Cow::Borrowed(_) => text,
                 std::borrow::Cow::Owned(clean) => clean,
             });
-            out.tokens = tokens;
+            out.tokens = decoded.tokens;
+            out.input_tokens = decoded.input_tokens;
+        } else if let Some(detail) = (target.format == super::ApiFormat::Anthropic)
+            .then(|| super::anthropic::stream_error(&bytes))
+            .flatten()
+        {
+            // An `error` event after a 200 (an overload mid-generation): the server's fault.
+            out.error = Some(ErrorKind::ServerError);
+            out.message = format!("HTTP {status}: stream error {detail}");
         } else {
             out.error = Some(ErrorKind::Decode);
             out.message = format!(
@@ -320,7 +332,10 @@ impl HttpClient {
             });
             return ex;
         }
-        let mut first = (target.stream && status == 200).then(sse::FirstToken::default);
+        let mut first = (target.stream && status == 200).then(|| match target.format {
+            super::ApiFormat::Anthropic => sse::FirstToken::anthropic(),
+            _ => sse::FirstToken::default(),
+        });
         let mut bytes = Vec::new();
         loop {
             let chunk = match response.chunk().await {

@@ -72,11 +72,17 @@ pub(super) fn describe(e: &reqwest::Error) -> String {
     msg
 }
 
-/// `HTTP 503: <error.message>` from an OpenAI-style error body, or its first 200 bytes.
+/// `HTTP 503: <error.message>` from an OpenAI-style error body, `HTTP 529:
+/// overloaded_error: Overloaded` from Anthropic's (`"type":"error"`), or the first 200 bytes.
 pub(super) fn error_message(status: u16, body: &[u8]) -> String {
     let detail = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| v.pointer("/error/message")?.as_str().map(str::to_string))
+        .and_then(|v| {
+            if v.get("type").and_then(|t| t.as_str()) == Some("error") {
+                return Some(super::anthropic::error_detail(&v));
+            }
+            v.pointer("/error/message")?.as_str().map(str::to_string)
+        })
         .unwrap_or_else(|| {
             let text = String::from_utf8_lossy(body);
             text.chars().take(200).collect::<String>()
@@ -120,6 +126,12 @@ mod tests {
         assert_eq!(
             error_message(429, body),
             "HTTP 429: Rate limit reached for gpt-4o"
+        );
+        let anthropic =
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        assert_eq!(
+            error_message(529, anthropic),
+            "HTTP 529: overloaded_error: Overloaded"
         );
         let long = "x".repeat(500);
         assert_eq!(

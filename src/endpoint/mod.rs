@@ -6,7 +6,9 @@
 //! Owns everything that touches the network before the runner takes over. Knows nothing about
 //! reports or the command line.
 
+mod anthropic;
 mod client;
+mod decoded;
 mod fault;
 mod options;
 mod preflight;
@@ -16,6 +18,7 @@ pub mod sse;
 mod target;
 
 pub use client::{ClientError, HttpClient};
+pub use decoded::Decoded;
 pub use options::{ClientOptions, DEFAULT_MAX_RESPONSE_BYTES};
 pub use preflight::{PreflightError, preflight};
 pub use redact::{Secrets, display_url};

@@ -62,13 +62,14 @@ pub struct Session {
 }
 
 impl Session {
-    /// Starts the mock if embedded, builds the target (OpenAI format for a mock, with
-    /// `model` and `stream`; a remote target comes built) and runs the preflight call of the
+    /// Starts the mock if embedded, builds the target (OpenAI or Anthropic format for a
+    /// mock, with `model` and `stream`; a remote target comes built) and runs the preflight call of the
     /// chain's first step.
     pub async fn open(
         endpoint: &Endpoint,
         model: &str,
         stream: bool,
+        api: super::ApiFormat,
         chain: &Chain,
         client: &ClientOptions,
     ) -> Result<Session, SessionError> {
@@ -84,6 +85,11 @@ impl Session {
         };
         let target = match (endpoint, &mock) {
             (Endpoint::Remote(t), _) => t.clone(),
+            (_, Some(server)) if api == super::ApiFormat::Anthropic => {
+                Target::anthropic(&server.url(), model)
+                    .map_err(|e| SessionError::Mock(e.to_string()))?
+                    .streaming(stream)
+            }
             (_, Some(server)) => embedded_target(&server.url(), model).streaming(stream),
             (_, None) => unreachable!("a mock endpoint has a server"),
         };

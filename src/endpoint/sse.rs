@@ -4,6 +4,8 @@
 
 use serde_json::Value;
 
+use super::Decoded;
+
 /// Incremental scanner that reports when the first chunk with content has arrived.
 #[derive(Debug, Default)]
 pub struct FirstToken {
@@ -13,9 +15,19 @@ pub struct FirstToken {
     /// chunks is searched once, not once per chunk.
     searched: usize,
     found: bool,
+    /// Anthropic's events instead of OpenAI's chunks: the first non-empty `text_delta`.
+    anthropic: bool,
 }
 
 impl FirstToken {
+    /// A scanner for Anthropic's event stream (`content_block_delta` / `text_delta`).
+    pub fn anthropic() -> FirstToken {
+        FirstToken {
+            anthropic: true,
+            ..FirstToken::default()
+        }
+    }
+
     /// Scans the complete lines of `body` not seen yet; true once a chunk with non-empty
     /// `delta.content` has been seen (a role-only first chunk does not count).
     pub fn seen(&mut self, body: &[u8]) -> bool {
@@ -27,10 +39,14 @@ impl FirstToken {
             let line = &body[self.scanned..end];
             self.scanned = end + 1;
             self.searched = self.scanned;
-            if chunk(line)
-                .and_then(|v| content(&v).map(|c| !c.is_empty()))
-                .unwrap_or(false)
-            {
+            let first = if self.anthropic {
+                super::anthropic::is_first_token(line)
+            } else {
+                chunk(line)
+                    .and_then(|v| content(&v).map(|c| !c.is_empty()))
+                    .unwrap_or(false)
+            };
+            if first {
                 self.found = true;
                 return true;
             }
@@ -56,9 +72,9 @@ fn content(v: &Value) -> Option<&str> {
 
 /// The whole output and the completion tokens of a finished stream (usage when the server
 /// sent it, else one token per content chunk). None when no chunk parsed at all.
-pub fn decode(body: &[u8]) -> Option<(String, Option<u32>)> {
+pub fn decode(body: &[u8]) -> Option<Decoded> {
     let mut text = String::new();
-    let (mut chunks, mut content_chunks, mut usage) = (0u32, 0u32, None);
+    let (mut chunks, mut content_chunks, mut usage, mut prompt) = (0u32, 0u32, None, None);
     for line in body.split(|&b| b == b'\n') {
         let Some(v) = chunk(line) else { continue };
         chunks += 1;
@@ -72,8 +88,16 @@ pub fn decode(body: &[u8]) -> Option<(String, Option<u32>)> {
         {
             usage = Some(t as u32);
         }
+        if let Some(t) = v.pointer("/usage/prompt_tokens").and_then(Value::as_u64) {
+            prompt = Some(t as u32);
+        }
     }
-    (chunks > 0).then(|| (text, usage.or(Some(content_chunks))))
+    (chunks > 0).then(|| Decoded {
+        text,
+        tokens: usage.or(Some(content_chunks)),
+        input_tokens: prompt,
+        stop_reason: None,
+    })
 }
 
 #[cfg(test)]
@@ -88,7 +112,8 @@ data: [DONE]\n\n";
 
     #[test]
     fn decodes_content_and_usage() {
-        assert_eq!(decode(STREAM), Some(("Hello world".to_string(), Some(2))));
+        let d = decode(STREAM).unwrap();
+        assert_eq!((d.text.as_str(), d.tokens), ("Hello world", Some(2)));
         assert_eq!(decode(b"not a stream"), None);
     }
 

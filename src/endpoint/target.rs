@@ -7,8 +7,9 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::json;
 use thiserror::Error;
 
+use super::Decoded;
 use super::redact::{self, Secrets, display_url};
-use super::sse;
+use super::{anthropic, sse};
 use crate::chain::{Row, Step, Template};
 
 /// How requests and responses are shaped.
@@ -18,6 +19,8 @@ pub enum ApiFormat {
     OpenAi,
     /// Any HTTP endpoint: the rendered template is the body, the response body is the output.
     Raw,
+    /// Anthropic Messages API: `system` + one user message in, `content[].text` out.
+    Anthropic,
 }
 
 impl ApiFormat {
@@ -26,6 +29,7 @@ impl ApiFormat {
         match self {
             ApiFormat::OpenAi => "openai",
             ApiFormat::Raw => "raw",
+            ApiFormat::Anthropic => "anthropic",
         }
     }
 }
@@ -82,6 +86,28 @@ impl Target {
         ))
     }
 
+    /// Anthropic's Messages API at `url`. A base like `https://api.anthropic.com` gets
+    /// `/v1/messages` appended (`…/v1` gets `/messages`) unless it already ends with it;
+    /// every request carries `anthropic-version`.
+    pub fn anthropic(url: &str, model: impl Into<String>) -> Result<Target, TargetError> {
+        let mut parsed = parse_url(url)?;
+        let path = parsed.path().trim_end_matches('/').to_string();
+        if !path.ends_with("/v1/messages") {
+            let tail = if path.ends_with("/v1") {
+                "/messages"
+            } else {
+                "/v1/messages"
+            };
+            parsed.set_path(&format!("{path}{tail}"));
+        }
+        let mut target = Target::at(parsed, ApiFormat::Anthropic, Method::POST, model.into());
+        target.headers.insert(
+            "anthropic-version",
+            HeaderValue::from_static(anthropic::VERSION),
+        );
+        Ok(target)
+    }
+
     /// Any HTTP endpoint: the step's prompt (or [`Target::with_body`]'s template) is the
     /// body, the response body is the step's output.
     pub fn raw(url: &str, method: Method) -> Result<Target, TargetError> {
@@ -120,13 +146,18 @@ impl Target {
         Ok(self)
     }
 
-    /// Sends `Authorization: Bearer KEY`; `var` names the variable it came from, for errors.
+    /// Sends `Authorization: Bearer KEY` (Anthropic: `x-api-key: KEY`); `var` names the
+    /// variable it came from, for errors.
     pub fn with_api_key(mut self, var: &str, key: &str) -> Result<Target, TargetError> {
-        let mut value = HeaderValue::from_str(&format!("Bearer {key}"))
-            .map_err(|_| TargetError::BadKey { var: var.into() })?;
+        let (name, text) = match self.format {
+            ApiFormat::Anthropic => (HeaderName::from_static(API_KEY_HEADER), key.to_string()),
+            _ => (reqwest::header::AUTHORIZATION, format!("Bearer {key}")),
+        };
+        let mut value =
+            HeaderValue::from_str(&text).map_err(|_| TargetError::BadKey { var: var.into() })?;
         value.set_sensitive(true);
         self.secrets.add(key);
-        self.headers.insert(reqwest::header::AUTHORIZATION, value);
+        self.headers.insert(name, value);
         Ok(self)
     }
 
@@ -162,9 +193,10 @@ impl Target {
         self.stream
     }
 
-    /// Whether an `Authorization` header is sent (API key or `-H`).
+    /// Whether an `Authorization` (or Anthropic's `x-api-key`) header is sent (API key or `-H`).
     pub fn sends_authorization(&self) -> bool {
         self.headers.contains_key(reqwest::header::AUTHORIZATION)
+            || self.headers.contains_key(API_KEY_HEADER)
     }
 
     /// The URL as it may be shown or written: credentials and query values redacted.
@@ -196,6 +228,16 @@ impl Target {
                 }
                 serde_json::to_vec(&body).expect("a JSON value always serializes")
             }
+            ApiFormat::Anthropic => {
+                let body = anthropic::body(
+                    &self.model,
+                    step.system.as_ref().map(|s| s.render(&row.vars, previous)),
+                    step.prompt.render(&row.vars, previous),
+                    step.max_tokens,
+                    self.stream,
+                );
+                serde_json::to_vec(&body).expect("a JSON value always serializes")
+            }
             ApiFormat::Raw => match &self.body {
                 Some(template) => template.render(&row.vars, previous).into_bytes(),
                 // GET and HEAD carry no body unless --body asks for one.
@@ -205,24 +247,36 @@ impl Target {
         }
     }
 
-    /// Extracts the step output and completion tokens from a successful response body.
+    /// Extracts the step output and the token counts from a successful response body.
     /// None means the body is not the shape the format promises.
-    pub fn decode(&self, body: &[u8]) -> Option<(String, Option<u32>)> {
-        if self.stream && self.format == ApiFormat::OpenAi {
-            return sse::decode(body);
-        }
-        match self.format {
-            ApiFormat::OpenAi => {
+    pub fn decode(&self, body: &[u8]) -> Option<Decoded> {
+        match (self.format, self.stream) {
+            (ApiFormat::OpenAi, true) => sse::decode(body),
+            (ApiFormat::Anthropic, true) => anthropic::decode_stream(body),
+            (ApiFormat::Anthropic, false) => anthropic::decode(body),
+            (ApiFormat::OpenAi, false) => {
                 // Typed and borrowing: no JSON tree is built for each response.
                 let c: Completion<'_> = serde_json::from_slice(body).ok()?;
                 let content = c.choices.into_iter().next()?.message.content?;
-                let tokens = c.usage.and_then(|u| u.completion_tokens).map(|t| t as u32);
-                Some((content.into_owned(), tokens))
+                let usage = c.usage.as_ref();
+                let count = |n: Option<u64>| n.map(|t| u32::try_from(t).unwrap_or(u32::MAX));
+                Some(Decoded {
+                    text: content.into_owned(),
+                    tokens: count(usage.and_then(|u| u.completion_tokens)),
+                    input_tokens: count(usage.and_then(|u| u.prompt_tokens)),
+                    stop_reason: None,
+                })
             }
-            ApiFormat::Raw => Some((String::from_utf8_lossy(body).into_owned(), None)),
+            (ApiFormat::Raw, _) => Some(Decoded {
+                text: String::from_utf8_lossy(body).into_owned(),
+                ..Decoded::default()
+            }),
         }
     }
 }
+
+/// Anthropic's API-key header.
+const API_KEY_HEADER: &str = "x-api-key";
 
 /// The parts of a chat completion loadchain reads; everything else is skipped unparsed.
 #[derive(serde::Deserialize)]
@@ -249,6 +303,8 @@ struct Message<'a> {
 struct Usage {
     #[serde(default)]
     completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
 }
 
 /// An http(s) URL with a host; the error shows it without credentials.
@@ -353,8 +409,12 @@ mod tests {
             content.contains("topic 1") && content.contains("notes"),
             "{content}"
         );
-        let resp = br#"{"choices":[{"message":{"role":"assistant","content":"hi"}}],"usage":{"completion_tokens":3}}"#;
-        assert_eq!(t.decode(resp), Some(("hi".to_string(), Some(3))));
+        let resp = br#"{"choices":[{"message":{"role":"assistant","content":"hi"}}],"usage":{"prompt_tokens":5,"completion_tokens":3}}"#;
+        let d = t.decode(resp).unwrap();
+        assert_eq!(
+            (d.text.as_str(), d.tokens, d.input_tokens),
+            ("hi", Some(3), Some(5))
+        );
         assert_eq!(t.decode(b"{}"), None);
     }
 }

@@ -67,6 +67,9 @@ pub struct RunSummaryFile {
     /// What ran and how, for summary.md; absent in files written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<RunSettings>,
+    /// What the run cost, when a price was given (`--price` or the chain's `price`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::cost::Cost>,
 }
 
 /// The effective settings of a `loadchain run` session, so summary.md can say what was
@@ -278,6 +281,7 @@ mod tests {
             torn_line_ignored: Some(4),
             timeline: vec![[0.0, 1.0], [2.5, 0.0]],
             settings: None,
+            cost: None,
         }
     }
 

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 
 use super::{ErrorCounts, LatencyRecorder, RunSummary, StepLatency, Timeline};
 use crate::chain::Row;
+use crate::cost::{Price, TokenTally};
 use crate::record::{CallRecord, ChainRecord, RunKey, ms};
 use crate::runner::{BatchResult, Observer};
 
@@ -21,6 +22,8 @@ const TIMELINE_POINTS: usize = 400;
 #[derive(Debug)]
 pub struct RunRecorder {
     inner: Mutex<Figures>,
+    /// `--price`: when set, the summary says what the run cost.
+    price: Option<Price>,
 }
 
 #[derive(Debug)]
@@ -35,6 +38,8 @@ struct Figures {
     chains_ok: usize,
     chains_failed: usize,
     timeline: Timeline,
+    /// Reported tokens per step and for retries, for the cost.
+    usage: TokenTally,
     /// Hash of each row's final output (0: failed or not run), when comparing outputs:
     /// 8 bytes a row.
     hashes: Option<Vec<u64>>,
@@ -56,9 +61,17 @@ impl RunRecorder {
                 chains_ok: 0,
                 chains_failed: 0,
                 timeline: Timeline::default(),
+                usage: TokenTally::new(steps),
                 hashes: (hash_rows > 0).then(|| vec![0; hash_rows]),
             }),
+            price: None,
         }
+    }
+
+    /// Prices the run's reported tokens at `price` in its summary (no cost without one).
+    pub fn with_price(mut self, price: Option<Price>) -> RunRecorder {
+        self.price = price;
+        self
     }
 
     fn figures(&self) -> std::sync::MutexGuard<'_, Figures> {
@@ -114,6 +127,9 @@ impl RunRecorder {
             chains_not_run: batch.not_run.len(),
             call_distribution: f.call_latency.distribution(),
             timeline: f.timeline.points(TIMELINE_POINTS),
+            cost: self
+                .price
+                .map(|p| f.usage.cost(p, f.chains_ok + f.chains_failed, steps)),
         }
     }
 }
@@ -123,6 +139,7 @@ impl Observer for RunRecorder {
         let mut f = self.figures();
         f.calls += 1;
         f.timeline.record(call.start, call.start + call.latency);
+        f.usage.add(call);
         match call.error {
             None => {
                 f.call_latency.record(call.latency);

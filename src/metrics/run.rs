@@ -68,6 +68,9 @@ pub struct RunSummary {
     pub chains_not_run: usize,
     /// Calls in flight over time: `[t_ms, in_flight]` step points, at most ~400.
     pub timeline: Vec<[f64; 2]>,
+    /// What the run cost, when `--price` (or the chain's `price`) was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::cost::Cost>,
 }
 
 fn is_zero(n: &usize) -> bool {

@@ -165,5 +165,6 @@ pub(super) fn row(key: RunKey, c: &CallRecord) -> CallRow {
         bytes: c.bytes,
         tokens: c.tokens,
         ttft_ms: c.ttft.map(ms),
+        input_tokens: c.input_tokens,
     }
 }

@@ -107,6 +107,14 @@ pub struct SummaryRow {
     pub ttft_p99_ms: Option<f64>,
     /// Completion tokens per second of wall time, when the API reports tokens.
     pub output_tokens_per_s: Option<f64>,
+    /// With a price: what the run cost (every call, retries included).
+    pub cost_total: Option<f64>,
+    /// With a price: cost per chain that ran.
+    pub cost_per_chain: Option<f64>,
+    /// With a price: the part spent on retries.
+    pub cost_retries: Option<f64>,
+    /// With a price: the part paid twice (steps a retry pass ran again).
+    pub cost_redone: Option<f64>,
 }
 
 /// One row of calls.csv: a [`crate::record::CallRecord`] with the run it belongs to.
@@ -141,6 +149,9 @@ pub struct CallRow {
     pub tokens: Option<u32>,
     /// Streaming only: send to the first chunk with content.
     pub ttft_ms: Option<f64>,
+    /// Prompt (input) tokens, when the API reported them: with `tokens`, the call's cost.
+    #[serde(default)]
+    pub input_tokens: Option<u32>,
 }
 
 /// Milliseconds rounded to whole microseconds, so CSV cells do not carry float noise.
@@ -219,6 +230,10 @@ impl SummaryRow {
             ttft_p90_ms: r.ttft.map(|t| us_to_ms(t.p90_us)),
             ttft_p99_ms: r.ttft.map(|t| us_to_ms(t.p99_us)),
             output_tokens_per_s: r.output_tokens_per_s.map(ratio),
+            cost_total: r.cost.as_ref().map(|c| c.total),
+            cost_per_chain: r.cost.as_ref().and_then(|c| c.per_chain),
+            cost_retries: r.cost.as_ref().map(|c| c.retries),
+            cost_redone: r.cost.as_ref().map(|c| c.redone),
         }
     }
 }

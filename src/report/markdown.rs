@@ -16,6 +16,7 @@ pub fn render(report: &SweepReport) -> String {
     pooling(&mut md, report);
     steps(&mut md, report);
     streaming(&mut md, report);
+    cost(&mut md, report);
     issues(&mut md, report);
     charts(&mut md);
     runs(&mut md, report);
@@ -82,6 +83,15 @@ fn steps(md: &mut String, report: &SweepReport) {
         let _ = writeln!(md, "Batch of {size} chains; successful calls.\n");
         md.push_str(&t.to_markdown());
         md.push('\n');
+    }
+}
+
+/// What each run cost; left out without a price.
+fn cost(md: &mut String, report: &SweepReport) {
+    if let (Some(t), Some(note)) = (table::cost_table(report), table::cost_note(report)) {
+        md.push_str("## Cost\n\n");
+        md.push_str(&t.to_markdown());
+        let _ = write!(md, "\n{note}\n\n");
     }
 }
 

@@ -89,6 +89,9 @@ pub fn run_text(s: &RunSummaryFile, out: &Path) -> String {
             .collect();
         text.push_str(&format!("\ncall p50 by step: {}", steps.join(", ")));
     }
+    if let Some(c) = &s.cost {
+        text.push_str(&format!("\ncost: {}", c.line()));
+    }
     if let Some(t) = &s.ttft {
         let ms = |us: u64| us as f64 / 1000.0;
         text.push_str(&format!(
@@ -137,6 +140,7 @@ mod tests {
             torn_line_ignored: Some(3),
             timeline: Vec::new(),
             settings: None,
+            cost: None,
         }
     }
 

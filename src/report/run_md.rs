@@ -58,6 +58,9 @@ pub fn render(s: &RunSummaryFile) -> String {
         "\nSuccessful calls and chains only. TTFT (streaming only) runs from the send to the \
          first chunk carrying content.\n\n",
     );
+    if let Some(c) = &s.cost {
+        cost_section(&mut md, c);
+    }
     md.push_str("## Charts\n\n");
     for (file, _) in chart::RUN_CHARTS {
         let stem = file.trim_end_matches(".png");
@@ -73,6 +76,32 @@ pub fn render(s: &RunSummaryFile) -> String {
          - `calls.csv`: one row per call of this session (times in ms from the run's start).\n",
     );
     md
+}
+
+/// What the session cost at the given price, per step.
+fn cost_section(md: &mut String, c: &crate::cost::Cost) {
+    use crate::cost::money;
+    md.push_str("## Cost\n\n");
+    let _ = writeln!(md, "{}.\n", c.line());
+    let mut t = Table::numeric(vec![
+        "Step".into(),
+        "Input tokens".into(),
+        "Output tokens".into(),
+        "Cost".into(),
+    ]);
+    for s in &c.per_step {
+        t.rows.push(vec![
+            s.step.clone(),
+            s.input_tokens.to_string(),
+            s.output_tokens.to_string(),
+            money(s.cost),
+        ]);
+    }
+    md.push_str(&t.to_markdown());
+    md.push_str(
+        "\nRetries are backoff retries and retry passes; their cost is part of each step's. \
+         Paid twice: successful calls whose step a retry pass ran again.\n\n",
+    );
 }
 
 /// Rows accounted for: every manifest row exactly once.

@@ -124,6 +124,7 @@ fn simulate(size: usize, limit: usize, pooling: Pooling) -> SimRun {
                             1_800 + lat / 100
                         },
                         tokens: if fault.is_some() { None } else { Some(400) },
+                        input_tokens: None,
                         ttft: None,
                     });
                     t += lat + 50;
@@ -199,6 +200,7 @@ fn simulate(size: usize, limit: usize, pooling: Pooling) -> SimRun {
                 .for_each(|c| t.record(c.start, c.start + c.latency));
             t.points(400)
         },
+        cost: None,
     };
     SimRun { summary, calls }
 }

@@ -74,6 +74,11 @@ pub fn results(report: &SweepReport) -> String {
         );
         let _ = writeln!(out, "{}", t.to_terminal());
     }
+    if let (Some(t), Some(note)) = (table::cost_table(report), table::cost_note(report)) {
+        let _ = writeln!(out, "\nCost:");
+        let _ = writeln!(out, "{}", t.to_terminal());
+        let _ = writeln!(out, "{note}");
+    }
     out.push_str("\nIssues:\n");
     let issues = table::issues(report);
     if issues.is_empty() {

@@ -100,6 +100,7 @@ impl Runner {
                 error: out.error,
                 bytes: out.bytes,
                 tokens: out.tokens,
+                input_tokens: out.input_tokens,
                 ttft: out.ttft,
             };
             observer.call_done(&call);

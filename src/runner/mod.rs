@@ -76,7 +76,7 @@ impl Observer for NoObserver {}
 pub struct RetryPolicy {
     /// Passes over the failed rows after the first pass.
     pub retry_passes: u32,
-    /// Backoff retries of one call after 429 or 503.
+    /// Backoff retries of one call after 429, 503 or 529 (Anthropic overloaded).
     pub max_retries: u32,
     /// First backoff ceiling; doubles each try (full jitter below it).
     pub backoff_base: Duration,
@@ -110,6 +110,9 @@ pub struct Workload {
     pub model: String,
     /// Stream responses and measure time to first token (OpenAI format).
     pub stream: bool,
+    /// The API a mock endpoint is spoken to in (OpenAI or Anthropic); a remote target
+    /// carries its own.
+    pub api: crate::endpoint::ApiFormat,
     /// Client timeouts, TLS, size limit and redirects.
     pub client: ClientOptions,
     /// Retry passes and backoff.
@@ -118,6 +121,8 @@ pub struct Workload {
     pub rpm: Option<u32>,
     /// Client-side token-per-minute cap.
     pub tpm: Option<u32>,
+    /// Price per 1M tokens, when reports should say what the batch cost.
+    pub price: Option<crate::cost::Price>,
 }
 
 impl Workload {
@@ -127,6 +132,7 @@ impl Workload {
             &self.endpoint,
             &self.model,
             self.stream,
+            self.api,
             &self.chain,
             &self.client,
         )

@@ -88,6 +88,7 @@ impl SweepOutcome {
                 failed: r.chains_failed,
                 efficiency: r.efficiency,
                 differ: Some(r.outputs_differ),
+                cost: r.cost.as_ref().map(|c| c.total),
             };
             verdict.broken.extend(
                 fail_on
@@ -160,7 +161,8 @@ async fn run_grid(
                     pooling,
                 };
                 // Figures are gathered as calls finish; nothing per call is kept.
-                let recorder = Arc::new(RunRecorder::new(steps.len(), size));
+                let recorder =
+                    Arc::new(RunRecorder::new(steps.len(), size).with_price(cfg.workload.price));
                 let observer = Tee(vec![ui.run_started(size, limit, pooling), recorder.clone()]);
                 let runner = factory.runner(limit, pooling)?;
                 let before = session.connections_accepted();

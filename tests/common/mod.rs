@@ -32,6 +32,7 @@ pub fn workload(mock: &Arc<MockServer>, steps: usize) -> Workload {
         endpoint: Endpoint::Running(Arc::clone(mock)),
         model: "test-model".into(),
         stream: false,
+        api: loadchain::endpoint::ApiFormat::OpenAi,
         client: ClientOptions {
             timeout: Duration::from_secs(10),
             ..ClientOptions::default()
@@ -42,6 +43,7 @@ pub fn workload(mock: &Arc<MockServer>, steps: usize) -> Workload {
         },
         rpm: None,
         tpm: None,
+        price: None,
     }
 }
 

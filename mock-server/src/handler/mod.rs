@@ -23,6 +23,7 @@
 //! admission (rate limit), the turn (capacity slot, connection cost), `outcome` (the dice),
 //! then a hang, a failure, or `reply` (the streamed or plain body, through `fault`).
 
+mod anthropic;
 mod outcome;
 mod reply;
 mod request;
@@ -100,6 +101,19 @@ pub(crate) struct ConnState {
 #[error("hung request dropped at shutdown")]
 pub(crate) struct Hung;
 
+/// `POST /v1/messages`: the same flow and knobs as [`chat`], answered in Anthropic's shapes
+/// (`message`, its event stream, `{"type":"error",..}` error bodies).
+pub(crate) async fn messages(
+    shared: &Arc<Shared>,
+    conn: &ConnState,
+    req: Request<Incoming>,
+    seq: u64,
+    guard: InFlightGuard,
+) -> Result<Response<MockBody>, Hung> {
+    let resp = answer(shared, conn, req, seq, guard, true).await?;
+    Ok(anthropic::error_shape(resp))
+}
+
 /// `POST /v1/chat/completions`, from the body to the response (see the module docs).
 pub(crate) async fn chat(
     shared: &Arc<Shared>,
@@ -108,12 +122,23 @@ pub(crate) async fn chat(
     seq: u64,
     guard: InFlightGuard,
 ) -> Result<Response<MockBody>, Hung> {
+    answer(shared, conn, req, seq, guard, false).await
+}
+
+async fn answer(
+    shared: &Arc<Shared>,
+    conn: &ConnState,
+    req: Request<Incoming>,
+    seq: u64,
+    guard: InFlightGuard,
+    anthropic: bool,
+) -> Result<Response<MockBody>, Hung> {
     let config = &shared.config;
     // The injected latency counts from the request's arrival, so the mock's own parsing and
     // bookkeeping are inside it rather than on top of it.
     let arrived = Instant::now();
     let version = req.version();
-    let request = match ChatRequest::read(req, config.max_body_bytes).await {
+    let request = match ChatRequest::read(req, config.max_body_bytes, anthropic).await {
         Ok(request) => request,
         Err(resp) => return Ok(counted(shared, resp)),
     };

@@ -11,6 +11,7 @@ use hyper::{Response, StatusCode};
 use serde::Serialize;
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::anthropic;
 use super::request::ChatRequest;
 use crate::body::{MockBody, SseStream};
 use crate::content;
@@ -28,6 +29,10 @@ pub(super) struct Reply<'a> {
     /// Completion tokens (one word each).
     tokens: u32,
     include_usage: bool,
+    /// Answer in Anthropic's shapes (`/v1/messages`).
+    anthropic: bool,
+    /// The request's `max_tokens` cut the configured answer short.
+    truncated: bool,
 }
 
 impl<'a> Reply<'a> {
@@ -41,7 +46,13 @@ impl<'a> Reply<'a> {
     ) -> Self {
         let tokens = request.output_tokens(output_tokens);
         Self {
-            id: format!("chatcmpl-mock-{seq}"),
+            id: if request.anthropic {
+                format!("msg_mock_{seq}")
+            } else {
+                format!("chatcmpl-mock-{seq}")
+            },
+            anthropic: request.anthropic,
+            truncated: tokens < output_tokens,
             created: unix_now(),
             model: request.model.as_deref().unwrap_or(response::DEFAULT_MODEL),
             words: content::words(fingerprint, tokens),
@@ -79,7 +90,12 @@ impl<'a> Reply<'a> {
         if self.include_usage {
             stream = stream.with_usage(self.prompt_tokens);
         }
-        let cut_after = stream.token_count().div_ceil(2);
+        let mut cut_after = stream.token_count().div_ceil(2);
+        if self.anthropic {
+            let head = anthropic::stream_head(&self.id, self.model, self.prompt_tokens);
+            stream = stream.anthropic(head, anthropic::stop_reason(self.truncated));
+            cut_after += 1; // the head is a frame of its own
+        }
         let body = faults.shape(
             MockBody::Sse(Box::new(stream)),
             SizeHint::default(),
@@ -98,6 +114,17 @@ impl<'a> Reply<'a> {
     /// The `chat.completion` JSON answer. `Content-Length` always promises the whole body;
     /// a cut one sends the first half.
     pub(super) fn plain(self, faults: Faults<'_>) -> Response<MockBody> {
+        if self.anthropic {
+            let bytes = anthropic::message(
+                &self.id,
+                self.model,
+                content::join(&self.words),
+                self.prompt_tokens,
+                self.tokens,
+                anthropic::stop_reason(self.truncated),
+            );
+            return Self::send(bytes, faults);
+        }
         let completion = ChatCompletion {
             id: &self.id,
             object: "chat.completion",
@@ -120,6 +147,11 @@ impl<'a> Reply<'a> {
         };
         let bytes =
             Bytes::from(serde_json::to_vec(&completion).expect("the completion always serializes"));
+        Self::send(bytes, faults)
+    }
+
+    /// A whole JSON body through the faults drawn for it.
+    fn send(bytes: Bytes, faults: Faults<'_>) -> Response<MockBody> {
         let mut resp = response::json(StatusCode::OK, Bytes::new());
         let declared = SizeHint::with_exact(bytes.len() as u64);
         let sent = if faults.cut {

@@ -27,6 +27,13 @@ pub(super) struct ChatRequest {
     stream: Option<bool>,
     #[serde(default)]
     stream_options: Option<StreamOptions>,
+    /// Anthropic's top-level system prompt (a string or text blocks).
+    #[serde(default)]
+    system: Option<serde_json::Value>,
+    /// Set after parsing: the request came to `/v1/messages` and is answered in
+    /// Anthropic's shapes.
+    #[serde(skip)]
+    pub(super) anthropic: bool,
 }
 
 /// `stream_options` of a streamed request: whether to end with a usage chunk.
@@ -41,9 +48,10 @@ impl ChatRequest {
     pub(super) async fn read(
         req: Request<Incoming>,
         limit: usize,
+        anthropic: bool,
     ) -> Result<Self, Response<MockBody>> {
         let body = read_body(req, limit).await?;
-        let request: ChatRequest = serde_json::from_slice(&body).map_err(|e| {
+        let mut request: ChatRequest = serde_json::from_slice(&body).map_err(|e| {
             let message = format!("We could not parse the JSON body of your request: {e}");
             response::error(
                 StatusCode::BAD_REQUEST,
@@ -58,6 +66,23 @@ impl ChatRequest {
                 "messages",
                 "[] is too short - 'messages'",
             ));
+        }
+        if anthropic {
+            if request.max_tokens.is_none() {
+                // Anthropic requires it; its validation answers this way.
+                return Err(response::invalid_param(
+                    "max_tokens",
+                    "max_tokens: Field required",
+                ));
+            }
+            if let Some(system) = request.system.take() {
+                request.messages.insert(0, ChatMessage::system(system));
+            }
+            // Anthropic always reports usage in a stream.
+            request.stream_options = Some(StreamOptions {
+                include_usage: Some(true),
+            });
+            request.anthropic = true;
         }
         Ok(request)
     }

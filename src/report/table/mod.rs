@@ -6,6 +6,7 @@
 //! `results` builds the result tables, `issues` the issue sentences, `settings` the settings
 //! rows.
 
+mod cost;
 mod issues;
 mod results;
 mod settings;
@@ -17,6 +18,7 @@ use comfy_table::{CellAlignment, ContentArrangement, presets};
 use crate::record::Pooling;
 use crate::sweep::SweepReport;
 
+pub(crate) use self::cost::{cost_note, cost_table};
 pub(crate) use self::issues::{NO_ISSUES, error_words, issues};
 pub(crate) use self::results::{
     course_table, detail_table, pooling_table, step_table, streaming_table,

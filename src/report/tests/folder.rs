@@ -107,7 +107,8 @@ fn calls_csv_has_one_row_per_call() {
             "error_kind",
             "bytes",
             "tokens",
-            "ttft_ms"
+            "ttft_ms",
+            "input_tokens"
         ]
     );
     let rows: Vec<report::CallRow> = r.deserialize().map(Result::unwrap).collect();
