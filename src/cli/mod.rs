@@ -16,8 +16,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use loadchain_mock::{ByteRate, Latency, MockArgs, parse_duration, parse_fraction, parse_status};
 
 mod parse;
+mod plan;
 
 pub use parse::{parse_count, parse_size};
+pub use plan::PlanArgs;
 
 use crate::threshold::Threshold;
 use parse::{parse_count_u32, parse_positive_duration};
@@ -38,6 +40,8 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Run a CSV manifest of rows through a chain: resumable, retries only failed rows.
     Run(RunArgs),
+    /// Work out the largest concurrency limit a rate quota allows (Little's law), before paying.
+    Plan(PlanArgs),
     /// Start the mock API server on its own (same as the loadchain-mock binary).
     Mock(MockArgs),
     /// Re-render a report folder from its report.json, or compare two report folders.
