@@ -290,6 +290,12 @@ pub struct MockFlags {
     /// Mock requests allowed back to back before 429s start [default: the --mock-rpm value].
     #[arg(long, value_name = "N", value_parser = parse_count_u32, help_heading = "Embedded mock")]
     pub mock_rpm_burst: Option<u32>,
+    /// Mock rate limit in tokens per minute (prompt/4 + max_tokens per call; its own bucket).
+    #[arg(long, value_name = "N", value_parser = parse_count_u32, help_heading = "Embedded mock")]
+    pub mock_tpm: Option<u32>,
+    /// How the mock's quotas refill: bucket (continuously) or fixed (each whole minute).
+    #[arg(long, value_enum, value_name = "KIND", help_heading = "Embedded mock")]
+    pub mock_quota_window: Option<loadchain_mock::QuotaWindow>,
     /// Mock extra wait on each new connection's first request (TCP+TLS set-up).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Embedded mock")]
     pub mock_conn_cost: Option<Duration>,
