@@ -264,6 +264,11 @@ pub struct CallArgs {
     /// Client-side cap on tokens per minute (prompt bytes / 4 + max_tokens, estimated).
     #[arg(long, value_name = "N", value_parser = parse_count_u32)]
     pub tpm: Option<u32>,
+    /// Pace sends by the quota the server announces (x-ratelimit-*, anthropic-ratelimit-*,
+    /// retry-after-ms): when little is left, spread the rest until the reset instead of
+    /// sending into 429s.
+    #[arg(long, value_enum, value_name = "ON|OFF", default_value_t = OnOff::On)]
+    pub pace: OnOff,
 }
 
 /// Overrides of the embedded mock's defaults: the mock's own flags with a `mock-` prefix.

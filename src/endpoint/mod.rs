@@ -9,7 +9,9 @@
 mod client;
 mod fault;
 mod options;
+mod pacer;
 mod preflight;
+pub mod quota;
 pub mod redact;
 mod session;
 pub mod sse;
@@ -17,6 +19,7 @@ mod target;
 
 pub use client::{ClientError, HttpClient};
 pub use options::{ClientOptions, DEFAULT_MAX_RESPONSE_BYTES};
+pub use pacer::{Announced, AnnouncedLog, Pacer, Ticket};
 pub use preflight::{PreflightError, preflight};
 pub use redact::{Secrets, display_url};
 pub use session::{Endpoint, Session, SessionError, embedded_target};

@@ -86,7 +86,7 @@ impl PlanInput {
         if !(self.calls_per_chain.is_finite() && self.calls_per_chain > 0.0) {
             return Err(PlanError::Input("--steps must be at least 1".into()));
         }
-        if self.tpm.is_some() && self.tokens_per_call.is_none_or(|t| !(t > 0.0)) {
+        if self.tpm.is_some() && !self.tokens_per_call.is_some_and(|t| t > 0.0) {
             return Err(PlanError::Input(
                 "--tpm needs --tokens-per-call N (prompt + completion tokens of one call)".into(),
             ));
