@@ -103,6 +103,17 @@ struct Track {
     seq: u64,
     /// Refills continuously (bucket) rather than all at once at `reset_at` (window).
     continuous: bool,
+    /// The first observation of the current reset period, to tell a bucket from a window
+    /// over many sends (two answers in a row differ by too little to tell).
+    anchor: Anchor,
+}
+
+/// `remaining` and the reset instant as first seen in a reset period.
+#[derive(Debug, Clone, Copy)]
+struct Anchor {
+    remaining: f64,
+    observed: Instant,
+    reset_at: Instant,
 }
 
 impl Track {
@@ -307,22 +318,28 @@ fn update(
         // Refilled before the reset: only a bucket does that.
         continuous = true;
     }
+    let anchor = match old {
+        Some(o) if now < o.anchor.reset_at => o.anchor,
+        _ => Anchor {
+            remaining,
+            observed: now,
+            reset_at,
+        },
+    };
     // A bucket's reset moves later by one unit's refill time per unit consumed; a window's
     // end stays put. `k` whole units fewer means at least `k - 1` consumed, whatever the
     // rounding of partly refilled ones. Reset instants are read at arrival, so latency
     // jitter blurs them: only a move far beyond that counts.
-    if let Some(o) = old
-        && now < o.reset_at
-    {
-        let consumed = (o.remaining - remaining - 1.0).max(0.0);
-        let expected = Duration::from_secs_f64(consumed * 60.0 / limit.max(1.0));
-        let drift = reset_at.max(o.reset_at) - reset_at.min(o.reset_at);
-        let tolerance = Duration::from_millis(50).max(o.reset_at.duration_since(o.observed) / 100);
-        if expected >= tolerance * 10 && drift < expected / 2 {
-            continuous = false;
-        }
+    let consumed = (anchor.remaining - remaining - 1.0).max(0.0);
+    let expected = Duration::from_secs_f64(consumed * 60.0 / limit.max(1.0));
+    let drift = reset_at.max(anchor.reset_at) - reset_at.min(anchor.reset_at);
+    let tolerance =
+        Duration::from_millis(50).max(anchor.reset_at.duration_since(anchor.observed) / 100);
+    if expected >= tolerance * 10 && drift < expected / 2 {
+        continuous = false;
     }
     Some(Track {
+        anchor,
         limit,
         remaining,
         observed: now,

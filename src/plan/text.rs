@@ -27,15 +27,15 @@ pub fn render(input: &PlanInput, plan: &Plan) -> String {
         short(input.chain_time)
     );
     let binding = match (input.rpm_bound(), input.tpm_bound()) {
-        (Some(r), Some(t)) if t < r => format!("TPM binds: {} chains", num(t)),
+        (Some(r), Some(t)) if t < r => format!("TPM binds: {} chains", floor2(t)),
         (Some(r), _) => format!(
             "RPM binds: {} x {} / (60 x {}) = {}",
             input.rpm.unwrap_or_default(),
             short(input.chain_time),
             num(input.calls_per_chain),
-            num(r)
+            floor2(r),
         ),
-        (None, Some(t)) => format!("TPM binds: {} chains", num(t)),
+        (None, Some(t)) => format!("TPM binds: {} chains", floor2(t)),
         (None, None) => String::new(),
     };
     if plan.max_limit == 0 {
@@ -68,6 +68,11 @@ pub fn render(input: &PlanInput, plan: &Plan) -> String {
         short(Duration::from_millis(plan.expected_wall_ms))
     );
     s
+}
+
+/// A bound rounded down to two decimals: 8.997 must not read as 9 next to a limit of 8.
+fn floor2(v: f64) -> String {
+    format!("{:.2}", (v * 100.0).floor() / 100.0)
 }
 
 /// A figure with at most one decimal, without a trailing `.0`.

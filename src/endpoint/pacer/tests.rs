@@ -156,3 +156,28 @@ async fn the_token_quota_charges_each_send_its_estimate() {
     assert!(t1.elapsed() >= secs(0.4), "{:?}", t1.elapsed());
     assert_eq!(pacer.announced().tokens, Some(6000));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_draining_bucket_is_not_taken_for_a_window() {
+    let pacer = Pacer::default();
+    // 600 a minute, a bucket: each request consumed moves the reset 100 ms later.
+    let mut tickets = Vec::new();
+    for _ in 0..200 {
+        tickets.push(pacer.wait(1).await);
+    }
+    for (i, t) in tickets.iter().enumerate().step_by(20) {
+        let remaining = 600 - i as u64 - 1;
+        let reset = Duration::from_millis(100 * (600 - remaining));
+        pacer.observe(t, Some(&quota(600, remaining, reset)), None);
+    }
+    // 419 left by the last answer, minus the 19 sent after it: 400 go at once (a window
+    // would be spread) and, once spent, one refill (100 ms) apart, not at the window's end.
+    let t0 = Instant::now();
+    for _ in 0..400 {
+        pacer.wait(1).await;
+    }
+    assert_eq!(t0.elapsed(), Duration::ZERO);
+    pacer.wait(1).await;
+    pacer.wait(1).await;
+    assert!(t0.elapsed() <= secs(0.25), "{:?}", t0.elapsed());
+}
