@@ -139,6 +139,53 @@ fn the_announced_quota_is_in_the_report_settings() {
     assert_eq!(settings["pace"], true);
     assert_eq!(settings["announced_quota"]["requests_per_min"], 6000);
     assert_eq!(settings["announced_quota"]["tokens_per_min"], 900_000);
+    assert_schema("report.schema.json", &report);
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(md.contains("6000 requests/min, 900000 tokens/min"), "{md}");
+}
+
+#[test]
+fn a_run_records_the_announced_quota_in_summary_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("rows.csv");
+    std::fs::write(&manifest, "id,topic\n1,a\n2,b\n3,c\n").unwrap();
+    let out = dir.path().join("run");
+    loadchain()
+        .args([
+            "run",
+            "--steps",
+            "1",
+            "-q",
+            "--mock-rpm",
+            "6000",
+            "--pace",
+            "off",
+        ])
+        .arg("--manifest")
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let settings = &summary["settings"];
+    // Seen even with pacing off: the headers are read either way.
+    assert_eq!(settings["pace"], false);
+    assert_eq!(settings["announced_quota"]["requests_per_min"], 6000);
+    assert!(settings["announced_quota"]["tokens_per_min"].is_null());
+    assert_schema("summary.schema.json", &summary);
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("6000 requests/min"), "{md}");
+}
+
+/// `doc` passes docs/schema/`name` (the new settings fields are declared there).
+fn assert_schema(name: &str, doc: &Value) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/schema")
+        .join(name);
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = v.iter_errors(doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{name}: {errors:?}");
 }
