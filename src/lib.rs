@@ -20,6 +20,7 @@
 //!   resume; entry point [`batch::run`]`(&RunConfig, ui, stop)`.
 //! - [`report`]: terminal tables, Markdown, CSV, JSON, `.hgrm` and PNG charts, for sweep and
 //!   run folders alike; never touches the network.
+//! - [`plan`]: `loadchain plan`, the Little's-law limit for a quota, before any call.
 //! - [`threshold`]: `--fail-on` checks and the exit [`threshold::Verdict`].
 //! - [`lock`]: one loadchain process per output folder; [`files`]: the one schema version
 //!   and the one atomic, fsynced file writer every output file goes through.
@@ -51,6 +52,7 @@ pub mod files;
 pub mod lock;
 pub mod manifest;
 pub mod metrics;
+pub mod plan;
 pub mod progress;
 pub mod record;
 pub mod report;

@@ -11,6 +11,8 @@ mod guard;
 #[cfg(unix)]
 mod hostile;
 mod mock_binary;
+mod pacing;
+mod plan;
 mod run;
 mod run_report;
 mod schema;

@@ -417,8 +417,10 @@ async fn a_stop_ends_a_backoff_wait_at_once() {
         max_retry_wait: Duration::from_secs(120),
         ..RetryPolicy::default()
     };
+    // Unpaced, so the second call is sent and refused (tests/pacing.rs has the paced case).
     let runner = Runner {
         stop: Some(stop_rx),
+        client: crate::pacing::unpaced(),
         ..runner(&mock, 1, 1, retry)
     };
     let seen = Arc::new(Collect::default());

@@ -15,6 +15,7 @@ use anyhow::Context as _;
 use crate::config::{ConfigError, MockConfig};
 use crate::fault::ByteRate;
 use crate::latency::{Latency, ShortDuration, parse_duration};
+use crate::ratelimit::QuotaWindow;
 use crate::server::MockServer;
 
 /// Mock server flags. Flatten into a clap command; convert with [`MockArgs::into_config`].
@@ -56,6 +57,16 @@ pub struct MockArgs {
     /// How many requests may arrive back to back before 429s start [default: the rpm value].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub rpm_burst: Option<u32>,
+
+    /// Rate limit in tokens per minute, charged prompt/4 + max_tokens per request (its own
+    /// bucket); excess gets 429 [default: unlimited]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub tpm: Option<u32>,
+
+    /// How --rpm/--tpm refill: bucket (continuously) or fixed (all at once each minute)
+    /// [default: bucket]
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub quota_window: Option<QuotaWindow>,
 
     /// Extra wait on the first request of each new connection (models TCP+TLS set-up),
     /// e.g. 1.5ms [default: 0ms]
@@ -133,6 +144,12 @@ impl MockArgs {
         if self.rpm_burst.is_some() {
             c.rpm_burst = self.rpm_burst;
         }
+        if self.tpm.is_some() {
+            c.tpm = self.tpm;
+        }
+        if let Some(w) = self.quota_window {
+            c.quota_window = w;
+        }
         if self.capacity.is_some() {
             c.capacity = self.capacity;
         }
@@ -174,7 +191,7 @@ pub fn describe(config: &MockConfig) -> String {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "unlimited".into());
     let statuses: Vec<String> = config.failure_statuses.iter().map(u16::to_string).collect();
     format!(
-        "  latency:          {}\n  token_time:       {}\n  output_tokens:    {}\n  failure_rate:     {} (statuses {})\n  rpm:              {} (burst {})\n  conn_cost:        {}\n  hang_rate:        {}\n  capacity:         {}\n  seed:             {}\n  max_body_bytes:   {}\n  reset_rate:       {}\n  truncate_rate:    {}\n  slow_body:        {}",
+        "  latency:          {}\n  token_time:       {}\n  output_tokens:    {}\n  failure_rate:     {} (statuses {})\n  rpm:              {} (burst {})\n  tpm:              {} ({} window)\n  conn_cost:        {}\n  hang_rate:        {}\n  capacity:         {}\n  seed:             {}\n  max_body_bytes:   {}\n  reset_rate:       {}\n  truncate_rate:    {}\n  slow_body:        {}",
         config.latency,
         ShortDuration(config.token_time),
         config.output_tokens,
@@ -182,6 +199,8 @@ pub fn describe(config: &MockConfig) -> String {
         statuses.join(","),
         opt(config.rpm.map(|v| v.to_string())),
         opt(config.rpm_burst.or(config.rpm).map(|v| v.to_string())),
+        opt(config.tpm.map(|v| v.to_string())),
+        config.quota_window,
         ShortDuration(config.conn_cost),
         config.hang_rate,
         opt(config.capacity.map(|v| v.to_string())),
@@ -339,6 +358,8 @@ mod tests {
             &["--hang-rate", "x"],
             &["--failure-statuses", "500,99"],
             &["--rpm", "0"],
+            &["--tpm", "0"],
+            &["--quota-window", "sliding"],
             &["--capacity", "0"],
             &["--token-time", "soon"],
             &["--reset-rate", "2"],

@@ -124,6 +124,15 @@ fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
 
 /// Hash of the seed and every message's role and text, with separators so that moving text
 /// between messages changes the result.
+/// Characters of text in `messages`, for the token estimate of `--tpm` (~4 per token).
+pub(crate) fn text_chars(messages: &[ChatMessage]) -> usize {
+    let mut n = 0;
+    for m in messages {
+        m.for_each_text(|t| n += t.chars().count());
+    }
+    n
+}
+
 pub(crate) fn fingerprint(messages: &[ChatMessage], seed: u64) -> u64 {
     let mut h = fnv1a(FNV_OFFSET, &seed.to_le_bytes());
     for m in messages {

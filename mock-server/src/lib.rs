@@ -16,7 +16,7 @@
 //! - `body`: the streamed (`text/event-stream`) response body.
 //! - `fault`: transport faults (TCP reset, truncation, a slow body) and [`ByteRate`].
 //! - `content`: deterministic completion text from the messages and the seed.
-//! - `ratelimit`: the requests-per-minute token bucket.
+//! - `ratelimit`: the per-minute request and token quotas (bucket or fixed window).
 //! - `timer`: the sub-millisecond timer thread behind the injected latency.
 //! - `response`: OpenAI-style error bodies, JSON responses, rate-limit headers.
 //! - `stats`: lock-free counters behind `GET /stats` ([`StatsSnapshot`]).
@@ -55,5 +55,6 @@ pub use cli::{MockArgs, describe, exit_code, parse_fraction, parse_status, run_c
 pub use config::{ConfigError, MockConfig};
 pub use fault::{ByteRate, ByteRateParseError};
 pub use latency::{Latency, LatencyParseError, parse_duration};
+pub use ratelimit::QuotaWindow;
 pub use server::{MockError, MockServer, SHUTDOWN_GRACE};
 pub use stats::StatsSnapshot;

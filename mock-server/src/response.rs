@@ -8,7 +8,8 @@ use hyper::{Response, StatusCode};
 use serde::Serialize;
 
 use crate::body::MockBody;
-use crate::ratelimit::Decision;
+use crate::handler::Refused;
+use crate::ratelimit::{Quota, go_duration};
 use crate::stats::StatsSnapshot;
 
 pub(crate) fn too_large(limit: usize) -> Response<MockBody> {
@@ -21,14 +22,20 @@ pub(crate) fn too_large(limit: usize) -> Response<MockBody> {
     )
 }
 
-pub(crate) fn rate_limited(d: &Decision) -> Response<MockBody> {
+pub(crate) fn rate_limited(refused: &Refused) -> Response<MockBody> {
+    let (what, d) = match (refused.tokens, refused.quota.tokens, refused.quota.requests) {
+        (true, Some(d), _) => ("tokens", d),
+        (_, _, Some(d)) => ("requests", d),
+        (_, Some(d), None) => ("tokens", d),
+        (_, None, None) => unreachable!("a refusal always carries the refusing verdict"),
+    };
     let message = format!(
-        "Rate limit reached for requests: limit {} per minute. Please try again in {}s.",
+        "Rate limit reached for {what}: limit {} per minute. Please try again in {}s.",
         d.limit, d.retry_after_secs
     );
     let mut resp = error(
         StatusCode::TOO_MANY_REQUESTS,
-        "requests",
+        what,
         "rate_limit_exceeded",
         &message,
     );
@@ -36,22 +43,27 @@ pub(crate) fn rate_limited(d: &Decision) -> Response<MockBody> {
     h.insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_secs));
     // OpenAI's SDKs read this first: the same wait, not rounded up to a whole second.
     h.insert("retry-after-ms", HeaderValue::from(d.retry_after_ms));
-    add_rate_headers(&mut resp, Some(d));
+    add_rate_headers(&mut resp, &refused.quota);
     resp
 }
 
-pub(crate) fn add_rate_headers(resp: &mut Response<MockBody>, d: Option<&Decision>) {
-    let Some(d) = d else { return };
+/// OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` for each quota set.
+pub(crate) fn add_rate_headers(resp: &mut Response<MockBody>, quota: &Quota) {
     let h = resp.headers_mut();
-    h.insert("x-ratelimit-limit-requests", HeaderValue::from(d.limit));
-    h.insert(
-        "x-ratelimit-remaining-requests",
-        HeaderValue::from(d.remaining),
-    );
-    // Whole milliseconds in the Go-duration form OpenAI uses ("1500ms" parses like "1.5s").
-    let reset_ms = d.reset.as_millis().max(1);
-    if let Ok(v) = HeaderValue::from_str(&format!("{reset_ms}ms")) {
-        h.insert("x-ratelimit-reset-requests", v);
+    for (kind, d) in [("requests", quota.requests), ("tokens", quota.tokens)] {
+        let Some(d) = d else { continue };
+        for (name, value) in [
+            ("limit", d.limit.to_string()),
+            ("remaining", d.remaining.to_string()),
+            ("reset", go_duration(d.reset)),
+        ] {
+            if let (Ok(n), Ok(v)) = (
+                hyper::header::HeaderName::try_from(format!("x-ratelimit-{name}-{kind}")),
+                HeaderValue::from_str(&value),
+            ) {
+                h.insert(n, v);
+            }
+        }
     }
 }
 

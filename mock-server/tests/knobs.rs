@@ -153,12 +153,9 @@ async fn rate_limit_answers_429_with_retry_after_once_the_budget_is_spent() {
             .parse()
             .unwrap();
         assert_eq!(remaining, expected_remaining);
-        assert!(
-            h["x-ratelimit-reset-requests"]
-                .to_str()
-                .unwrap()
-                .ends_with("ms")
-        );
+        // Go's duration form, as OpenAI writes it: 12s, 24s, ... here.
+        let reset = h["x-ratelimit-reset-requests"].to_str().unwrap();
+        assert!(reset.ends_with('s') && !reset.contains('-'), "{reset}");
     }
     let t0 = Instant::now();
     let resp = client.post(&url).json(&chat("hi")).send().await.unwrap();
@@ -302,5 +299,75 @@ async fn the_same_request_takes_the_same_time_and_different_requests_differ() {
     assert!(
         spread > ms(20),
         "different requests draw different latencies: {first:?}"
+    );
+}
+
+#[tokio::test]
+async fn tpm_charges_prompt_and_max_tokens_in_its_own_bucket_with_headers_for_both() {
+    let server = start(MockConfig {
+        rpm: Some(100),
+        tpm: Some(100),
+        ..Default::default()
+    })
+    .await;
+    let client = client();
+    let url = format!("{}/v1/chat/completions", server.url());
+    // "hi" is 1 token (2 characters / 4, rounded up) + max_tokens 40 = 41.
+    let body =
+        serde_json::json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 40});
+    let resp = client.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let h = resp.headers();
+    assert_eq!(h["x-ratelimit-limit-tokens"], "100");
+    assert_eq!(h["x-ratelimit-remaining-tokens"], "59");
+    assert_eq!(h["x-ratelimit-limit-requests"], "100");
+    assert_eq!(h["x-ratelimit-remaining-requests"], "99");
+    // 41 tokens at 100 a minute refill in 24.6 s.
+    assert_eq!(h["x-ratelimit-reset-tokens"], "24.6s");
+    let ok = client.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let refused = client.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let h = refused.headers().clone();
+    assert_eq!(h["x-ratelimit-remaining-tokens"], "18");
+    // The refused request's request token was given back.
+    assert_eq!(h["x-ratelimit-remaining-requests"], "98");
+    // 23 tokens short at 100 a minute: 13.8 s.
+    assert_eq!(h["retry-after-ms"], "13800");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tokens"),
+        "{body}"
+    );
+    assert_eq!(server.stats().rate_limited, 1);
+}
+
+#[tokio::test]
+async fn a_fixed_quota_window_reports_the_time_to_the_minute_end() {
+    let server = start(MockConfig {
+        rpm: Some(2),
+        quota_window: loadchain_mock::QuotaWindow::Fixed,
+        ..Default::default()
+    })
+    .await;
+    let client = client();
+    let url = format!("{}/v1/chat/completions", server.url());
+    for _ in 0..2 {
+        let resp = client.post(&url).json(&chat("hi")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let refused = client.post(&url).json(&chat("hi")).send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let h = refused.headers();
+    // A bucket of 2 per minute would say 30 s; the window ends ~60 s after the start.
+    let wait: u64 = h["retry-after-ms"].to_str().unwrap().parse().unwrap();
+    assert!((55_000..=60_000).contains(&wait), "{wait}");
+    let reset = h["x-ratelimit-reset-requests"].to_str().unwrap();
+    assert!(
+        reset.starts_with("59") || reset.starts_with("58") || reset == "1m0s",
+        "{reset}"
     );
 }

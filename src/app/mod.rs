@@ -10,6 +10,7 @@ use crate::report;
 use crate::runner::StopSignal;
 
 mod batch;
+mod plan;
 mod sweep;
 
 /// Runs one parsed command line.
@@ -17,6 +18,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Sweep(args) => sweep::run(args).await,
         Command::Run(args) => batch::run(args).await,
+        Command::Plan(args) => plan::run(&args),
         Command::Mock(args) => loadchain_mock::run_cli(args).await,
         Command::Report(args) => report_cmd(&args),
         Command::Completions(args) => print_bytes(&crate::docs::completions(args.shell)?),

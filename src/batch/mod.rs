@@ -240,7 +240,10 @@ pub async fn run(
         ttft: stats.ttft,
         torn_line_ignored: resume.torn_line,
         timeline: stats.timeline,
-        settings: Some(settings),
+        settings: Some(crate::manifest::RunSettings {
+            announced_quota: cfg.workload.client.announced.get(),
+            ..settings
+        }),
         cost: stats.cost,
     };
     summary

@@ -28,5 +28,8 @@ pub(super) fn settings(cfg: &RunConfig, target: &Target) -> RunSettings {
         tpm: cfg.workload.tpm,
         mock: cfg.workload.endpoint.mock_toml(),
         machine: crate::sweep::machine(),
+        pace: cfg.workload.client.pace,
+        // Filled in once the run is over (see `batch::run`).
+        announced_quota: None,
     }
 }

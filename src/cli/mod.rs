@@ -16,8 +16,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use loadchain_mock::{ByteRate, Latency, MockArgs, parse_duration, parse_fraction, parse_status};
 
 mod parse;
+mod plan;
 
 pub use parse::{parse_count, parse_size};
+pub use plan::PlanArgs;
 
 use crate::threshold::Threshold;
 use parse::{parse_count_u32, parse_positive_duration};
@@ -38,6 +40,8 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Run a CSV manifest of rows through a chain: resumable, retries only failed rows.
     Run(RunArgs),
+    /// Work out the largest concurrency limit a rate quota allows (Little's law), before paying.
+    Plan(PlanArgs),
     /// Start the mock API server on its own (same as the loadchain-mock binary).
     Mock(MockArgs),
     /// Re-render a report folder from its report.json, or compare two report folders.
@@ -274,6 +278,11 @@ pub struct CallArgs {
     /// Client-side cap on tokens per minute (prompt bytes / 4 + max_tokens, estimated).
     #[arg(long, value_name = "N", value_parser = parse_count_u32)]
     pub tpm: Option<u32>,
+    /// Pace sends by the quota the server announces (x-ratelimit-*, anthropic-ratelimit-*,
+    /// retry-after-ms): when little is left, spread the rest until the reset instead of
+    /// sending into 429s.
+    #[arg(long, value_enum, value_name = "ON|OFF", default_value_t = OnOff::On)]
+    pub pace: OnOff,
     /// Price per 1M tokens, 'in=0.15,out=0.60': reports then say what each run, step and
     /// chain cost, and what retries cost (overrides the chain file's `price`).
     #[arg(long, value_name = "PRICES", value_parser = parse_price)]
@@ -308,6 +317,12 @@ pub struct MockFlags {
     /// Mock requests allowed back to back before 429s start [default: the --mock-rpm value].
     #[arg(long, value_name = "N", value_parser = parse_count_u32, help_heading = "Embedded mock")]
     pub mock_rpm_burst: Option<u32>,
+    /// Mock rate limit in tokens per minute (prompt/4 + max_tokens per call; its own bucket).
+    #[arg(long, value_name = "N", value_parser = parse_count_u32, help_heading = "Embedded mock")]
+    pub mock_tpm: Option<u32>,
+    /// How the mock's quotas refill: bucket (continuously) or fixed (each whole minute).
+    #[arg(long, value_enum, value_name = "KIND", help_heading = "Embedded mock")]
+    pub mock_quota_window: Option<loadchain_mock::QuotaWindow>,
     /// Mock extra wait on each new connection's first request (TCP+TLS set-up).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Embedded mock")]
     pub mock_conn_cost: Option<Duration>,

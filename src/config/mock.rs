@@ -34,6 +34,8 @@ impl MockFlags {
             || self.mock_failure_statuses.is_some()
             || self.mock_rpm.is_some()
             || self.mock_rpm_burst.is_some()
+            || self.mock_tpm.is_some()
+            || self.mock_quota_window.is_some()
             || self.mock_conn_cost.is_some()
             || self.mock_hang_rate.is_some()
             || self.mock_capacity.is_some()
@@ -72,6 +74,12 @@ impl MockFlags {
         }
         if let Some(v) = self.mock_rpm_burst {
             c.rpm_burst = Some(v);
+        }
+        if let Some(v) = self.mock_tpm {
+            c.tpm = Some(v);
+        }
+        if let Some(v) = self.mock_quota_window {
+            c.quota_window = v;
         }
         if let Some(v) = self.mock_conn_cost {
             c.conn_cost = v;

@@ -73,6 +73,8 @@ pub fn client_options(t: &TargetArgs, c: &CallArgs) -> ClientOptions {
         http2_prior_knowledge: t.http2,
         max_response_bytes: t.max_response_bytes,
         follow_redirects: t.follow_redirects,
+        pace: c.pace == crate::cli::OnOff::On,
+        announced: crate::endpoint::AnnouncedLog::default(),
     }
 }
 

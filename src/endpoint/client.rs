@@ -4,7 +4,7 @@
 //! batch. Unpooled: the same client configuration with no idle connections kept, so every
 //! call opens (and pays for) a fresh connection, as code that builds a session per call does.
 
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::{Duration, SystemTime};
 
 use thiserror::Error;
@@ -12,7 +12,8 @@ use tokio::time::Instant;
 
 use super::fault::{classify, describe, error_message, retry_after};
 use super::options::MAX_REDIRECTS;
-use super::{ClientOptions, Target, sse};
+use super::quota::QuotaHeaders;
+use super::{ClientOptions, Pacer, Target, Ticket, sse};
 use crate::record::{ErrorKind, Pooling};
 
 /// The client could not be built (TLS set-up).
@@ -26,6 +27,8 @@ pub struct HttpClient {
     inner: reqwest::Client,
     pooling: Pooling,
     opts: ClientOptions,
+    /// Header-aware pacing, shared by every clone of this client (one run).
+    pacer: Option<Arc<Pacer>>,
 }
 
 /// What one call produced. Failures are data: `error` says why.
@@ -54,12 +57,15 @@ pub struct CallOutcome {
     pub retry_after: Option<Duration>,
     /// Streaming only: send to the first chunk with content.
     pub ttft: Option<Duration>,
+    /// The quota the response's rate-limit headers announced, if any.
+    pub quota: Option<QuotaHeaders>,
 }
 
 /// A response as far as it was read.
 struct Exchange {
     status: u16,
     retry_after: Option<Duration>,
+    quota: Option<QuotaHeaders>,
     ttft: Option<Duration>,
     body: Result<Vec<u8>, BodyFault>,
     /// Where a 3xx that was not followed pointed.
@@ -111,7 +117,35 @@ impl HttpClient {
             inner,
             pooling,
             opts: opts.clone(),
+            pacer: opts.pace.then(|| Arc::new(Pacer::default())),
         })
+    }
+
+    /// Waits until the pacer lets a call of `tokens` estimated tokens go (at once without
+    /// pacing). Cancel-safe: nothing is booked until it returns.
+    pub async fn pace(&self, tokens: u32) -> Option<Ticket> {
+        match &self.pacer {
+            Some(pacer) => Some(pacer.wait(tokens).await),
+            None => None,
+        }
+    }
+
+    /// [`HttpClient::call`] for a send [`HttpClient::pace`] let go, the response's quota
+    /// headers then fed back to the pacer.
+    pub async fn call_paced(
+        &self,
+        target: &Target,
+        body: bytes::Bytes,
+        ticket: Option<Ticket>,
+    ) -> CallOutcome {
+        let out = self.call(target, body).await;
+        if let (Some(pacer), Some(ticket)) = (&self.pacer, ticket) {
+            let hold = out
+                .retry_after
+                .filter(|_| matches!(out.status, Some(429 | 503)));
+            pacer.observe(&ticket, out.quota.as_ref(), hold);
+        }
+        out
     }
 
     /// This client's pooling mode.
@@ -146,6 +180,7 @@ impl HttpClient {
             bytes: 0,
             retry_after: None,
             ttft: None,
+            quota: None,
         };
         match result {
             Err(_) => {
@@ -173,6 +208,10 @@ impl HttpClient {
         let status = ex.status;
         out.status = Some(status);
         out.retry_after = ex.retry_after;
+        out.quota = ex.quota;
+        if let Some(q) = &ex.quota {
+            self.opts.announced.record(q);
+        }
         out.ttft = ex.ttft;
         let bytes = match ex.body {
             Err(BodyFault::Read(e)) => {
@@ -318,6 +357,7 @@ impl HttpClient {
         let mut ex = Exchange {
             status,
             retry_after: retry_after(response.headers(), SystemTime::now()),
+            quota: QuotaHeaders::parse(response.headers(), SystemTime::now()),
             ttft: None,
             body: Ok(Vec::new()),
             location,

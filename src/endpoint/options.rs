@@ -18,6 +18,10 @@ pub struct ClientOptions {
     pub max_response_bytes: u64,
     /// Follow 3xx answers (`--follow-redirects`); credentials go to the target's origin only.
     pub follow_redirects: bool,
+    /// Pace sends by the quota the server's rate-limit headers announce (`--pace on`).
+    pub pace: bool,
+    /// Where every client of the run records the quota the server announced.
+    pub announced: super::AnnouncedLog,
 }
 
 /// Default for `--max-response-bytes`: far above any chat completion, far below what would
@@ -36,6 +40,8 @@ impl Default for ClientOptions {
             http2_prior_knowledge: false,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             follow_redirects: false,
+            pace: true,
+            announced: super::AnnouncedLog::default(),
         }
     }
 }

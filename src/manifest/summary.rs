@@ -113,6 +113,13 @@ pub struct RunSettings {
     pub mock: Option<String>,
     /// OS, architecture and logical CPUs of the machine it ran on.
     pub machine: String,
+    /// Whether sends were paced by the server's rate-limit headers (`--pace`); false in
+    /// files written before pacing existed.
+    #[serde(default)]
+    pub pace: bool,
+    /// The largest quota the server announced in its rate-limit headers, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announced_quota: Option<crate::endpoint::Announced>,
 }
 
 impl RunSummaryFile {

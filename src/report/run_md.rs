@@ -229,4 +229,7 @@ fn settings_rows(set: &RunSettings, limit: usize) -> Vec<(&'static str, String)>
         ),
         ("machine", set.machine.clone()),
     ]
+    .into_iter()
+    .chain(super::table::pacing_rows(set.pace, set.announced_quota))
+    .collect()
 }

@@ -259,6 +259,8 @@ pub(crate) fn fixture_with(sizes: &[usize], limits: &[usize]) -> (SweepReport, V
         max_retry_wait_ms: 60_000,
         max_response_bytes: 16 << 20,
         follow_redirects: false,
+        pace: false,
+        announced_quota: None,
         machine: "linux x86_64, 2 logical CPUs".to_string(),
         command: format!(
             "loadchain sweep --sizes {} --limits {} --pooling on,off --seed 42",

@@ -86,7 +86,22 @@ impl Runner {
             if let Some(limiter) = &self.limiter {
                 limiter.acquire(tokens).await;
             }
-            let out = self.client.call(&self.target, body.clone()).await;
+            // Header-aware pacing (`--pace`): a stop ends its wait like a backoff's; a send
+            // the pacer lets go at once is never cut (biased: polled first).
+            let ticket = tokio::select! {
+                biased;
+                ticket = self.client.pace(tokens) => ticket,
+                () = stopped(self.stop.clone()) => return Err(ChainFailure {
+                    step: at.step,
+                    kind: ErrorKind::RateLimited,
+                    status: None,
+                    message: "waiting for the server's rate limit; the wait ended by Ctrl-C".into(),
+                }),
+            };
+            let out = self
+                .client
+                .call_paced(&self.target, body.clone(), ticket)
+                .await;
             trail.first_send.get_or_insert(out.started);
             trail.end = out.started + out.latency;
             let call = CallRecord {

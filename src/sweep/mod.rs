@@ -200,6 +200,9 @@ async fn run_grid(
 fn settings(cfg: &SweepConfig, target: &Target, baseline_limit: usize) -> Settings {
     Settings {
         target: cfg.workload.endpoint.label(),
+        pace: cfg.workload.client.pace,
+        // Read after the grid: every client of the sweep recorded into it.
+        announced_quota: cfg.workload.client.announced.get(),
         api: target.format().as_str().to_string(),
         model: target.model().to_string(),
         steps: cfg.workload.chain.step_names(),

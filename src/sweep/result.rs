@@ -75,6 +75,13 @@ pub struct Settings {
     /// The embedded mock's settings, as `key = value` lines of its TOML config (None for a
     /// real target).
     pub mock: Option<String>,
+    /// Whether sends were paced by the server's rate-limit headers (`--pace`); false in
+    /// files written before pacing existed.
+    #[serde(default)]
+    pub pace: bool,
+    /// The largest quota the server announced in its rate-limit headers, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announced_quota: Option<crate::endpoint::Announced>,
     /// What wall time excludes, in words.
     pub wall_time_excludes: String,
     /// Machine the sweep ran on: OS, architecture and logical CPUs.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fault::ByteRate;
 use crate::latency::{Latency, duration_str};
+use crate::ratelimit::QuotaWindow;
 
 mod error;
 
@@ -45,6 +46,12 @@ pub struct MockConfig {
     /// Bucket size of the `rpm` limiter: how many requests may arrive back to back before
     /// 429s start. `None` (default) = `rpm`, a whole minute's budget at once.
     pub rpm_burst: Option<u32>,
+    /// Token rate limit per minute, charged each request's prompt (~4 characters a token)
+    /// plus its `max_tokens` (or `output_tokens`); `None` (default) means unlimited.
+    pub tpm: Option<u32>,
+    /// How the `rpm` and `tpm` quotas refill: a continuous bucket (default) or a fixed
+    /// per-minute window reset at once.
+    pub quota_window: QuotaWindow,
     /// Extra wait on the first request of each new connection, modelling TCP+TLS set-up so
     /// that connection pooling shows a measurable effect on loopback. Default 0.
     #[serde(with = "duration_str")]
@@ -81,6 +88,8 @@ impl Default for MockConfig {
             failure_statuses: vec![500, 502, 503],
             rpm: None,
             rpm_burst: None,
+            tpm: None,
+            quota_window: QuotaWindow::Bucket,
             conn_cost: Duration::ZERO,
             hang_rate: 0.0,
             capacity: None,
@@ -138,6 +147,12 @@ impl MockConfig {
             return Err(ConfigError::invalid(
                 "rpm_burst",
                 "must be at least 1 (omit it for a burst of rpm)".into(),
+            ));
+        }
+        if self.tpm == Some(0) {
+            return Err(ConfigError::invalid(
+                "tpm",
+                "must be at least 1 (omit it for no limit)".into(),
             ));
         }
         if self.capacity == Some(0) {

@@ -42,7 +42,7 @@ use self::request::ChatRequest;
 use crate::body::MockBody;
 use crate::config::MockConfig;
 use crate::fault::Faults;
-use crate::ratelimit::{Decision, RateLimiter};
+use crate::ratelimit::{Quota, RateLimiter};
 use crate::response;
 use crate::stats::{ConnectionGuard, InFlightGuard, Stats};
 use crate::timer::PreciseTimer;
@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     pub config: MockConfig,
     pub stats: Arc<Stats>,
     limiter: Option<RateLimiter>,
+    /// The `--tpm` quota, charged the request's token estimate.
+    token_limiter: Option<RateLimiter>,
     capacity: Option<Arc<Semaphore>>,
     /// Flips to `true` at shutdown; hung requests wait on it so graceful shutdown can end.
     shutdown: watch::Receiver<bool>,
@@ -67,9 +69,17 @@ impl Shared {
         shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<Self> {
         Ok(Self {
-            limiter: config
-                .rpm
-                .map(|rpm| RateLimiter::new(rpm, config.rpm_burst.unwrap_or(rpm))),
+            limiter: config.rpm.map(|rpm| {
+                RateLimiter::with_window(
+                    rpm,
+                    config.rpm_burst.unwrap_or(rpm),
+                    config.quota_window,
+                    Instant::now(),
+                )
+            }),
+            token_limiter: config
+                .tpm
+                .map(|tpm| RateLimiter::with_window(tpm, tpm, config.quota_window, Instant::now())),
             capacity: config.capacity.map(|k| Arc::new(Semaphore::new(k))),
             stats: Arc::new(Stats::new()),
             config,
@@ -142,8 +152,8 @@ async fn answer(
         Ok(request) => request,
         Err(resp) => return Ok(counted(shared, resp)),
     };
-    let decision = match admit(shared) {
-        Ok(decision) => decision,
+    let decision = match admit(shared, &request) {
+        Ok(quota) => quota,
         Err(refused) => return Ok(counted(shared, response::rate_limited(&refused))),
     };
     let (start, permit) = take_turn(shared, conn, arrived).await;
@@ -155,7 +165,7 @@ async fn answer(
     if let Some(status) = outcome.failure {
         shared.timer.sleep_until(start + outcome.latency).await;
         let mut resp = response::server_error(status);
-        response::add_rate_headers(&mut resp, decision.as_ref());
+        response::add_rate_headers(&mut resp, &decision);
         return Ok(counted(shared, resp));
     }
 
@@ -175,23 +185,52 @@ async fn answer(
         drop(guard);
         resp
     };
-    response::add_rate_headers(&mut resp, decision.as_ref());
+    response::add_rate_headers(&mut resp, &decision);
     Ok(counted(shared, resp))
 }
 
-/// The rate limit: the limiter's decision (for the rate headers) when the request may go
+/// The rate limits: both quotas' verdicts (for the rate headers) when the request may go
 /// on, or (counted as rate limited) the refusal that the 429 is sent for at once, before
-/// any latency.
-fn admit(shared: &Shared) -> Result<Option<Decision>, Decision> {
-    let Some(limiter) = &shared.limiter else {
-        return Ok(None);
-    };
-    let decision = limiter.check(Instant::now());
-    if !decision.allowed {
-        shared.stats.record_rate_limited();
-        return Err(decision);
+/// any latency. A request the token quota refuses gives its request token back.
+fn admit(shared: &Shared, request: &ChatRequest) -> Result<Quota, Refused> {
+    let now = Instant::now();
+    let mut quota = Quota::default();
+    if let Some(limiter) = &shared.limiter {
+        let d = limiter.check(now);
+        quota.requests = Some(d);
+        if !d.allowed {
+            shared.stats.record_rate_limited();
+            return Err(Refused {
+                quota,
+                tokens: false,
+            });
+        }
     }
-    Ok(Some(decision))
+    if let Some(limiter) = &shared.token_limiter {
+        let cost = request.token_estimate(shared.config.output_tokens);
+        let d = limiter.take(now, cost);
+        quota.tokens = Some(d);
+        if !d.allowed {
+            if let Some(requests) = &shared.limiter {
+                requests.refund(1);
+            }
+            if let Some(r) = quota.requests.as_mut() {
+                r.remaining = r.remaining.saturating_add(1).min(r.limit);
+            }
+            shared.stats.record_rate_limited();
+            return Err(Refused {
+                quota,
+                tokens: true,
+            });
+        }
+    }
+    Ok(quota)
+}
+
+/// A request a quota refused: both verdicts, and whether tokens (not requests) ran out.
+pub(crate) struct Refused {
+    pub quota: Quota,
+    pub tokens: bool,
 }
 
 /// Waits for a capacity slot and then for the connection's set-up cost; returns the instant

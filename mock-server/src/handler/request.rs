@@ -95,6 +95,19 @@ impl ChatRequest {
             .map_or(configured, |cap| cap.min(configured))
     }
 
+    /// What `--tpm` charges before answering, as providers do: the prompt (~4 characters a
+    /// token) plus the completion budget (`max_tokens`, or the server's `output_tokens`).
+    pub(super) fn token_estimate(&self, configured: u32) -> u32 {
+        let prompt = crate::content::text_chars(&self.messages).div_ceil(4);
+        let budget = self
+            .max_tokens
+            .or(self.max_completion_tokens)
+            .unwrap_or(configured);
+        u32::try_from(prompt)
+            .unwrap_or(u32::MAX)
+            .saturating_add(budget)
+    }
+
     /// Whether the answer is a `text/event-stream`.
     pub(super) fn streams(&self) -> bool {
         self.stream.unwrap_or(false)

@@ -23,7 +23,7 @@ pub(crate) use self::issues::{NO_ISSUES, error_words, issues};
 pub(crate) use self::results::{
     course_table, detail_table, pooling_table, step_table, streaming_table,
 };
-pub(crate) use self::settings::settings_rows;
+pub(crate) use self::settings::{pacing_rows, settings_rows};
 
 /// How a column's cells line up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -42,4 +42,29 @@ pub(crate) fn settings_rows(s: &Settings) -> Vec<(&'static str, String)> {
         ("machine", s.machine.clone()),
         ("command", s.command.clone()),
     ]
+    .into_iter()
+    .chain(pacing_rows(s.pace, s.announced_quota))
+    .collect()
+}
+
+/// The pacing rows: shown when pacing was on or the server announced a quota.
+pub(crate) fn pacing_rows(
+    pace: bool,
+    announced: Option<crate::endpoint::Announced>,
+) -> Vec<(&'static str, String)> {
+    let mut rows = Vec::new();
+    if pace {
+        rows.push(("pacing", "by the server's rate-limit headers".to_string()));
+    }
+    if let Some(a) = announced {
+        let parts: Vec<String> = [
+            a.requests.map(|r| format!("{r} requests/min")),
+            a.tokens.map(|t| format!("{t} tokens/min")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        rows.push(("announced quota", parts.join(", ")));
+    }
+    rows
 }
