@@ -82,6 +82,7 @@ pub fn runner(mock: &MockServer, steps: usize, limit: usize, retry: RetryPolicy)
         limit,
         retry,
         stop: None,
+        adaptive: None,
     }
 }
 
