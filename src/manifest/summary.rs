@@ -67,6 +67,10 @@ pub struct RunSummaryFile {
     /// What ran and how, for summary.md; absent in files written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<RunSettings>,
+    /// With `--limit auto`: `recommended_limit`, `limit_trace` and `limit_settled_ms` at the
+    /// top level (`limit` is then the recommended limit too).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub adaptive: Option<crate::runner::AdaptiveOutcome>,
 }
 
 /// The effective settings of a `loadchain run` session, so summary.md can say what was
@@ -270,6 +274,7 @@ mod tests {
             torn_line_ignored: Some(4),
             timeline: vec![[0.0, 1.0], [2.5, 0.0]],
             settings: None,
+            adaptive: None,
         }
     }
 

@@ -19,6 +19,7 @@ mod error;
 pub(crate) mod format;
 pub(crate) mod hgrm;
 mod json;
+mod adaptive;
 mod markdown;
 mod run;
 mod run_md;
@@ -212,7 +213,7 @@ fn write_derived(dir: &Path, report: &SweepReport) -> Result<(), ReportError> {
     for (name, draw) in chart::CHARTS {
         draw_chart(&dir.join(name), |tmp| draw(tmp, report))?;
     }
-    Ok(())
+    adaptive::write_chart(dir, report.adaptive.as_ref())
 }
 
 /// Draws one chart into a temp file beside `path` and commits it there (fsync + rename), so

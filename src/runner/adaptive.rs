@@ -7,7 +7,7 @@
 //! call latency inflates past 1.5 × the long-run minimum it cuts by the gradient
 //! `min / short` (multiplicative decrease, as Netflix's concurrency-limits gradient
 //! algorithm does). The last limit that held a whole window cleanly before each cut is a
-//! "ceiling"; after three cuts it settles at their median and only steps down from there
+//! "ceiling"; after three ceilings it settles at their median and only steps down from there
 //! (by one per 429), so a long batch stops probing the quota once it has found it.
 //!
 //! The controller is pure (it is fed completions with their times and returns decisions);
@@ -50,7 +50,7 @@ pub struct AdaptiveOutcome {
     /// Every decision, in time order (the first point is the starting limit).
     pub limit_trace: Vec<TracePoint>,
     /// Time the limit settled, ms since the start (None: the run ended first).
-    pub settled_ms: Option<f64>,
+    pub limit_settled_ms: Option<f64>,
 }
 
 /// One finished call, as the controller sees it. Times are offsets from the run's start.
@@ -77,7 +77,8 @@ pub struct Controller {
     ok: u32,
     latency_sum: Duration,
     min_latency: Option<Duration>,
-    last_good: usize,
+    /// The limit of the last clean window since the last cut (None: none yet).
+    last_good: Option<usize>,
     ceilings: Vec<usize>,
     settled: Option<usize>,
     settled_at: Option<Duration>,
@@ -96,7 +97,7 @@ impl Controller {
             ok: 0,
             latency_sum: Duration::ZERO,
             min_latency: None,
-            last_good: 1,
+            last_good: None,
             ceilings: Vec::new(),
             settled: None,
             settled_at: None,
@@ -137,7 +138,7 @@ impl Controller {
         if gradient * TOLERANCE < 1.0 {
             return Some(self.cut(c.done, Some(gradient)));
         }
-        self.last_good = self.limit;
+        self.last_good = Some(self.limit);
         let next = match self.settled {
             Some(s) => s,
             None => (self.limit + 1).min(self.max),
@@ -150,10 +151,11 @@ impl Controller {
     /// Multiplicative decrease: 30 % on a 429, the latency gradient on inflation; once
     /// settled, one step down. Returns the new limit.
     fn cut(&mut self, now: Duration, gradient: Option<f64>) -> usize {
-        self.ceilings.push(self.last_good);
+        // A cut with no clean window since the last one adds no ceiling: it only cuts deeper.
+        let new_ceiling = self.last_good.take().map(|g| self.ceilings.push(g));
         let next = match self.settled {
             Some(s) => s.saturating_sub(1).max(1),
-            None if self.ceilings.len() >= SETTLE_AFTER => {
+            None if new_ceiling.is_some() && self.ceilings.len() >= SETTLE_AFTER => {
                 let mut last: Vec<usize> = self.ceilings[self.ceilings.len() - SETTLE_AFTER..].to_vec();
                 last.sort_unstable();
                 self.settled_at = Some(now);
@@ -167,7 +169,6 @@ impl Controller {
         if self.settled_at.is_some() {
             self.settled = Some(next);
         }
-        self.last_good = self.last_good.min(next);
         self.last_cut = now;
         self.decide(now, next);
         next
@@ -203,7 +204,7 @@ impl Controller {
         AdaptiveOutcome {
             recommended_limit: recommended.max(1),
             limit_trace: self.trace.clone(),
-            settled_ms: self.settled_at.map(crate::record::ms),
+            limit_settled_ms: self.settled_at.map(crate::record::ms),
         }
     }
 }

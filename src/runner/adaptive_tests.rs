@@ -47,7 +47,7 @@ fn the_limit_rises_by_one_per_window_while_no_call_is_refused() {
     let out = c.outcome();
     assert_eq!(out.recommended_limit, c.limit(), "no cut: the highest limit reached");
     assert!(out.limit_trace.iter().skip(1).all(|p| p.throughput > 0.0));
-    assert_eq!(out.settled_ms, None);
+    assert_eq!(out.limit_settled_ms, None);
 }
 
 #[test]
@@ -91,7 +91,7 @@ fn latency_inflation_cuts_by_the_gradient() {
         before = after;
     }
     assert_eq!(c.limit(), before / 2);
-    assert_eq!(c.outcome().settled_ms, None);
+    assert_eq!(c.outcome().limit_settled_ms, None);
 }
 
 #[test]
@@ -107,7 +107,7 @@ fn the_limit_settles_after_three_cuts_at_the_median_ceiling_and_only_steps_down(
         now += MS;
     }
     assert_eq!(c.limit(), 10);
-    let settled = c.outcome().settled_ms.expect("settled");
+    let settled = c.outcome().limit_settled_ms.expect("settled");
     assert!(settled > 0.0);
     for _ in 0..20 {
         round(&mut c, &mut now, 100 * MS);
@@ -173,7 +173,7 @@ async fn against_a_100_per_second_quota_at_100_ms_it_settles_near_10_within_10_s
         (8..=12).contains(&out.recommended_limit),
         "{out:?}"
     );
-    let settled = out.settled_ms.expect("settled");
+    let settled = out.limit_settled_ms.expect("settled");
     assert!(settled <= 10_000.0, "settled at {settled} ms");
     let calls = calls.lock().unwrap();
     let after: Vec<_> = calls

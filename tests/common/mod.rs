@@ -55,6 +55,7 @@ pub fn sweep_config(
     SweepConfig {
         sizes: vec![n],
         limits: limits.to_vec(),
+        auto_ceiling: None,
         pooling: vec![Pooling::On],
         workload: workload(mock, steps),
         warmup: false,
