@@ -177,10 +177,12 @@ impl Controller {
     /// Sets the limit, records the trace point, opens a new window.
     fn decide(&mut self, now: Duration, next: usize) {
         let secs = now.saturating_sub(self.window_start).as_secs_f64();
-        let throughput = if secs > 0.0 {
+        // A cut can end a window after a few ms: its rate would be noise, so the point keeps
+        // the last full window's.
+        let throughput = if secs >= MIN_WINDOW.as_secs_f64() {
             f64::from(self.ok) / secs
         } else {
-            0.0
+            self.trace.last().map_or(0.0, |p| p.throughput)
         };
         self.limit = next;
         self.trace.push(TracePoint {
