@@ -42,7 +42,10 @@ fn a_sweep_with_limits_auto_recommends_a_limit_near_the_quota_and_reports_its_tr
     let trace = stdout["limit_trace"].as_array().unwrap();
     assert!(trace.len() > 5, "{trace:?}");
     let peak = trace.iter().map(|p| p["limit"].as_u64().unwrap()).max();
-    assert!(peak > Some(limit), "it probed past the quota and came back: {trace:?}");
+    assert!(
+        peak > Some(limit),
+        "it probed past the quota and came back: {trace:?}"
+    );
     let runs = stdout["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2, "limit 4, then the auto run");
     assert_eq!(runs[1]["auto"], true);
@@ -50,7 +53,10 @@ fn a_sweep_with_limits_auto_recommends_a_limit_near_the_quota_and_reports_its_tr
     assert!(runs[0].get("auto").is_none());
     assert!(out.join("limit_trace.png").metadata().unwrap().len() > 1000);
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
-    assert!(md.contains(&format!("recommended limit: {limit} (")), "{md}");
+    assert!(
+        md.contains(&format!("recommended limit: {limit} (")),
+        "{md}"
+    );
 }
 
 #[test]
@@ -75,12 +81,19 @@ fn run_with_limit_auto_writes_the_recommendation_to_summary_json() {
     let stdout = String::from_utf8_lossy(&run.get_output().stdout).to_string();
     let summary: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
-    assert_valid(&validator("summary.schema.json"), &summary, "summary.json with auto");
+    assert_valid(
+        &validator("summary.schema.json"),
+        &summary,
+        "summary.json with auto",
+    );
     let limit = summary["recommended_limit"].as_u64().unwrap();
     assert!((2..=12).contains(&limit), "recommended {limit}");
     assert_eq!(summary["limit"], limit);
     assert_eq!(summary["succeeded"], 400);
-    assert!(stdout.contains(&format!("recommended limit: {limit} (")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("recommended limit: {limit} (")),
+        "{stdout}"
+    );
     assert!(out.join("limit_trace.png").exists());
 }
 

@@ -235,9 +235,7 @@ pub async fn run(
         wall_ms,
         sum_chain_ms: tally.sum_chain_ms(),
         speedup: speedup(tally.sum_chain_ms(), wall_ms),
-        limit: adaptive
-            .as_ref()
-            .map_or(cfg.limit, |a| a.recommended_limit),
+        limit: adaptive.as_ref().map_or(cfg.limit, |a| a.recommended_limit),
         passes: batch.passes,
         calls: stats.calls,
         errors: stats.errors,

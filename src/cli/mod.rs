@@ -355,10 +355,7 @@ mod tests {
         let Command::Sweep(args) = cli.command else {
             panic!("not a sweep")
         };
-        assert_eq!(
-            args.limits,
-            [1, 5, 10, 25].map(LimitArg::Fixed).to_vec()
-        );
+        assert_eq!(args.limits, [1, 5, 10, 25].map(LimitArg::Fixed).to_vec());
         assert_eq!(args.n, 100);
         assert_eq!(args.pooling, PoolingArg::Both);
         assert_eq!(args.common.chain.steps, 3);

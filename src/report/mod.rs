@@ -12,6 +12,7 @@
 //! This module owns formats and files; it never touches the network and knows nothing of how
 //! the runs were measured.
 
+mod adaptive;
 mod calls;
 pub(crate) mod chart;
 pub(crate) mod csv;
@@ -19,7 +20,6 @@ mod error;
 pub(crate) mod format;
 pub(crate) mod hgrm;
 mod json;
-mod adaptive;
 mod markdown;
 mod run;
 mod run_md;

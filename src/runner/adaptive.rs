@@ -156,7 +156,8 @@ impl Controller {
         let next = match self.settled {
             Some(s) => s.saturating_sub(1).max(1),
             None if new_ceiling.is_some() && self.ceilings.len() >= SETTLE_AFTER => {
-                let mut last: Vec<usize> = self.ceilings[self.ceilings.len() - SETTLE_AFTER..].to_vec();
+                let mut last: Vec<usize> =
+                    self.ceilings[self.ceilings.len() - SETTLE_AFTER..].to_vec();
                 last.sort_unstable();
                 self.settled_at = Some(now);
                 last[SETTLE_AFTER / 2]
@@ -272,9 +273,7 @@ impl AdaptiveLimit {
             let mut up = new - old;
             let paid = self
                 .debt
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| {
-                    Some(d - d.min(up))
-                })
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| Some(d - d.min(up)))
                 .unwrap_or(0);
             up -= paid.min(up);
             self.semaphore.add_permits(up);

@@ -41,11 +41,18 @@ fn the_limit_rises_by_one_per_window_while_no_call_is_refused() {
     for _ in 0..40 {
         seen.push(round(&mut c, &mut now, 100 * MS));
     }
-    assert!(seen.windows(2).all(|w| w[1] == w[0] || w[1] == w[0] + 1), "{seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[1] == w[0] || w[1] == w[0] + 1),
+        "{seen:?}"
+    );
     // A window lasts at least 250 ms: a step every third 100 ms round, 13 steps in 4 s.
     assert_eq!(c.limit(), 14, "{seen:?}");
     let out = c.outcome();
-    assert_eq!(out.recommended_limit, c.limit(), "no cut: the highest limit reached");
+    assert_eq!(
+        out.recommended_limit,
+        c.limit(),
+        "no cut: the highest limit reached"
+    );
     assert!(out.limit_trace.iter().skip(1).all(|p| p.throughput > 0.0));
     assert_eq!(out.limit_settled_ms, None);
 }
@@ -71,7 +78,11 @@ fn a_429_cuts_the_limit_by_thirty_percent_and_late_429s_of_older_calls_are_ignor
     // Sent before the cut: says nothing about limit 7.
     assert_eq!(refused(&mut c, now - 50 * MS, now + 2 * MS), None);
     assert_eq!(c.limit(), 7);
-    assert_eq!(c.outcome().recommended_limit, 9, "the last clean window before the cut");
+    assert_eq!(
+        c.outcome().recommended_limit,
+        9,
+        "the last clean window before the cut"
+    );
 }
 
 #[test]
@@ -163,16 +174,16 @@ async fn against_a_100_per_second_quota_at_100_ms_it_settles_near_10_within_10_s
             let allowed = quota.lock().unwrap().take();
             tokio::time::sleep(if allowed { 100 * MS } else { MS }).await;
             limit.on_call(sent, Instant::now(), !allowed, allowed);
-            calls.lock().unwrap().push((sent.duration_since(t0), !allowed));
+            calls
+                .lock()
+                .unwrap()
+                .push((sent.duration_since(t0), !allowed));
             limit.release(permit);
         });
     }
     while tasks.join_next().await.is_some() {}
     let out = limit.outcome();
-    assert!(
-        (8..=12).contains(&out.recommended_limit),
-        "{out:?}"
-    );
+    assert!((8..=12).contains(&out.recommended_limit), "{out:?}");
     let settled = out.limit_settled_ms.expect("settled");
     assert!(settled <= 10_000.0, "settled at {settled} ms");
     let calls = calls.lock().unwrap();
