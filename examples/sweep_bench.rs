@@ -28,6 +28,7 @@ fn config(latency_ms: u64, n: usize, limit: usize, http2: bool, warmup: bool) ->
     SweepConfig {
         sizes: vec![n],
         limits: vec![limit],
+        auto_ceiling: None,
         pooling: vec![Pooling::On],
         workload: Workload {
             chain: Chain::default_steps(1).expect("one step"),

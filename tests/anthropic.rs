@@ -258,6 +258,7 @@ fn runner_for_url() -> Runner {
             ..RetryPolicy::default()
         },
         stop: None,
+        adaptive: None,
     }
 }
 

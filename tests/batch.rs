@@ -44,6 +44,7 @@ fn config(
     RunConfig {
         manifest: manifest.clone(),
         limit,
+        auto: false,
         out: dir.join("out"),
         resume: false,
         workload: crate::common::workload(mock, steps),

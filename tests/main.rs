@@ -1,6 +1,7 @@
 //! One integration-test binary (faster to link than one per file). Every test starts its own
 //! mock server on 127.0.0.1:0; nothing leaves the machine.
 
+mod adaptive;
 mod anthropic;
 mod batch;
 mod cli;

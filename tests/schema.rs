@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::common::loadchain;
 
 /// A schema file of docs/schema/, itself checked against the draft 2020-12 meta-schema.
-fn validator(name: &str) -> jsonschema::Validator {
+pub(crate) fn validator(name: &str) -> jsonschema::Validator {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("docs/schema")
         .join(name);
@@ -20,7 +20,7 @@ fn validator(name: &str) -> jsonschema::Validator {
 }
 
 /// Panics with every violation (path and message), so a new field names itself.
-fn assert_valid(v: &jsonschema::Validator, doc: &Value, what: &str) {
+pub(crate) fn assert_valid(v: &jsonschema::Validator, doc: &Value, what: &str) {
     let errors: Vec<String> = v
         .iter_errors(doc)
         .map(|e| format!("{} at {}", e, e.instance_path()))

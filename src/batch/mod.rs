@@ -27,7 +27,9 @@ use crate::manifest::{
 use crate::metrics::RunRecorder;
 use crate::record::{CallRecord, ChainRecord, Pooling, RunKey, ms};
 use crate::report::{CALLS_FILE, CallsCsv};
-use crate::runner::{BatchResult, Observer, StopSignal, Tee, Workload};
+use crate::runner::{
+    AdaptiveLimit, AdaptiveOutcome, BatchResult, Observer, StopSignal, Tee, Workload,
+};
 use crate::threshold::{Measured, Threshold, Verdict};
 
 /// A checked `loadchain run` configuration, built from the flags by
@@ -36,8 +38,11 @@ use crate::threshold::{Measured, Threshold, Verdict};
 pub struct RunConfig {
     /// The rows, in manifest order (ids checked unique).
     pub manifest: Manifest,
-    /// Maximum chains in flight.
+    /// Maximum chains in flight (with `auto`, the ceiling of the adaptive limit).
     pub limit: usize,
+    /// `--limit auto`: the limit adapts to the endpoint's quota (see
+    /// [`crate::runner::AdaptiveLimit`]).
+    pub auto: bool,
     /// The results folder (given, or a fresh one under reports/).
     pub out: PathBuf,
     /// Continue the run in `out`: skip rows that already succeeded.
@@ -204,7 +209,8 @@ pub async fn run(
     let recorder = Arc::new(RunRecorder::new(steps.len(), 0).with_price(cfg.workload.price));
     let mut sinks: Vec<Arc<dyn Observer>> = vec![recorder.clone()];
     sinks.extend(calls_csv.as_ref().map(|c| c.sink(key)));
-    let (batch, collected) = execute(cfg, &session, log, rows.clone(), ui, sinks, stop).await?;
+    let (batch, collected, adaptive) =
+        execute(cfg, &session, log, rows.clone(), ui, sinks, stop).await?;
     session.close().await;
     if let Some(calls) = calls_csv {
         calls.finish()?;
@@ -230,7 +236,7 @@ pub async fn run(
         wall_ms,
         sum_chain_ms: tally.sum_chain_ms(),
         speedup: speedup(tally.sum_chain_ms(), wall_ms),
-        limit: cfg.limit,
+        limit: adaptive.as_ref().map_or(cfg.limit, |a| a.recommended_limit),
         passes: batch.passes,
         calls: stats.calls,
         errors: stats.errors,
@@ -245,6 +251,7 @@ pub async fn run(
             ..settings
         }),
         cost: stats.cost,
+        adaptive,
     };
     summary
         .check_accounting()
@@ -289,7 +296,7 @@ async fn execute(
     ui: Arc<dyn BatchUi>,
     sinks: Vec<Arc<dyn Observer>>,
     stop: Option<StopSignal>,
-) -> Result<(BatchResult, collect::Collected), BatchError> {
+) -> Result<(BatchResult, collect::Collected, Option<AdaptiveOutcome>), BatchError> {
     let (stop_tx, runner_stop) = watch::channel(false);
     if let Some(mut caller) = stop {
         let tx = stop_tx.clone();
@@ -310,15 +317,17 @@ async fn execute(
         stop_tx,
     ));
     let factory = cfg.workload.factory(session, Some(runner_stop));
-    let runner = factory.runner(cfg.limit, Pooling::On)?;
+    let mut runner = factory.runner(cfg.limit, Pooling::On)?;
+    runner.adaptive = cfg.auto.then(|| Arc::new(AdaptiveLimit::new(cfg.limit)));
     let mut observers: Vec<Arc<dyn Observer>> = vec![Arc::new(collect::Forward { tx, ui })];
     observers.extend(sinks);
     let observer: Arc<dyn Observer> = Arc::new(Tee(observers));
     let batch = runner.run_batch(rows, observer).await;
+    let found = runner.adaptive.as_ref().map(|a| a.outcome());
     // Dropping the runner drops the last sender: the writer drains and ends.
     drop(runner);
     let collected = writer
         .await
         .map_err(|e| BatchError::Internal(format!("the results writer stopped: {e}")))?;
-    Ok((batch, collected))
+    Ok((batch, collected, found))
 }

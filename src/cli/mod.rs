@@ -15,9 +15,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use loadchain_mock::{ByteRate, Latency, MockArgs, parse_duration, parse_fraction, parse_status};
 
+mod limit;
 mod parse;
 mod plan;
 
+pub use limit::{LimitArg, parse_limit};
 pub use parse::{parse_count, parse_size};
 pub use plan::PlanArgs;
 
@@ -72,9 +74,10 @@ pub struct ManArgs {
 /// `loadchain sweep`.
 #[derive(Debug, Args)]
 pub struct SweepArgs {
-    /// Concurrency limits to measure, comma-separated (1 = sequential).
-    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_count, default_value = "1,5,10,25")]
-    pub limits: Vec<usize>,
+    /// Concurrency limits to measure, comma-separated (1 = sequential); `auto` adds a run whose
+    /// limit adapts to the endpoint's quota and reports the recommended limit.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_limit, default_value = "1,5,10,25")]
+    pub limits: Vec<LimitArg>,
     /// Batch size: chains per run (accepts 10k). Ignored when --sizes is given.
     #[arg(short = 'n', long = "n", value_name = "N", value_parser = parse_count, default_value = "100")]
     pub n: usize,
@@ -105,9 +108,10 @@ pub struct RunArgs {
     /// Name of the column that identifies a row.
     #[arg(long, value_name = "NAME", default_value = "id")]
     pub id_column: String,
-    /// Maximum chains in flight (1 = sequential).
-    #[arg(long, short = 'c', value_name = "N", value_parser = parse_count, default_value = "10")]
-    pub limit: usize,
+    /// Maximum chains in flight (1 = sequential); `auto` finds the largest limit the
+    /// endpoint's quota allows as the run goes.
+    #[arg(long, short = 'c', value_name = "N", value_parser = parse_limit, default_value = "10")]
+    pub limit: LimitArg,
     /// Output folder for results.jsonl, failed.csv and summary.json [default: reports/<UTC time>-run].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -388,7 +392,7 @@ mod tests {
         let Command::Sweep(args) = cli.command else {
             panic!("not a sweep")
         };
-        assert_eq!(args.limits, vec![1, 5, 10, 25]);
+        assert_eq!(args.limits, [1, 5, 10, 25].map(LimitArg::Fixed).to_vec());
         assert_eq!(args.n, 100);
         assert_eq!(args.pooling, PoolingArg::Both);
         assert_eq!(args.common.chain.steps, 3);

@@ -9,6 +9,7 @@ use thiserror::Error;
 mod command;
 mod endpoint;
 mod files;
+mod limit;
 mod mock;
 #[cfg(test)]
 mod tests;
@@ -16,11 +17,14 @@ mod tests;
 pub use command::redacted_command;
 pub use endpoint::{api_key_warning, endpoint_from_args};
 pub use files::{check_open_files, open_file_limit};
+pub use limit::{AUTO_CEILING, auto_ceiling};
 pub use mock::embedded_mock_defaults;
 
 use crate::batch::RunConfig;
 use crate::chain::{Chain, ChainError, Row};
-use crate::cli::{CallArgs, ChainArgs, CommonArgs, PoolingArg, RunArgs, SweepArgs, TargetArgs};
+use crate::cli::{
+    CallArgs, ChainArgs, CommonArgs, LimitArg, PoolingArg, RunArgs, SweepArgs, TargetArgs,
+};
 use crate::endpoint::{ClientOptions, Endpoint, TargetError};
 use crate::manifest::{Manifest, ManifestError};
 use crate::record::Pooling;
@@ -90,8 +94,16 @@ pub fn retry_policy(c: &CallArgs) -> RetryPolicy {
 
 /// Checks `loadchain sweep` flags and builds its configuration.
 pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, ConfigError> {
-    let mut limits = args.limits.clone();
-    if limits.is_empty() {
+    let auto = args.limits.contains(&LimitArg::Auto);
+    let mut limits: Vec<usize> = args
+        .limits
+        .iter()
+        .filter_map(|l| match l {
+            LimitArg::Fixed(n) => Some(*n),
+            LimitArg::Auto => None,
+        })
+        .collect();
+    if limits.is_empty() && !auto {
         return Err(flag("--limits", "give at least one limit, e.g. 1,5,10"));
     }
     limits.sort_unstable();
@@ -118,9 +130,17 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
         .unwrap_or(1)
         .min(sizes.last().copied().unwrap_or(1));
     check_open_files("--limits", widest, &endpoint, open_file_limit())?;
+    let auto_ceiling = auto.then(|| {
+        auto_ceiling(
+            sizes.last().copied().unwrap_or(1),
+            &endpoint,
+            open_file_limit(),
+        )
+    });
     let workload = workload(&args.common, chain, endpoint);
     check_cost_threshold(&args.output.fail_on, &workload)?;
     Ok(SweepConfig {
+        auto_ceiling,
         sizes,
         limits,
         pooling,
@@ -163,8 +183,12 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         &manifest.path.display().to_string(),
     )?;
     let endpoint = endpoint_from_args(&args.common.target, &args.common.mock)?;
-    let widest = args.limit.min(manifest.len().max(1));
-    check_open_files("--limit", widest, &endpoint, open_file_limit())?;
+    let rows = manifest.len().max(1);
+    let (limit, auto) = match args.limit {
+        LimitArg::Fixed(n) => (n, false),
+        LimitArg::Auto => (auto_ceiling(rows, &endpoint, open_file_limit()), true),
+    };
+    check_open_files("--limit", limit.min(rows), &endpoint, open_file_limit())?;
     if args.resume && args.out.is_none() {
         return Err(flag(
             "--resume",
@@ -178,7 +202,8 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     });
     Ok(RunConfig {
         manifest,
-        limit: args.limit,
+        limit,
+        auto,
         out,
         resume: args.resume,
         workload,

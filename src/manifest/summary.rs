@@ -70,6 +70,10 @@ pub struct RunSummaryFile {
     /// What the run cost, when a price was given (`--price` or the chain's `price`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<crate::cost::Cost>,
+    /// With `--limit auto`: `recommended_limit`, `limit_trace` and `limit_settled_ms` at the
+    /// top level (`limit` is then the recommended limit too).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub adaptive: Option<crate::runner::AdaptiveOutcome>,
 }
 
 /// The effective settings of a `loadchain run` session, so summary.md can say what was
@@ -289,6 +293,7 @@ mod tests {
             timeline: vec![[0.0, 1.0], [2.5, 0.0]],
             settings: None,
             cost: None,
+            adaptive: None,
         }
     }
 

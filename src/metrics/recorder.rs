@@ -130,6 +130,7 @@ impl RunRecorder {
             cost: self
                 .price
                 .map(|p| f.usage.cost(p, f.chains_ok + f.chains_failed, steps)),
+            auto: false,
         }
     }
 }

@@ -66,6 +66,9 @@ pub struct RunSummary {
     /// Chains of a partial run that never started (0 for a complete run).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub chains_not_run: usize,
+    /// An `auto` run: its limit adapted, `limit` is the limit it recommends.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto: bool,
     /// Calls in flight over time: `[t_ms, in_flight]` step points, at most ~400.
     pub timeline: Vec<[f64; 2]>,
     /// What the run cost, when `--price` (or the chain's `price`) was given.

@@ -18,6 +18,9 @@ pub fn render(report: &SweepReport) -> String {
     streaming(&mut md, report);
     cost(&mut md, report);
     issues(&mut md, report);
+    if let Some(a) = &report.adaptive {
+        md.push_str(&super::adaptive::markdown(a));
+    }
     charts(&mut md);
     runs(&mut md, report);
     settings(&mut md, report);

@@ -12,6 +12,7 @@
 //! This module owns formats and files; it never touches the network and knows nothing of how
 //! the runs were measured.
 
+mod adaptive;
 mod calls;
 pub(crate) mod chart;
 pub(crate) mod csv;
@@ -212,7 +213,7 @@ fn write_derived(dir: &Path, report: &SweepReport) -> Result<(), ReportError> {
     for (name, draw) in chart::CHARTS {
         draw_chart(&dir.join(name), |tmp| draw(tmp, report))?;
     }
-    Ok(())
+    adaptive::write_chart(dir, report.adaptive.as_ref())
 }
 
 /// Draws one chart into a temp file beside `path` and commits it there (fsync + rename), so

@@ -22,7 +22,7 @@ pub(super) fn write_derived(dir: &Path, summary: &RunSummaryFile) -> Result<(), 
     for (name, draw) in chart::RUN_CHARTS {
         super::draw_chart(&dir.join(name), |tmp| draw(tmp, summary))?;
     }
-    Ok(())
+    super::adaptive::write_chart(dir, summary.adaptive.as_ref())
 }
 
 /// Reads and checks summary.json from a run folder or the file itself: `schema_version` must
@@ -58,6 +58,9 @@ pub fn run_text(s: &RunSummaryFile, out: &Path) -> String {
     );
     if let Some(x) = s.speedup {
         text.push_str(&format!("; speedup ×{x:.1}"));
+    }
+    if let Some(a) = &s.adaptive {
+        text.push_str(&format!("\n{}", super::adaptive::line(a)));
     }
     let e = &s.errors;
     // The rarer kinds only when they happened, so the usual line stays short.
@@ -141,6 +144,7 @@ mod tests {
             timeline: Vec::new(),
             settings: None,
             cost: None,
+            adaptive: None,
         }
     }
 

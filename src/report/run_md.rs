@@ -32,6 +32,9 @@ pub fn render(s: &RunSummaryFile) -> String {
          folder>`.\n\n",
     );
     rows_section(&mut md, s);
+    if let Some(a) = &s.adaptive {
+        md.push_str(&super::adaptive::markdown(a));
+    }
     md.push_str("## Wall time\n\n");
     let _ = write!(
         md,

@@ -192,6 +192,7 @@ fn simulate(size: usize, limit: usize, pooling: Pooling) -> SimRun {
         output_tokens_per_s: None,
         partial: false,
         chains_not_run: 0,
+        auto: false,
         call_distribution: call_rec.distribution(),
         timeline: {
             let mut t = Timeline::default();
@@ -275,6 +276,7 @@ pub(crate) fn fixture_with(sizes: &[usize], limits: &[usize]) -> (SweepReport, V
         started_utc: "2026-11-27T21:13:44Z".to_string(),
         settings,
         runs: sims.iter().map(|s| s.summary.clone()).collect(),
+        adaptive: None,
     };
     (report, sims)
 }

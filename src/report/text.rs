@@ -42,6 +42,9 @@ pub fn results(report: &SweepReport) -> String {
     if report.interrupted {
         out.push_str("Interrupted by Ctrl-C: partial results.\n");
     }
+    if let Some(a) = &report.adaptive {
+        let _ = writeln!(out, "{}", super::adaptive::line(a));
+    }
     for pooling in table::poolings(report) {
         let _ = writeln!(
             out,

@@ -119,6 +119,14 @@ impl Runner {
                 ttft: out.ttft,
             };
             observer.call_done(&call);
+            if let Some(a) = &self.adaptive {
+                a.on_call(
+                    out.started,
+                    trail.end,
+                    out.status == Some(429),
+                    out.error.is_none(),
+                );
+            }
             let Some(kind) = out.error else {
                 return Ok((out.output.unwrap_or_default(), out.latency));
             };

@@ -10,9 +10,11 @@
 //! Clock: `tokio::time::Instant`, monotonic. Wall time runs from just before the first chain
 //! is spawned to the end of the last call of the last pass; client construction is excluded.
 
+mod adaptive;
 mod chain;
 mod rate;
 
+pub use adaptive::{AdaptiveLimit, AdaptiveOutcome, Completion, Controller, TracePoint};
 pub use rate::{RateLimiter, estimate_tokens};
 
 use std::collections::HashMap;
@@ -184,6 +186,7 @@ impl RunnerFactory {
             limit,
             retry: self.retry.clone(),
             stop: self.stop.clone(),
+            adaptive: None,
         })
     }
 }
@@ -205,6 +208,8 @@ pub struct Runner {
     pub retry: RetryPolicy,
     /// When it turns `true` (Ctrl-C), no new chain starts; chains in flight finish.
     pub stop: Option<StopSignal>,
+    /// `auto`: the limit adapts (see [`AdaptiveLimit`]) and `limit` is only its ceiling.
+    pub adaptive: Option<Arc<AdaptiveLimit>>,
 }
 
 /// Asks a batch to stop starting chains; the sender side belongs to whoever handles Ctrl-C.
@@ -283,7 +288,10 @@ impl Runner {
         mut queue: impl Iterator<Item = usize>,
         state: &mut BatchState,
     ) -> Vec<usize> {
-        let semaphore = Arc::new(Semaphore::new(self.limit.max(1)));
+        let semaphore = match &self.adaptive {
+            Some(a) => a.semaphore(),
+            None => Arc::new(Semaphore::new(self.limit.max(1))),
+        };
         let mut tasks = JoinSet::new();
         let mut failed = Vec::new();
         while let Some(idx) = queue.next() {
@@ -306,7 +314,10 @@ impl Runner {
                 let row = rows.get(idx);
                 let chain = runner.run_chain(&row, idx, pass, t0, observer.as_ref());
                 let run = AssertUnwindSafe(chain).catch_unwind().await;
-                drop(permit);
+                match &runner.adaptive {
+                    Some(a) => a.release(permit),
+                    None => drop(permit),
+                }
                 (
                     idx,
                     run.map_err(|p| format!("chain task panicked: {}", panic_text(p.as_ref()))),

@@ -19,7 +19,9 @@ use crate::chain::Rows;
 use crate::endpoint::{Session, SessionError, Target};
 use crate::metrics::{RunRecorder, count_differences};
 use crate::record::{Pooling, RunKey};
-use crate::runner::{Observer, RunnerFactory, StopSignal, Tee, Workload};
+use crate::runner::{
+    AdaptiveLimit, AdaptiveOutcome, Observer, RunnerFactory, StopSignal, Tee, Workload,
+};
 use crate::threshold::{Measured, Threshold, Verdict};
 
 /// A checked sweep configuration: what to measure, nothing about how it is shown.
@@ -29,6 +31,9 @@ pub struct SweepConfig {
     pub sizes: Vec<usize>,
     /// Concurrency limits, ascending, deduplicated.
     pub limits: Vec<usize>,
+    /// `auto` was in `--limits`: after the fixed limits, one adaptive run per size and
+    /// pooling, its limit never above this ceiling (nor the size).
+    pub auto_ceiling: Option<usize>,
     /// Pooling modes to measure.
     pub pooling: Vec<Pooling>,
     /// The chain, where calls go, the client, retries and rate caps.
@@ -118,7 +123,7 @@ pub async fn run(
     let factory = cfg.workload.factory(&session, stop.clone());
     let grid = run_grid(cfg, &session, &factory, ui, stop.as_ref()).await;
     session.close().await;
-    let (mut runs, interrupted) = grid?;
+    let (mut runs, interrupted, adaptive) = grid?;
     let baseline_limit = cfg.limits.first().copied().unwrap_or(1);
     apply_speedups(&mut runs, baseline_limit);
     Ok(SweepOutcome {
@@ -129,6 +134,7 @@ pub async fn run(
             settings: settings(cfg, &factory.target, baseline_limit),
             runs,
             interrupted,
+            adaptive,
         },
     })
 }
@@ -142,20 +148,22 @@ async fn run_grid(
     factory: &RunnerFactory,
     ui: &dyn SweepUi,
     stop: Option<&StopSignal>,
-) -> Result<(Vec<RunSummary>, bool), SweepError> {
+) -> Result<(Vec<RunSummary>, bool, Option<AdaptiveOutcome>), SweepError> {
     let mut runs = Vec::new();
+    let mut adaptive = None;
     let stop_requested = || stop.is_some_and(|s| *s.borrow());
     let steps = factory.chain.step_names();
     for &size in &cfg.sizes {
         // Made one at a time as chains start: no sweep holds its rows.
         let rows = Rows::Synthetic(size);
         let mut reference: Option<Vec<u64>> = None;
-        for &limit in &cfg.limits {
+        let auto = cfg.auto_ceiling.map(|c| (c.min(size), true));
+        for (limit, auto) in cfg.limits.iter().map(|&l| (l, false)).chain(auto) {
             for &pooling in &cfg.pooling {
                 if stop_requested() {
-                    return Ok((runs, true));
+                    return Ok((runs, true, adaptive));
                 }
-                let key = RunKey {
+                let mut key = RunKey {
                     size,
                     limit,
                     pooling,
@@ -164,12 +172,14 @@ async fn run_grid(
                 let recorder =
                     Arc::new(RunRecorder::new(steps.len(), size).with_price(cfg.workload.price));
                 let observer = Tee(vec![ui.run_started(size, limit, pooling), recorder.clone()]);
-                let runner = factory.runner(limit, pooling)?;
+                let mut runner = factory.runner(limit, pooling)?;
                 let before = session.connections_accepted();
-                if cfg.warmup {
+                if cfg.warmup && !auto {
                     runner.warm_up(&rows, limit.min(size)).await;
                 }
+                runner.adaptive = auto.then(|| Arc::new(AdaptiveLimit::new(limit)));
                 let batch = runner.run_batch(rows.clone(), Arc::new(observer)).await;
+                let found = runner.adaptive.as_ref().map(|a| a.outcome());
                 drop(runner); // closes pooled connections before the next run
                 let connections = session
                     .connections_accepted()
@@ -180,7 +190,12 @@ async fn run_grid(
                     .as_ref()
                     .map_or(0, |r| count_differences(r, &hashes));
                 reference.get_or_insert(hashes);
-                let summary = recorder.summary(key, &batch, &steps, connections, differ);
+                if let Some(found) = &found {
+                    key.limit = found.recommended_limit;
+                }
+                let mut summary = recorder.summary(key, &batch, &steps, connections, differ);
+                summary.auto = auto;
+                adaptive = found.or(adaptive);
                 // A run cut short keeps what finished, marked partial; one with nothing
                 // finished is left out.
                 if !batch.interrupted || batch.finished > 0 {
@@ -188,12 +203,12 @@ async fn run_grid(
                     runs.push(summary);
                 }
                 if batch.interrupted {
-                    return Ok((runs, true));
+                    return Ok((runs, true, adaptive));
                 }
             }
         }
     }
-    Ok((runs, false))
+    Ok((runs, false, adaptive))
 }
 
 /// The effective settings, so the report can be repeated exactly.
@@ -246,7 +261,7 @@ pub(crate) fn machine() -> String {
 pub fn apply_speedups(runs: &mut [RunSummary], baseline_limit: usize) {
     let baselines: Vec<(usize, Pooling, f64)> = runs
         .iter()
-        .filter(|r| r.key.limit == baseline_limit && !r.partial)
+        .filter(|r| r.key.limit == baseline_limit && !r.partial && !r.auto)
         .map(|r| (r.key.size, r.key.pooling, r.wall_ms))
         .collect();
     for run in runs.iter_mut() {

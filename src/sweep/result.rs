@@ -29,6 +29,10 @@ pub struct SweepReport {
     /// one it cut short (when any of its chains finished).
     #[serde(default)]
     pub interrupted: bool,
+    /// With `--limits auto`: `recommended_limit`, `limit_trace` and `limit_settled_ms` of the
+    /// last auto run, at the top level.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub adaptive: Option<crate::runner::AdaptiveOutcome>,
 }
 
 /// The effective settings of a sweep, printed in every report header.

@@ -57,6 +57,7 @@ pub fn sweep_config(
     SweepConfig {
         sizes: vec![n],
         limits: limits.to_vec(),
+        auto_ceiling: None,
         pooling: vec![Pooling::On],
         workload: workload(mock, steps),
         warmup: false,
@@ -84,6 +85,7 @@ pub fn runner(mock: &MockServer, steps: usize, limit: usize, retry: RetryPolicy)
         limit,
         retry,
         stop: None,
+        adaptive: None,
     }
 }
 

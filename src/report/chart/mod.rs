@@ -7,6 +7,7 @@
 
 mod bars;
 mod latency;
+pub mod limit_trace;
 mod speedup;
 mod steps;
 mod timeline;
