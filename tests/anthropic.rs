@@ -43,10 +43,12 @@ async fn messages_plain_and_streamed_give_the_same_outputs_tokens_and_a_ttft() {
             assert_eq!(c.tokens, Some(10));
             assert!(c.input_tokens.is_some_and(|t| t > 0), "{c:?}");
             match c.ttft {
-                // First text delta: base latency + one token; the call: + ten tokens.
+                // First text delta: base latency + one token; the call: + ten tokens. Only
+                // lower bounds (the server's schedule): a loaded machine can bunch chunks.
                 Some(t) if stream => {
                     assert!(t >= Duration::from_millis(24), "{t:?}");
-                    assert!(t + Duration::from_millis(30) <= c.latency, "{t:?}");
+                    assert!(t < c.latency, "{t:?} {c:?}");
+                    assert!(c.latency >= Duration::from_millis(60), "{c:?}");
                 }
                 None if !stream => {}
                 other => panic!("stream={stream} ttft={other:?}"),

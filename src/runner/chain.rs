@@ -83,6 +83,9 @@ impl Runner {
     ) -> Result<(String, Duration), ChainFailure> {
         let mut try_no = 0u16;
         loop {
+            // The adaptive limit counts a call from before any pacing wait: when the quota
+            // binds and the pacer holds sends back, that wait is the latency it must see.
+            let asked = self.adaptive.as_ref().map(|_| Instant::now());
             if let Some(limiter) = &self.limiter {
                 limiter.acquire(tokens).await;
             }
@@ -121,7 +124,7 @@ impl Runner {
             observer.call_done(&call);
             if let Some(a) = &self.adaptive {
                 a.on_call(
-                    out.started,
+                    asked.unwrap_or(out.started),
                     trail.end,
                     out.status == Some(429),
                     out.error.is_none(),
