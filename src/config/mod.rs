@@ -123,6 +123,7 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
         workload: workload(&args.common, chain, endpoint),
         warmup: args.warmup,
         command,
+        repeat: args.repeat,
     })
 }
 

@@ -68,6 +68,10 @@ pub struct RunSummary {
     pub chains_not_run: usize,
     /// Calls in flight over time: `[t_ms, in_flight]` step points, at most ~400.
     pub timeline: Vec<[f64; 2]>,
+    /// `sweep --repeat K` with K ≥ 2: each repeat's wall time, the order they ran in, and
+    /// the intervals; the figures above then merge every repeat (wall time: the mean).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<crate::sweep::Repeats>,
 }
 
 fn is_zero(n: &usize) -> bool {

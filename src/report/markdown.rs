@@ -70,6 +70,10 @@ fn pooling(md: &mut String, report: &SweepReport) {
                 "\nΔ = unpooled − pooled: what reusing connections saves per call. \
                  Conns = connections the server accepted during the run.\n\n",
             );
+            for line in super::significance::pooling_statements(report, size) {
+                let _ = writeln!(md, "- {line}");
+            }
+            md.push('\n');
         }
         None => md.push_str(&format!("{}\n\n", single_mode_note(report))),
     }
@@ -105,6 +109,14 @@ fn issues(md: &mut String, report: &SweepReport) {
         let _ = writeln!(md, "{}\n", table::NO_ISSUES);
     } else {
         for line in &issues {
+            let _ = writeln!(md, "- {line}");
+        }
+        md.push('\n');
+    }
+    let noisy = super::significance::noise_warnings(report);
+    if !noisy.is_empty() {
+        md.push_str("Noise warnings:\n\n");
+        for line in &noisy {
             let _ = writeln!(md, "- {line}");
         }
         md.push('\n');

@@ -199,6 +199,7 @@ fn simulate(size: usize, limit: usize, pooling: Pooling) -> SimRun {
                 .for_each(|c| t.record(c.start, c.start + c.latency));
             t.points(400)
         },
+        repeats: None,
     };
     SimRun { summary, calls }
 }
@@ -258,6 +259,7 @@ pub(crate) fn fixture_with(sizes: &[usize], limits: &[usize]) -> (SweepReport, V
         max_response_bytes: 16 << 20,
         follow_redirects: false,
         machine: "linux x86_64, 2 logical CPUs".to_string(),
+        repeat: 1,
         command: format!(
             "loadchain sweep --sizes {} --limits {} --pooling on,off --seed 42",
             list(sizes),
