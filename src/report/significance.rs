@@ -105,8 +105,8 @@ pub struct CellChange {
     pub change: f64,
     /// Its 95 % interval.
     pub interval: [f64; 2],
-    /// `slower` if either test says slower, else `faster` if either says faster, else
-    /// `no change`.
+    /// The deciding test's verdict: wall time when both sides were repeated, else call
+    /// latency.
     pub verdict: Verdict,
     /// Median call latency: Mann–Whitney U on the two histograms.
     pub latency: Option<Test>,
@@ -135,14 +135,9 @@ fn wall_test(a: &RunSummary, b: &RunSummary) -> Option<Test> {
 pub fn cell_change(a: &RunSummary, b: &RunSummary) -> CellChange {
     let latency = latency_test(a, b);
     let wall = wall_test(a, b);
-    let verdicts = [latency, wall].map(|t| t.map(|t| t.verdict));
-    let verdict = if verdicts.contains(&Some(Verdict::Slower)) {
-        Verdict::Slower
-    } else if verdicts.contains(&Some(Verdict::Faster)) {
-        Verdict::Faster
-    } else {
-        Verdict::NoChange
-    };
+    // Calls of one run share its conditions (machine load, a retry pass), so a per-call
+    // test sees none of the run-to-run noise; with repeats the wall-time test, which does,
+    // decides.
     let decide = wall.or(latency);
     CellChange {
         key: a.key.to_string(),
@@ -151,7 +146,7 @@ pub fn cell_change(a: &RunSummary, b: &RunSummary) -> CellChange {
         pooling: a.key.pooling,
         change: decide.map_or(0.0, |t| t.change),
         interval: decide.map_or([0.0, 0.0], |t| t.interval),
-        verdict,
+        verdict: decide.map_or(Verdict::NoChange, |t| t.verdict),
         latency,
         wall,
     }

@@ -198,7 +198,7 @@ pub fn compare(a: &SweepReport, b: &SweepReport) -> String {
         "{}\nChange = (B − A) / A; negative is faster. p99 is the call latency's 99th percentile.\n\
          Δ (95 % CI): change of the mean wall time over the repeats (Welch's t-test) when both \
          sides were repeated, else of the median call latency (Mann–Whitney U on the \
-         histograms). Verdict: `slower` / `faster` when either test has p < {} and a change \
+         histograms). Verdict: `slower` / `faster` when that test has p < {} and a change \
          beyond ±{} %, else `no change`.",
         t.to_terminal(),
         crate::stats::ALPHA,

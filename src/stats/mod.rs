@@ -12,8 +12,8 @@
 //!   the median, its interval combines each median's order-statistic interval.
 //! - Two sets of wall times (repeats) are compared with Welch's t-test.
 //! - A verdict is `slower` / `faster` only when p < 0.05 *and* the change exceeds the noise
-//!   threshold ([`NOISE`], 2 %, as criterion's default): with thousands of calls a 0.1 %
-//!   shift is significant yet means nothing.
+//!   threshold ([`NOISE`], 5 %): with thousands of calls a 1 % shift is significant, yet two
+//!   identical sweeps on a busy machine differ by that much (measured: up to ~3 %).
 
 mod dist;
 mod rank;
@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 
 /// Significance level of every test.
 pub const ALPHA: f64 = 0.05;
-/// Smallest relative change that can be called `faster` or `slower` (2 %).
-pub const NOISE: f64 = 0.02;
+/// Smallest relative change that can be called `faster` or `slower` (5 %).
+pub const NOISE: f64 = 0.05;
 /// Bootstrap resamples for a speedup interval.
 const RESAMPLES: usize = 2_000;
 /// Seed of the bootstrap: the same repeats give the same interval every time.
@@ -243,7 +243,7 @@ mod tests {
         assert_eq!(Verdict::of(0.20, 0.001), Verdict::Slower);
         assert_eq!(Verdict::of(-0.20, 0.001), Verdict::Faster);
         assert_eq!(Verdict::of(0.20, 0.2), Verdict::NoChange);
-        assert_eq!(Verdict::of(0.005, 1e-9), Verdict::NoChange);
+        assert_eq!(Verdict::of(0.03, 1e-9), Verdict::NoChange);
         assert_eq!(
             serde_json::to_string(&Verdict::NoChange).unwrap(),
             "\"no change\""
