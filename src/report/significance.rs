@@ -321,6 +321,35 @@ mod tests {
     }
 
     #[test]
+    fn repeated_wall_times_decide_with_welch() {
+        use crate::sweep::Repeats;
+        let a = crate::report::tests::fixture();
+        let with_walls = |report: &SweepReport, walls: [f64; 3]| {
+            let mut r = report.runs[0].clone();
+            r.wall_ms = walls.iter().sum::<f64>() / 3.0;
+            r.repeats = Some(Repeats {
+                walls_ms: walls.to_vec(),
+                retry_walls_ms: vec![0.0; 3],
+                order: vec![0, 4, 8],
+                wall_ms: stats::mean_interval(&walls),
+                speedup: None,
+            });
+            r
+        };
+        let base = with_walls(&a, [600.0, 605.0, 598.0]);
+        let slow = with_walls(&a, [720.0, 724.0, 716.0]);
+        let noisy = with_walls(&a, [600.0, 900.0, 650.0]);
+        let c = cell_change(&base, &slow);
+        assert_eq!(c.verdict, Verdict::Slower, "{c:?}");
+        assert!((c.change - 0.1978).abs() < 1e-3, "{c:?}");
+        assert!(c.interval[0] > 0.15 && c.interval[1] < 0.25, "{c:?}");
+        // Same calls (latency: no change), walls too noisy to call: no change.
+        let c = cell_change(&base, &noisy);
+        assert_eq!(c.verdict, Verdict::NoChange, "{c:?}");
+        assert_eq!(wall_cell(&base), "601 ms ± 9");
+    }
+
+    #[test]
     fn regressed_check_parses_and_counts_slower_cells() {
         assert_eq!(parse_regressed("regressed>0"), Ok(0));
         assert_eq!(parse_regressed(" regressed > 2 "), Ok(2));

@@ -6,6 +6,7 @@
 //! colour across charts.
 
 mod bars;
+mod error_bars;
 mod latency;
 mod speedup;
 mod steps;
