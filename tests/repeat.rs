@@ -33,12 +33,13 @@ async fn repeats_interleave_merge_their_calls_and_carry_intervals() {
     assert_eq!(report.runs.len(), 4, "one summary per cell");
     let mut positions: Vec<usize> = Vec::new();
     for (cell, run) in report.runs.iter().enumerate() {
-        let rep = run.repeats.as_ref().expect("repeated cells carry their repeats");
+        let rep = run
+            .repeats
+            .as_ref()
+            .expect("repeated cells carry their repeats");
         assert_eq!(rep.walls_ms.len(), 3);
         // The order the schedule promises: repeat r of cell c ran at r·4 + (c − ⌊r·4/3⌋) mod 4.
-        let expected: Vec<usize> = (0..3)
-            .map(|r| r * 4 + (cell + 4 - r * 4 / 3) % 4)
-            .collect();
+        let expected: Vec<usize> = (0..3).map(|r| r * 4 + (cell + 4 - r * 4 / 3) % 4).collect();
         assert_eq!(rep.order, expected, "{}", run.key);
         positions.extend(&rep.order);
         // Histograms merge: every repeat's 12 calls.
@@ -109,7 +110,14 @@ async fn with_repeats_the_wall_time_test_decides() {
 fn cli_sweep(out: &Path, latency: &str, repeat: &str) {
     loadchain()
         .args(["sweep", "--n", "10", "--limits", "1,5", "--steps", "1"])
-        .args(["--repeat", repeat, "--pooling", "on", "--mock-latency", latency])
+        .args([
+            "--repeat",
+            repeat,
+            "--pooling",
+            "on",
+            "--mock-latency",
+            latency,
+        ])
         .args(["-q", "--out"])
         .arg(out)
         .assert()

@@ -45,7 +45,9 @@ pub use self::error::ReportError;
 use self::error::in_use;
 pub use self::json::MIN_SCHEMA_VERSION;
 pub use self::run::{read_run, run_text, write_run};
-pub use self::significance::{CellChange, Comparison, comparison, parse_regressed, regressed_verdict};
+pub use self::significance::{
+    CellChange, Comparison, comparison, parse_regressed, regressed_verdict,
+};
 
 /// File name of the per-call log in sweep and run folders.
 pub const CALLS_FILE: &str = "calls.csv";

@@ -361,7 +361,10 @@ mod tests {
         let a = crate::report::tests::fixture();
         let c = comparison(&a, &a.clone());
         assert!(!c.cells.is_empty());
-        assert!(c.cells.iter().all(|x| x.verdict == Verdict::NoChange), "{c:?}");
+        assert!(
+            c.cells.iter().all(|x| x.verdict == Verdict::NoChange),
+            "{c:?}"
+        );
         // Every call twice as slow (the fixture's 30 calls of 30–150 ms are too few to
         // call a 20 % shift significant).
         let mut b = a.clone();
@@ -371,9 +374,15 @@ mod tests {
             }
         }
         let c = comparison(&a, &b);
-        assert!(c.cells.iter().all(|x| x.verdict == Verdict::Slower), "{c:?}");
+        assert!(
+            c.cells.iter().all(|x| x.verdict == Verdict::Slower),
+            "{c:?}"
+        );
         assert_eq!(c.regressed, c.cells.len());
         assert!(regressed_verdict(&c, 0).into_result().is_err());
-        assert!(c.cells.iter().all(|x| (x.change - 1.0).abs() < 0.01), "{c:?}");
+        assert!(
+            c.cells.iter().all(|x| (x.change - 1.0).abs() < 0.01),
+            "{c:?}"
+        );
     }
 }

@@ -165,13 +165,12 @@ mod tests {
 
     #[test]
     fn buckets_from_distribution_rows_undo_the_cumulative_counts() {
-        let rows = [(100, 0.5, 5), (100, 0.6, 6), (200, 1.0, 10)].map(|(v, p, c)| {
-            DistributionRow {
+        let rows =
+            [(100, 0.5, 5), (100, 0.6, 6), (200, 1.0, 10)].map(|(v, p, c)| DistributionRow {
                 value_us: v,
                 percentile: p,
                 total_count: c,
-            }
-        });
+            });
         let b = Buckets::from_distribution(&rows);
         assert_eq!(b.0, vec![(100.0, 6), (200.0, 4)]);
         assert_eq!(b.quantile(0.5), 100.0);

@@ -160,7 +160,10 @@ async fn run_grid(
     // The first run of each size's output hashes, to count outputs that differ.
     let mut reference: Vec<(usize, Vec<u64>)> = Vec::new();
     let mut interrupted = false;
-    for (seq, (cell, _)) in repeat::schedule(cells.len(), cfg.repeat).into_iter().enumerate() {
+    for (seq, (cell, _)) in repeat::schedule(cells.len(), cfg.repeat)
+        .into_iter()
+        .enumerate()
+    {
         if stop_requested() {
             interrupted = true;
             break;
@@ -181,7 +184,9 @@ async fn run_grid(
         if cfg.warmup {
             runner.warm_up(&rows, limit.min(size)).await;
         }
-        let batch = runner.run_batch(rows.clone(), Arc::new(Tee(observers))).await;
+        let batch = runner
+            .run_batch(rows.clone(), Arc::new(Tee(observers)))
+            .await;
         drop(runner); // closes pooled connections before the next run
         let connections = session
             .connections_accepted()

@@ -89,11 +89,7 @@ impl CellRuns {
         cell.chains_not_run = self.runs.iter().map(|r| r.chains_not_run).sum();
         cell.partial = self.runs.iter().any(|r| r.partial);
         cell.outputs_differ = self.runs.iter().map(|r| r.outputs_differ).sum();
-        cell.connections = self
-            .runs
-            .iter()
-            .map(|r| r.connections)
-            .sum::<Option<u64>>();
+        cell.connections = self.runs.iter().map(|r| r.connections).sum::<Option<u64>>();
         if let Some(last) = self.runs.last() {
             cell.timeline = last.timeline.clone();
         }
@@ -158,6 +154,10 @@ mod tests {
         }
         let firsts: Vec<usize> = s.chunks(6).map(|c| c[0].0).collect();
         assert_eq!(firsts, vec![0, 2, 4], "each repeat starts elsewhere");
-        assert_eq!(schedule(3, 1), vec![(0, 0), (1, 0), (2, 0)], "K = 1: plain order");
+        assert_eq!(
+            schedule(3, 1),
+            vec![(0, 0), (1, 0), (2, 0)],
+            "K = 1: plain order"
+        );
     }
 }

@@ -44,7 +44,10 @@ pub(crate) fn settings_rows(s: &Settings) -> Vec<(&'static str, String)> {
     ];
     if s.repeat > 1 {
         // Only when repeated, so reports without repeats read as before.
-        rows.insert(8, ("repeats", format!("{} per cell, interleaved", s.repeat)));
+        rows.insert(
+            8,
+            ("repeats", format!("{} per cell, interleaved", s.repeat)),
+        );
     }
     rows
 }

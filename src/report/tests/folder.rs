@@ -317,7 +317,11 @@ fn compare_shows_a_change_percentage_per_cell() {
         "{text}"
     );
     // Every cell, plus the footer that explains the verdicts.
-    assert_eq!(text.matches("no change").count(), a.runs.len() + 1, "{text}");
+    assert_eq!(
+        text.matches("no change").count(),
+        a.runs.len() + 1,
+        "{text}"
+    );
 }
 
 #[test]
