@@ -57,6 +57,15 @@ fn wall_time(md: &mut String, report: &SweepReport) {
         format::limit_header(s.baseline_limit),
         s.wall_time_excludes
     );
+    if s.repeat > 1 {
+        let _ = writeln!(
+            md,
+            "Each cell ran {} times, interleaved with the others; it shows the mean and the half \
+             width of its 95 % confidence interval (wall time: Student t over the repeats; \
+             speedup: bootstrap of the ratio of mean wall times).\n",
+            s.repeat
+        );
+    }
 }
 
 /// Pooled against unpooled call latency, or why it cannot be shown.
