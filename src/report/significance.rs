@@ -106,6 +106,8 @@ pub struct CellChange {
     pub change: f64,
     /// Its 95 % interval.
     pub interval: [f64; 2],
+    /// The deciding test's p-value, Holm–Bonferroni adjusted over the cells compared.
+    pub p_value: f64,
     /// The deciding test's verdict: wall time when both sides were repeated, else call
     /// latency.
     pub verdict: Verdict,
@@ -147,6 +149,7 @@ pub fn cell_change(a: &RunSummary, b: &RunSummary) -> CellChange {
         pooling: a.key.pooling,
         change: decide.map_or(0.0, |t| t.change),
         interval: decide.map_or([0.0, 0.0], |t| t.interval),
+        p_value: decide.map_or(1.0, |t| t.p_value),
         verdict: decide.map_or(Verdict::NoChange, |t| t.verdict),
         latency,
         wall,
@@ -154,14 +157,23 @@ pub fn cell_change(a: &RunSummary, b: &RunSummary) -> CellChange {
 }
 
 /// Every cell measured in both reports, in A's order.
+/// The verdicts use Holm–Bonferroni adjusted p-values over the cells, so the chance of calling
+/// any cell of two identical sweeps changed stays at α however many cells there are.
 pub fn changes(a: &SweepReport, b: &SweepReport) -> Vec<CellChange> {
-    a.runs
+    let mut cells: Vec<CellChange> = a
+        .runs
         .iter()
         .filter_map(|ra| {
             let rb = b.run(ra.key.size, ra.key.limit, ra.key.pooling)?;
             Some(cell_change(ra, rb))
         })
-        .collect()
+        .collect();
+    let p: Vec<f64> = cells.iter().map(|c| c.p_value).collect();
+    for (cell, p) in cells.iter_mut().zip(stats::holm(&p)) {
+        cell.p_value = p;
+        cell.verdict = Verdict::of(cell.change, p);
+    }
+    cells
 }
 
 /// `report A B --json`: the method's constants and every cell.

@@ -152,8 +152,15 @@ pub fn compare(a: &SweepReport, b: &SweepReport) -> String {
         rows: Vec::new(),
     };
     t.align[2] = table::Align::Left;
+    let changes = significance::changes(a, b);
     for (size, limit, pooling) in cells(a, b) {
         let (ra, rb) = (a.run(size, limit, pooling), b.run(size, limit, pooling));
+        let key = crate::record::RunKey {
+            size,
+            limit,
+            pooling,
+        }
+        .to_string();
         let wall = |r: Option<&crate::sweep::RunSummary>| {
             r.map_or("–".to_string(), significance::wall_cell)
         };
@@ -169,15 +176,12 @@ pub fn compare(a: &SweepReport, b: &SweepReport) -> String {
             ),
             _ => ("–".to_string(), "–".to_string()),
         };
-        let (ci, verdict) = match (ra, rb) {
-            (Some(x), Some(y)) => {
-                let c = significance::cell_change(x, y);
-                (
-                    significance::change_cell(c.change, c.interval),
-                    c.verdict.as_str().to_string(),
-                )
-            }
-            _ => ("–".to_string(), "–".to_string()),
+        let (ci, verdict) = match changes.iter().find(|c| c.key == key) {
+            Some(c) => (
+                significance::change_cell(c.change, c.interval),
+                c.verdict.as_str().to_string(),
+            ),
+            None => ("–".to_string(), "–".to_string()),
         };
         t.rows.push(vec![
             size.to_string(),
@@ -198,8 +202,8 @@ pub fn compare(a: &SweepReport, b: &SweepReport) -> String {
         "{}\nChange = (B − A) / A; negative is faster. p99 is the call latency's 99th percentile.\n\
          Δ (95 % CI): change of the mean wall time over the repeats (Welch's t-test) when both \
          sides were repeated, else of the median call latency (Mann–Whitney U on the \
-         histograms). Verdict: `slower` / `faster` when that test has p < {} and a change \
-         beyond ±{} %, else `no change`.",
+         histograms). Verdict: `slower` / `faster` when that test has p < {} (Holm–Bonferroni \
+         adjusted over the cells) and a change beyond ±{} %, else `no change`.",
         t.to_terminal(),
         crate::stats::ALPHA,
         crate::stats::NOISE * 100.0
