@@ -57,5 +57,6 @@ pub mod progress;
 pub mod record;
 pub mod report;
 pub mod runner;
+pub mod stats;
 pub mod sweep;
 pub mod threshold;

@@ -14,6 +14,7 @@ mod hostile;
 mod mock_binary;
 mod pacing;
 mod plan;
+mod repeat;
 mod run;
 mod run_report;
 mod schema;

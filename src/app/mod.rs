@@ -78,7 +78,16 @@ fn report_cmd(args: &ReportArgs) -> Result<()> {
         [a, b] => {
             let ra = report::read_report(a)?;
             let rb = report::read_report(b)?;
-            write!(stdout, "{}", report::compare(&ra, &rb))?;
+            let comparison = report::comparison(&ra, &rb);
+            if args.json {
+                serde_json::to_writer_pretty(&mut stdout, &comparison)?;
+                writeln!(stdout)?;
+            } else {
+                write!(stdout, "{}", report::compare(&ra, &rb))?;
+            }
+            if let Some(max) = args.fail_on {
+                report::regressed_verdict(&comparison, max).into_result()?;
+            }
         }
         _ => unreachable!("clap allows one or two folders"),
     }

@@ -94,6 +94,10 @@ pub struct SweepArgs {
     /// batch starts with a warm pool (each warm-up call costs like a real one).
     #[arg(long)]
     pub warmup: bool,
+    /// Run every cell K times, interleaved (each round in a rotated order); tables then show
+    /// the mean and its 95 % confidence interval.
+    #[arg(long, value_name = "K", value_parser = parse_count, default_value = "1")]
+    pub repeat: usize,
     /// Output.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -141,6 +145,13 @@ pub struct ReportArgs {
     /// A report folder (or its report.json) to re-render; give two to compare them.
     #[arg(value_name = "DIR", num_args = 1..=2, required = true)]
     pub dirs: Vec<PathBuf>,
+    /// With two folders: print the per-cell comparison (change, interval, verdict) as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// With two folders: exit 1 when more than N cells are significantly slower in the
+    /// second, e.g. 'regressed>0' (a CI check against a baseline folder).
+    #[arg(long = "fail-on", value_name = "regressed>N", value_parser = crate::report::parse_regressed)]
+    pub fail_on: Option<usize>,
 }
 
 /// What `sweep` and `run` share: the chain, the target, retries and the embedded mock.

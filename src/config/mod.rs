@@ -147,6 +147,7 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
         workload,
         warmup: args.warmup,
         command,
+        repeat: args.repeat,
     })
 }
 

@@ -131,6 +131,7 @@ impl RunRecorder {
                 .price
                 .map(|p| f.usage.cost(p, f.chains_ok + f.chains_failed, steps)),
             auto: false,
+            repeats: None,
         }
     }
 }

@@ -74,6 +74,10 @@ pub struct RunSummary {
     /// What the run cost, when `--price` (or the chain's `price`) was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<crate::cost::Cost>,
+    /// `sweep --repeat K` with K ≥ 2: each repeat's wall time, the order they ran in, and
+    /// the intervals; the figures above then merge every repeat (wall time: the mean).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<crate::sweep::Repeats>,
 }
 
 fn is_zero(n: &usize) -> bool {

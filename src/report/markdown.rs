@@ -61,6 +61,15 @@ fn wall_time(md: &mut String, report: &SweepReport) {
         format::limit_header(s.baseline_limit),
         s.wall_time_excludes
     );
+    if s.repeat > 1 {
+        let _ = writeln!(
+            md,
+            "Each cell ran {} times, interleaved with the others; it shows the mean and the half \
+             width of its 95 % confidence interval (wall time: Student t over the repeats; \
+             speedup: bootstrap of the ratio of mean wall times).\n",
+            s.repeat
+        );
+    }
 }
 
 /// Pooled against unpooled call latency, or why it cannot be shown.
@@ -74,6 +83,10 @@ fn pooling(md: &mut String, report: &SweepReport) {
                 "\nΔ = unpooled − pooled: what reusing connections saves per call. \
                  Conns = connections the server accepted during the run.\n\n",
             );
+            for line in super::significance::pooling_statements(report, size) {
+                let _ = writeln!(md, "- {line}");
+            }
+            md.push('\n');
         }
         None => md.push_str(&format!("{}\n\n", single_mode_note(report))),
     }
@@ -118,6 +131,14 @@ fn issues(md: &mut String, report: &SweepReport) {
         let _ = writeln!(md, "{}\n", table::NO_ISSUES);
     } else {
         for line in &issues {
+            let _ = writeln!(md, "- {line}");
+        }
+        md.push('\n');
+    }
+    let noisy = super::significance::noise_warnings(report);
+    if !noisy.is_empty() {
+        md.push_str("Noise warnings:\n\n");
+        for line in &noisy {
             let _ = writeln!(md, "- {line}");
         }
         md.push('\n');

@@ -23,6 +23,7 @@ mod json;
 mod markdown;
 mod run;
 mod run_md;
+pub(crate) mod significance;
 pub(crate) mod table;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -45,6 +46,9 @@ pub use self::error::ReportError;
 use self::error::in_use;
 pub use self::json::MIN_SCHEMA_VERSION;
 pub use self::run::{read_run, run_text, write_run};
+pub use self::significance::{
+    CellChange, Comparison, comparison, parse_regressed, regressed_verdict,
+};
 
 /// File name of the per-call log in sweep and run folders.
 pub const CALLS_FILE: &str = "calls.csv";

@@ -202,6 +202,7 @@ fn simulate(size: usize, limit: usize, pooling: Pooling) -> SimRun {
             t.points(400)
         },
         cost: None,
+        repeats: None,
     };
     SimRun { summary, calls }
 }
@@ -263,6 +264,7 @@ pub(crate) fn fixture_with(sizes: &[usize], limits: &[usize]) -> (SweepReport, V
         pace: false,
         announced_quota: None,
         machine: "linux x86_64, 2 logical CPUs".to_string(),
+        repeat: 1,
         command: format!(
             "loadchain sweep --sizes {} --limits {} --pooling on,off --seed 42",
             list(sizes),

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::table::{self, Table};
-use super::{format, markdown};
+use super::{format, markdown, significance};
 use crate::record::Pooling;
 use crate::sweep::SweepReport;
 
@@ -65,6 +65,9 @@ pub fn results(report: &SweepReport) -> String {
                 "\nCall latency, pooled vs unpooled ({size} chains; Δ = unpooled − pooled):"
             );
             let _ = writeln!(out, "{}", t.to_terminal());
+            for line in significance::pooling_statements(report, size) {
+                let _ = writeln!(out, "  {line}");
+            }
         }
         None => {
             let _ = writeln!(out, "\n{}", markdown::single_mode_note(report));
@@ -89,6 +92,13 @@ pub fn results(report: &SweepReport) -> String {
     }
     for line in issues {
         let _ = writeln!(out, "  - {line}");
+    }
+    let noisy = significance::noise_warnings(report);
+    if !noisy.is_empty() {
+        out.push_str("\nNoise warnings:\n");
+        for line in noisy {
+            let _ = writeln!(out, "  - {line}");
+        }
     }
     // Each section opens with a blank line; the first needs none.
     out.trim_start_matches('\n').to_string()
@@ -132,7 +142,17 @@ pub fn compare(a: &SweepReport, b: &SweepReport) -> String {
         }
     }
     let header = [
-        "Size", "Limit", "Pooling", "Wall A", "Wall B", "Change", "p99 A", "p99 B", "Change",
+        "Size",
+        "Limit",
+        "Pooling",
+        "Wall A",
+        "Wall B",
+        "Change",
+        "p99 A",
+        "p99 B",
+        "Change",
+        "Δ (95 % CI)",
+        "Verdict",
     ];
     let mut t = Table {
         header: header.iter().map(|h| h.to_string()).collect(),
@@ -140,10 +160,17 @@ pub fn compare(a: &SweepReport, b: &SweepReport) -> String {
         rows: Vec::new(),
     };
     t.align[2] = table::Align::Left;
+    let changes = significance::changes(a, b);
     for (size, limit, pooling) in cells(a, b) {
         let (ra, rb) = (a.run(size, limit, pooling), b.run(size, limit, pooling));
+        let key = crate::record::RunKey {
+            size,
+            limit,
+            pooling,
+        }
+        .to_string();
         let wall = |r: Option<&crate::sweep::RunSummary>| {
-            r.map_or("–".to_string(), |r| format::duration_ms(r.wall_ms))
+            r.map_or("–".to_string(), significance::wall_cell)
         };
         let p99 = |r: Option<&crate::sweep::RunSummary>| {
             r.map_or("–".to_string(), |r| {
@@ -157,6 +184,13 @@ pub fn compare(a: &SweepReport, b: &SweepReport) -> String {
             ),
             _ => ("–".to_string(), "–".to_string()),
         };
+        let (ci, verdict) = match changes.iter().find(|c| c.key == key) {
+            Some(c) => (
+                significance::change_cell(c.change, c.interval),
+                c.verdict.as_str().to_string(),
+            ),
+            None => ("–".to_string(), "–".to_string()),
+        };
         t.rows.push(vec![
             size.to_string(),
             limit.to_string(),
@@ -167,12 +201,20 @@ pub fn compare(a: &SweepReport, b: &SweepReport) -> String {
             p99(ra),
             p99(rb),
             p99_change,
+            ci,
+            verdict,
         ]);
     }
     let _ = writeln!(
         out,
-        "{}\nChange = (B − A) / A; negative is faster. p99 is the call latency's 99th percentile.",
-        t.to_terminal()
+        "{}\nChange = (B − A) / A; negative is faster. p99 is the call latency's 99th percentile.\n\
+         Δ (95 % CI): change of the mean wall time over the repeats (Welch's t-test) when both \
+         sides were repeated, else of the median call latency (Mann–Whitney U on the \
+         histograms). Verdict: `slower` / `faster` when that test has p < {} (Holm–Bonferroni \
+         adjusted over the cells) and a change beyond ±{} %, else `no change`.",
+        t.to_terminal(),
+        crate::stats::ALPHA,
+        crate::stats::NOISE * 100.0
     );
     out
 }

@@ -5,9 +5,11 @@
 //! to each other in time and share whatever drift the machine has. Each run gets a fresh
 //! client, so every run starts with a cold pool.
 
+mod repeat;
 mod result;
 
 pub use crate::metrics::RunSummary;
+pub use repeat::{Repeats, schedule};
 pub use result::{SCHEMA_VERSION, Settings, SweepReport};
 
 use std::sync::Arc;
@@ -42,6 +44,8 @@ pub struct SweepConfig {
     pub warmup: bool,
     /// The command line, for the report header.
     pub command: String,
+    /// Runs of every cell (`--repeat`, ≥ 1), interleaved; see [`schedule`].
+    pub repeat: usize,
 }
 
 /// Why a sweep could not run at all (individual call failures are data, not errors).
@@ -126,6 +130,7 @@ pub async fn run(
     let (mut runs, interrupted, adaptive) = grid?;
     let baseline_limit = cfg.limits.first().copied().unwrap_or(1);
     apply_speedups(&mut runs, baseline_limit);
+    repeat::apply_speedup_intervals(&mut runs, baseline_limit);
     Ok(SweepOutcome {
         report: SweepReport {
             schema_version: SCHEMA_VERSION,
@@ -140,8 +145,10 @@ pub async fn run(
 }
 
 /// Every cell in order size → limit → pooling, so a pooled and an unpooled run of the same
-/// cell sit next to each other in time. Returns the runs and whether `stop` cut the grid
-/// short.
+/// cell sit next to each other in time; with `--repeat K`, K rounds of that order, each
+/// rotated ([`schedule`]); then, with `--limits auto`, one adaptive run per size and pooling.
+/// Returns one summary per cell, whether `stop` cut the grid short, and the last adaptive
+/// run's outcome.
 async fn run_grid(
     cfg: &SweepConfig,
     session: &Session,
@@ -149,66 +156,127 @@ async fn run_grid(
     ui: &dyn SweepUi,
     stop: Option<&StopSignal>,
 ) -> Result<(Vec<RunSummary>, bool, Option<AdaptiveOutcome>), SweepError> {
-    let mut runs = Vec::new();
-    let mut adaptive = None;
     let stop_requested = || stop.is_some_and(|s| *s.borrow());
     let steps = factory.chain.step_names();
-    for &size in &cfg.sizes {
+    let cells = repeat::cells(&cfg.sizes, &cfg.limits, &cfg.pooling);
+    let repeated = cfg.repeat > 1;
+    let mut done: Vec<repeat::CellRuns> = cells.iter().map(|_| Default::default()).collect();
+    // One recorder per cell that sees every repeat: its histograms merge the repeats.
+    let merged: Vec<Option<Arc<RunRecorder>>> = cells
+        .iter()
+        .map(|_| {
+            repeated
+                .then(|| Arc::new(RunRecorder::new(steps.len(), 0).with_price(cfg.workload.price)))
+        })
+        .collect();
+    // The first run of each size's output hashes, to count outputs that differ.
+    let mut reference: Vec<(usize, Vec<u64>)> = Vec::new();
+    let mut interrupted = false;
+    let grid = repeat::schedule(cells.len(), cfg.repeat)
+        .into_iter()
+        .map(|(cell, _)| (cell, cells[cell], false));
+    // The adaptive runs come after the grid, once each (they are not repeated).
+    let autos: Vec<RunKey> = match cfg.auto_ceiling {
+        Some(ceiling) => cfg
+            .sizes
+            .iter()
+            .flat_map(|&size| {
+                cfg.pooling.iter().map(move |&pooling| RunKey {
+                    size,
+                    limit: ceiling.min(size),
+                    pooling,
+                })
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let autos = autos.into_iter().map(|key| (usize::MAX, key, true));
+    let mut auto_runs = Vec::new();
+    let mut adaptive = None;
+    for (seq, (cell, mut key, auto)) in grid.chain(autos).enumerate() {
+        if stop_requested() {
+            interrupted = true;
+            break;
+        }
+        let (size, limit, pooling) = (key.size, key.limit, key.pooling);
         // Made one at a time as chains start: no sweep holds its rows.
         let rows = Rows::Synthetic(size);
-        let mut reference: Option<Vec<u64>> = None;
-        let auto = cfg.auto_ceiling.map(|c| (c.min(size), true));
-        for (limit, auto) in cfg.limits.iter().map(|&l| (l, false)).chain(auto) {
-            for &pooling in &cfg.pooling {
-                if stop_requested() {
-                    return Ok((runs, true, adaptive));
+        // Figures are gathered as calls finish; nothing per call is kept.
+        let recorder = Arc::new(RunRecorder::new(steps.len(), size).with_price(cfg.workload.price));
+        let mut observers: Vec<Arc<dyn Observer>> =
+            vec![ui.run_started(size, limit, pooling), recorder.clone()];
+        if let Some(Some(m)) = merged.get(cell) {
+            observers.push(m.clone());
+        }
+        let mut runner = factory.runner(limit, pooling)?;
+        let before = session.connections_accepted();
+        if cfg.warmup && !auto {
+            runner.warm_up(&rows, limit.min(size)).await;
+        }
+        runner.adaptive = auto.then(|| Arc::new(AdaptiveLimit::new(limit)));
+        let batch = runner
+            .run_batch(rows.clone(), Arc::new(Tee(observers)))
+            .await;
+        let found = runner.adaptive.as_ref().map(|a| a.outcome());
+        drop(runner); // closes pooled connections before the next run
+        let connections = session
+            .connections_accepted()
+            .zip(before)
+            .map(|(after, before)| after - before);
+        let hashes = recorder.output_hashes().unwrap_or_default();
+        let differ = match reference.iter().find(|(s, _)| *s == size) {
+            Some((_, r)) => count_differences(r, &hashes),
+            None => {
+                reference.push((size, hashes));
+                0
+            }
+        };
+        if let Some(found) = &found {
+            key.limit = found.recommended_limit;
+        }
+        let mut summary = recorder.summary(key, &batch, &steps, connections, differ);
+        summary.auto = auto;
+        adaptive = found.or(adaptive);
+        // A run cut short keeps what finished, marked partial; one with nothing
+        // finished is left out.
+        if !batch.interrupted || batch.finished > 0 {
+            ui.run_finished(&summary);
+            match done.get_mut(cell) {
+                Some(cell_runs) => {
+                    cell_runs.runs.push(summary);
+                    cell_runs.order.push(seq);
                 }
-                let mut key = RunKey {
-                    size,
-                    limit,
-                    pooling,
-                };
-                // Figures are gathered as calls finish; nothing per call is kept.
-                let recorder =
-                    Arc::new(RunRecorder::new(steps.len(), size).with_price(cfg.workload.price));
-                let observer = Tee(vec![ui.run_started(size, limit, pooling), recorder.clone()]);
-                let mut runner = factory.runner(limit, pooling)?;
-                let before = session.connections_accepted();
-                if cfg.warmup && !auto {
-                    runner.warm_up(&rows, limit.min(size)).await;
-                }
-                runner.adaptive = auto.then(|| Arc::new(AdaptiveLimit::new(limit)));
-                let batch = runner.run_batch(rows.clone(), Arc::new(observer)).await;
-                let found = runner.adaptive.as_ref().map(|a| a.outcome());
-                drop(runner); // closes pooled connections before the next run
-                let connections = session
-                    .connections_accepted()
-                    .zip(before)
-                    .map(|(after, before)| after - before);
-                let hashes = recorder.output_hashes().unwrap_or_default();
-                let differ = reference
-                    .as_ref()
-                    .map_or(0, |r| count_differences(r, &hashes));
-                reference.get_or_insert(hashes);
-                if let Some(found) = &found {
-                    key.limit = found.recommended_limit;
-                }
-                let mut summary = recorder.summary(key, &batch, &steps, connections, differ);
-                summary.auto = auto;
-                adaptive = found.or(adaptive);
-                // A run cut short keeps what finished, marked partial; one with nothing
-                // finished is left out.
-                if !batch.interrupted || batch.finished > 0 {
-                    ui.run_finished(&summary);
-                    runs.push(summary);
-                }
-                if batch.interrupted {
-                    return Ok((runs, true, adaptive));
-                }
+                None => auto_runs.push(summary),
             }
         }
+        if batch.interrupted {
+            interrupted = true;
+            break;
+        }
     }
-    Ok((runs, false, adaptive))
+    let mut runs: Vec<RunSummary> = done
+        .into_iter()
+        .zip(merged)
+        .zip(cells)
+        .filter_map(|((runs, merged), key)| {
+            let last = runs.runs.last()?;
+            let merged = merged.map(|m| {
+                let batch = crate::runner::BatchResult {
+                    finished: 0,
+                    not_run: Vec::new(),
+                    interrupted: false,
+                    passes: 1,
+                    wall: std::time::Duration::from_secs_f64(last.wall_ms / 1000.0),
+                    retry_wall: std::time::Duration::ZERO,
+                    retried: 0,
+                };
+                m.summary(key, &batch, &steps, None, 0)
+            });
+            runs.finish(merged)
+        })
+        .collect();
+    runs.extend(auto_runs);
+    Ok((runs, interrupted, adaptive))
 }
 
 /// The effective settings, so the report can be repeated exactly.
@@ -243,6 +311,7 @@ fn settings(cfg: &SweepConfig, target: &Target, baseline_limit: usize) -> Settin
         follow_redirects: cfg.workload.client.follow_redirects,
         machine: machine(),
         command: cfg.command.clone(),
+        repeat: cfg.repeat,
     }
 }
 

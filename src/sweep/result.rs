@@ -92,6 +92,13 @@ pub struct Settings {
     pub machine: String,
     /// The command line that repeats this sweep.
     pub command: String,
+    /// Runs of every cell (`--repeat`); 1 in reports written before repeats existed.
+    #[serde(default = "one")]
+    pub repeat: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// What reports written before these settings existed ran with.

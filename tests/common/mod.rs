@@ -62,6 +62,7 @@ pub fn sweep_config(
         workload: workload(mock, steps),
         warmup: false,
         command: "test".into(),
+        repeat: 1,
     }
 }
 

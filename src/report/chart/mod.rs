@@ -6,6 +6,7 @@
 //! colour across charts.
 
 mod bars;
+mod error_bars;
 mod latency;
 pub mod limit_trace;
 mod speedup;

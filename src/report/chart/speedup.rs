@@ -55,6 +55,13 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
         .iter()
         .flat_map(|(_, p)| p.iter().map(|(_, y)| *y))
         .chain(std::iter::once(span.ideal(max_limit as f64, max_size)))
+        // Room for the error bars' tops too.
+        .chain(
+            report
+                .runs
+                .iter()
+                .filter_map(|r| r.repeats.as_ref()?.speedup.map(|c| c.hi)),
+        )
         .fold(1.0, f64::max)
         * 1.08;
     let x_right = max_limit as f64 + (max_limit - min_limit.min(max_limit)) as f64 * 0.04 + 0.5;
@@ -73,6 +80,15 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
     draw_ideal(&mut chart, &span, max_size)?;
     for (i, (size, pts)) in lines.iter().enumerate() {
         draw_size(&mut chart, &span, i, *size, pts)?;
+        let whiskers: Vec<(f64, f64, f64, f64)> = limits
+            .iter()
+            .filter_map(|&l| report.run(*size, l, pooling))
+            .filter_map(|r| {
+                let ci = r.repeats.as_ref()?.speedup?;
+                Some((r.key.limit as f64, ci.lo, ci.mean, ci.hi))
+            })
+            .collect();
+        super::error_bars::draw(&mut chart, &whiskers, super::color(i))?;
     }
     super::finish(&mut chart, &root, SeriesLabelPosition::UpperLeft)
 }

@@ -57,7 +57,11 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
         .runs
         .iter()
         .filter(|r| r.key.pooling == pooling)
-        .map(|r| r.wall_ms)
+        // Room for the error bars' tops too.
+        .map(|r| {
+            let hi = r.repeats.as_ref().and_then(|x| x.wall_ms).map(|c| c.hi);
+            hi.map_or(r.wall_ms, |hi| hi.max(r.wall_ms))
+        })
         .fold(0.0, f64::max);
     if sizes.is_empty() || max_ms <= 0.0 {
         return super::draw_empty(&root, &title, "No runs were measured.");
@@ -107,6 +111,17 @@ fn draw_limits<'a, 'b: 'a>(
             })
             .collect();
         series.draw(chart, &bars, super::color(j), format::limit_header(limit))?;
+        let whiskers: Vec<(f64, f64, f64, f64)> = sizes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &size)| {
+                let run = report.run(size, limit, pooling)?;
+                let ci = run.repeats.as_ref()?.wall_ms?;
+                let x = i as f64 + group_pad + (j as f64 + 0.5) * bar_w;
+                Some((x, ci.lo / div, run.wall_ms / div, ci.hi / div))
+            })
+            .collect();
+        super::error_bars::draw(chart, &whiskers, BLACK)?;
     }
     Ok(())
 }

@@ -3,14 +3,14 @@
 
 use super::{Align, Table, limits, sizes};
 use crate::record::Pooling;
-use crate::report::format;
+use crate::report::{format, significance};
 use crate::sweep::{RunSummary, SweepReport};
 
 /// One course-table cell: wall time, then the speedup against the baseline limit.
 fn course_cell(run: &RunSummary, baseline_limit: usize) -> String {
-    let mut cell = format::duration_ms(run.wall_ms);
+    let mut cell = significance::wall_cell(run);
     if let Some(s) = run.speedup.filter(|_| run.key.limit != baseline_limit) {
-        cell.push_str(&format!(" ({})", format::speedup(s)));
+        cell.push_str(&format!(" ({})", significance::speedup_cell(run, s)));
     }
     if run.chains_failed > 0 {
         cell.push_str(&format!(" [{} failed]", run.chains_failed));

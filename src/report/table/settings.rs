@@ -9,7 +9,7 @@ pub(crate) fn settings_rows(s: &Settings) -> Vec<(&'static str, String)> {
         v.iter().map(T::to_string).collect::<Vec<_>>().join(", ")
     }
     let opt = |v: Option<u32>| v.map_or("none".to_string(), |v| v.to_string());
-    vec![
+    let mut rows = vec![
         ("target", s.target.clone()),
         ("api", s.api.clone()),
         ("model", s.model.clone()),
@@ -41,10 +41,16 @@ pub(crate) fn settings_rows(s: &Settings) -> Vec<(&'static str, String)> {
         ("wall time excludes", s.wall_time_excludes.clone()),
         ("machine", s.machine.clone()),
         ("command", s.command.clone()),
-    ]
-    .into_iter()
-    .chain(pacing_rows(s.pace, s.announced_quota))
-    .collect()
+    ];
+    if s.repeat > 1 {
+        // Only when repeated, so reports without repeats read as before.
+        rows.insert(
+            8,
+            ("repeats", format!("{} per cell, interleaved", s.repeat)),
+        );
+    }
+    rows.extend(pacing_rows(s.pace, s.announced_quota));
+    rows
 }
 
 /// The pacing rows: shown when pacing was on or the server announced a quota.

@@ -311,9 +311,16 @@ fn compare_shows_a_change_percentage_per_cell() {
         text.contains("timeout: A = 30000 ms, B = 5000 ms"),
         "{text}"
     );
+    // Unchanged cells: wall, p99 and the latency Δ; the changed cell: its latency Δ.
     assert_eq!(
         text.matches("+0.0 %").count(),
-        2 * (a.runs.len() - 1),
+        3 * (a.runs.len() - 1) + 1,
+        "{text}"
+    );
+    // Every cell, plus the footer that explains the verdicts.
+    assert_eq!(
+        text.matches("no change").count(),
+        a.runs.len() + 1,
         "{text}"
     );
 }
