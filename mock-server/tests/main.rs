@@ -8,4 +8,5 @@ mod faults;
 mod fidelity;
 mod knobs;
 mod stats;
+mod pacing;
 mod streaming;

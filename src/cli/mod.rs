@@ -271,6 +271,12 @@ pub struct MockFlags {
     /// Mock time per output token.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Embedded mock")]
     pub mock_token_time: Option<Duration>,
+    /// Mock time to first token after the latency (same DIST forms); later tokens --mock-token-time apart.
+    #[arg(long, value_name = "DIST", help_heading = "Embedded mock")]
+    pub mock_ttft: Option<Latency>,
+    /// Mock batching slowdown F: per-token time x (1 + F x requests in flight).
+    #[arg(long, value_name = "F", value_parser = loadchain_mock::parse_slowdown, help_heading = "Embedded mock")]
+    pub mock_load_slowdown: Option<f64>,
     /// Mock completion length in tokens.
     #[arg(long, value_name = "N", help_heading = "Embedded mock")]
     pub mock_output_tokens: Option<u32>,
