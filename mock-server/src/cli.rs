@@ -371,7 +371,7 @@ mod tests {
             &["--slow-body", "fast"],
             &["--slow-body", "0B/s"],
             &["--ttft", "soon"],
-            &["--load-slowdown", "-1"],
+            &["--load-slowdown", "lots"],
         ] {
             let err = parse(argv).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{argv:?}");
@@ -379,6 +379,13 @@ mod tests {
             let first = first.lines().next().unwrap();
             assert!(first.contains(argv[0]), "{argv:?}: {first}");
         }
+    }
+
+    #[test]
+    fn load_slowdown_is_a_factor_of_zero_or_more() {
+        assert_eq!(parse_slowdown("0.5"), Ok(0.5));
+        assert!(parse_slowdown("-1").is_err());
+        assert!(parse_slowdown("inf").is_err());
     }
 
     #[test]
