@@ -42,6 +42,7 @@ fn config(latency_ms: u64, n: usize, limit: usize, http2: bool, warmup: bool) ->
             retry: RetryPolicy::default(),
             rpm: None,
             tpm: None,
+            slo: None,
         },
         warmup,
         command: "sweep_bench".into(),

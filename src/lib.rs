@@ -55,4 +55,5 @@ pub mod record;
 pub mod report;
 pub mod runner;
 pub mod sweep;
+pub mod slo;
 pub mod threshold;

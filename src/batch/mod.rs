@@ -200,7 +200,7 @@ pub async fn run(
         true => Some(CallsCsv::create(&cfg.out.join(CALLS_FILE))?),
         false => None,
     };
-    let recorder = Arc::new(RunRecorder::new(steps.len(), 0));
+    let recorder = Arc::new(RunRecorder::new(steps.len(), 0).with_slo(cfg.workload.slo));
     let mut sinks: Vec<Arc<dyn Observer>> = vec![recorder.clone()];
     sinks.extend(calls_csv.as_ref().map(|c| c.sink(key)));
     let (batch, collected) =
@@ -241,6 +241,7 @@ pub async fn run(
         torn_line_ignored: resume.torn_line,
         timeline: stats.timeline,
         settings: Some(settings),
+        llm: stats.llm,
     };
     summary
         .check_accounting()

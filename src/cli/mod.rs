@@ -225,6 +225,10 @@ pub struct TargetArgs {
     /// Ask for streamed responses (OpenAI "stream": true) and measure time to first token.
     #[arg(long)]
     pub stream: bool,
+    /// Service-level objectives per request, e.g. 'ttft<500ms,itl<50ms,e2e<10s' (also tpot):
+    /// reports slo_attainment and goodput (requests/s meeting all of them).
+    #[arg(long, value_name = "SLOS")]
+    pub slo: Option<crate::slo::Slo>,
     /// Follow 3xx redirects (at most 10 hops). The API key and -H headers are sent to the
     /// target's own origin only. Default: a 3xx fails the call as `redirect`.
     #[arg(long)]

@@ -137,6 +137,7 @@ fn workload(common: &CommonArgs, chain: Chain, endpoint: Endpoint) -> Workload {
         retry: retry_policy(&common.calls),
         rpm: common.calls.rpm,
         tpm: common.calls.tpm,
+        slo: common.target.slo,
     }
 }
 

@@ -52,6 +52,8 @@ pub struct CallOutcome {
     pub retry_after: Option<Duration>,
     /// Streaming only: send to the first chunk with content.
     pub ttft: Option<Duration>,
+    /// Streaming only, once a content chunk arrived: chunk gaps and the token source.
+    pub stream: Option<sse::StreamStats>,
 }
 
 /// A response as far as it was read.
@@ -59,6 +61,7 @@ struct Exchange {
     status: u16,
     retry_after: Option<Duration>,
     ttft: Option<Duration>,
+    stream: Option<sse::StreamStats>,
     body: Result<Vec<u8>, BodyFault>,
     /// Where a 3xx that was not followed pointed.
     location: Option<String>,
@@ -143,6 +146,7 @@ impl HttpClient {
             bytes: 0,
             retry_after: None,
             ttft: None,
+            stream: None,
         };
         match result {
             Err(_) => {
@@ -171,6 +175,7 @@ impl HttpClient {
         out.status = Some(status);
         out.retry_after = ex.retry_after;
         out.ttft = ex.ttft;
+        out.stream = ex.stream;
         let bytes = match ex.body {
             Err(BodyFault::Read(e)) => {
                 let kind = match classify(&e) {
@@ -307,6 +312,7 @@ impl HttpClient {
             status,
             retry_after: retry_after(response.headers(), SystemTime::now()),
             ttft: None,
+            stream: None,
             body: Ok(Vec::new()),
             location,
         };
@@ -320,7 +326,7 @@ impl HttpClient {
             });
             return ex;
         }
-        let mut first = (target.stream && status == 200).then(sse::FirstToken::default);
+        let mut scan = (target.stream && status == 200).then(sse::StreamScan::default);
         let mut bytes = Vec::new();
         loop {
             let chunk = match response.chunk().await {
@@ -341,13 +347,12 @@ impl HttpClient {
                 return ex;
             }
             bytes.extend_from_slice(&chunk);
-            if let Some(ft) = first.as_mut()
-                && ft.seen(&bytes)
-            {
-                ex.ttft = Some(start.elapsed());
-                first = None;
+            if let Some(scan) = scan.as_mut() {
+                scan.feed(&bytes, || start.elapsed());
+                ex.ttft = scan.first();
             }
         }
+        ex.stream = scan.and_then(sse::StreamScan::finish);
         ex.body = Ok(bytes);
         ex
     }

@@ -67,6 +67,9 @@ pub struct RunSummaryFile {
     /// What ran and how, for summary.md; absent in files written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<RunSettings>,
+    /// Streaming and `--slo` figures: `itl`, `tpot`, `goodput`, `slo_attainment`, ….
+    #[serde(flatten)]
+    pub llm: crate::metrics::LlmSummary,
 }
 
 /// The effective settings of a `loadchain run` session, so summary.md can say what was
@@ -270,6 +273,7 @@ mod tests {
             torn_line_ignored: Some(4),
             timeline: vec![[0.0, 1.0], [2.5, 0.0]],
             settings: None,
+            llm: Default::default(),
         }
     }
 

@@ -9,7 +9,7 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 
-use super::{ErrorCounts, LatencyRecorder, RunSummary, StepLatency, Timeline};
+use super::{ErrorCounts, LatencyRecorder, LlmFigures, RunSummary, StepLatency, Timeline};
 use crate::chain::Row;
 use crate::record::{CallRecord, ChainRecord, RunKey, ms};
 use crate::runner::{BatchResult, Observer};
@@ -29,6 +29,7 @@ struct Figures {
     call_latency: LatencyRecorder,
     per_step: Vec<LatencyRecorder>,
     ttft: LatencyRecorder,
+    llm: LlmFigures,
     errors: ErrorCounts,
     tokens: Option<u64>,
     chain_latency: LatencyRecorder,
@@ -50,6 +51,7 @@ impl RunRecorder {
                 call_latency: LatencyRecorder::new(),
                 per_step: vec![LatencyRecorder::new(); steps],
                 ttft: LatencyRecorder::new(),
+                llm: LlmFigures::new(None),
                 errors: ErrorCounts::default(),
                 tokens: None,
                 chain_latency: LatencyRecorder::new(),
@@ -59,6 +61,12 @@ impl RunRecorder {
                 hashes: (hash_rows > 0).then(|| vec![0; hash_rows]),
             }),
         }
+    }
+
+    /// Judges every call against `slo` (for `slo_attainment` and `goodput`).
+    pub fn with_slo(self, slo: Option<crate::slo::Slo>) -> RunRecorder {
+        self.figures().llm = LlmFigures::new(slo);
+        self
     }
 
     fn figures(&self) -> std::sync::MutexGuard<'_, Figures> {
@@ -114,6 +122,7 @@ impl RunRecorder {
             chains_not_run: batch.not_run.len(),
             call_distribution: f.call_latency.distribution(),
             timeline: f.timeline.points(TIMELINE_POINTS),
+            llm: f.llm.summary(&f.ttft, batch.wall),
         }
     }
 }
@@ -123,6 +132,7 @@ impl Observer for RunRecorder {
         let mut f = self.figures();
         f.calls += 1;
         f.timeline.record(call.start, call.start + call.latency);
+        f.llm.call_done(call);
         match call.error {
             None => {
                 f.call_latency.record(call.latency);
@@ -138,6 +148,10 @@ impl Observer for RunRecorder {
             }
             Some(kind) => f.errors.add(kind),
         }
+    }
+
+    fn stream_done(&self, call: &CallRecord, stream: &crate::endpoint::sse::StreamStats) {
+        self.figures().llm.stream_done(call, stream);
     }
 
     fn chain_done(&self, _row: &Row, chain: &ChainRecord, is_final: bool) {

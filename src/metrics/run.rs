@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{DistributionRow, ErrorCounts, LatencySummary, StepLatency};
+use super::{DistributionRow, ErrorCounts, LatencySummary, LlmSummary, StepLatency};
 use crate::record::RunKey;
 
 /// Figures of one run: one batch of `size` chains at one `limit` and `pooling` mode.
@@ -68,6 +68,9 @@ pub struct RunSummary {
     pub chains_not_run: usize,
     /// Calls in flight over time: `[t_ms, in_flight]` step points, at most ~400.
     pub timeline: Vec<[f64; 2]>,
+    /// Streaming and `--slo` figures: `itl`, `tpot`, `goodput`, `slo_attainment`, ….
+    #[serde(flatten)]
+    pub llm: LlmSummary,
 }
 
 fn is_zero(n: &usize) -> bool {

@@ -137,6 +137,7 @@ mod tests {
             torn_line_ignored: Some(3),
             timeline: Vec::new(),
             settings: None,
+            llm: Default::default(),
         }
     }
 

@@ -102,6 +102,9 @@ impl Runner {
                 tokens: out.tokens,
                 ttft: out.ttft,
             };
+            if let (None, Some(stream)) = (out.error, &out.stream) {
+                observer.stream_done(&call, stream);
+            }
             observer.call_done(&call);
             let Some(kind) = out.error else {
                 return Ok((out.output.unwrap_or_default(), out.latency));

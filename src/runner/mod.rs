@@ -40,6 +40,8 @@ pub trait Observer: Send + Sync {
     fn pass_started(&self, _pass: u16, _rows: usize) {}
     /// One call finished, successfully or not.
     fn call_done(&self, _call: &CallRecord) {}
+    /// A successful streamed call's chunk timing, just before its `call_done`.
+    fn stream_done(&self, _call: &CallRecord, _stream: &crate::endpoint::sse::StreamStats) {}
     /// One chain finished. `is_final` is true when no later pass will run this row again:
     /// it succeeded, or it failed in the last pass.
     fn chain_done(&self, _row: &Row, _chain: &ChainRecord, _is_final: bool) {}
@@ -55,6 +57,10 @@ impl Observer for Tee {
 
     fn call_done(&self, call: &CallRecord) {
         self.0.iter().for_each(|o| o.call_done(call));
+    }
+
+    fn stream_done(&self, call: &CallRecord, stream: &crate::endpoint::sse::StreamStats) {
+        self.0.iter().for_each(|o| o.stream_done(call, stream));
     }
 
     fn chain_done(&self, row: &Row, chain: &ChainRecord, is_final: bool) {
@@ -118,6 +124,8 @@ pub struct Workload {
     pub rpm: Option<u32>,
     /// Client-side token-per-minute cap.
     pub tpm: Option<u32>,
+    /// `--slo`: objectives each call is judged against (goodput).
+    pub slo: Option<crate::slo::Slo>,
 }
 
 impl Workload {

@@ -160,7 +160,7 @@ async fn run_grid(
                     pooling,
                 };
                 // Figures are gathered as calls finish; nothing per call is kept.
-                let recorder = Arc::new(RunRecorder::new(steps.len(), size));
+                let recorder = Arc::new(RunRecorder::new(steps.len(), size).with_slo(cfg.workload.slo));
                 let observer = Tee(vec![ui.run_started(size, limit, pooling), recorder.clone()]);
                 let runner = factory.runner(limit, pooling)?;
                 let before = session.connections_accepted();

@@ -42,6 +42,7 @@ pub fn workload(mock: &Arc<MockServer>, steps: usize) -> Workload {
         },
         rpm: None,
         tpm: None,
+        slo: None,
     }
 }
 
