@@ -54,6 +54,6 @@ pub mod progress;
 pub mod record;
 pub mod report;
 pub mod runner;
-pub mod sweep;
 pub mod slo;
+pub mod sweep;
 pub mod threshold;

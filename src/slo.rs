@@ -171,7 +171,10 @@ mod tests {
             max_itl: Some(ms(25)),
             ..good
         }));
-        assert!(!slo.met(&RequestTiming { e2e: ms(1000), ..good }));
+        assert!(!slo.met(&RequestTiming {
+            e2e: ms(1000),
+            ..good
+        }));
         // No figure for a bound that is asked for: not met. Not asked for: ignored.
         assert!(!slo.met(&RequestTiming { ttft: None, ..good }));
         assert!("e2e<1s".parse::<Slo>().unwrap().met(&RequestTiming {

@@ -27,6 +27,17 @@ pub enum Metric {
     Efficiency,
     /// Rows whose output differs from the first run of their size (sweeps only).
     Differ,
+    /// Share of requests meeting every `--slo` objective (`slo_attainment`).
+    Slo,
+    /// Requests meeting every `--slo` objective per second.
+    Goodput,
+}
+
+impl Metric {
+    /// Whether the metric exists only with `--slo`.
+    pub fn needs_slo(self) -> bool {
+        matches!(self, Metric::Slo | Metric::Goodput)
+    }
 }
 
 /// Which side of the value is a failure.
@@ -64,6 +75,10 @@ pub struct Measured<'a> {
     pub efficiency: Option<f64>,
     /// Rows whose output differs, for sweeps.
     pub differ: Option<usize>,
+    /// `slo_attainment`, with `--slo`.
+    pub slo_attainment: Option<f64>,
+    /// `goodput`, with `--slo`.
+    pub goodput: Option<f64>,
 }
 
 impl Threshold {
@@ -80,6 +95,8 @@ impl Threshold {
             Metric::Failed => m.failed as f64,
             Metric::Efficiency => m.efficiency?,
             Metric::Differ => m.differ? as f64,
+            Metric::Slo => m.slo_attainment?,
+            Metric::Goodput => m.goodput?,
         })
     }
 
@@ -96,7 +113,8 @@ impl Threshold {
     fn format_value(&self, v: f64) -> String {
         match self.metric {
             Metric::P50 | Metric::P90 | Metric::P99 | Metric::Max => format!("{v:.1} ms"),
-            Metric::Errors => format!("{:.2}%", v * 100.0),
+            Metric::Errors | Metric::Slo => format!("{:.2}%", v * 100.0),
+            Metric::Goodput => format!("{v:.2}/s"),
             Metric::Efficiency => format!("{v:.3}"),
             Metric::Failed | Metric::Differ => format!("{v:.0}"),
         }
@@ -160,6 +178,8 @@ impl fmt::Display for Threshold {
             Metric::Failed => "failed",
             Metric::Efficiency => "efficiency",
             Metric::Differ => "differ",
+            Metric::Slo => "slo",
+            Metric::Goodput => "goodput",
         };
         let op = match self.op {
             Op::Above => '>',
@@ -176,7 +196,7 @@ impl FromStr for Threshold {
         let s = s.trim();
         let expected = "expected METRIC>VALUE or METRIC<VALUE, e.g. p99>2s, errors>1%, \
                         failed>0, efficiency<0.8 (metrics: p50 p90 p99 max errors failed \
-                        efficiency differ)";
+                        efficiency differ slo goodput)";
         let (at, op) = s
             .char_indices()
             .find_map(|(i, c)| match c {
@@ -195,6 +215,8 @@ impl FromStr for Threshold {
             "failed" => Metric::Failed,
             "efficiency" => Metric::Efficiency,
             "differ" => Metric::Differ,
+            "slo" => Metric::Slo,
+            "goodput" => Metric::Goodput,
             _ => return Err(format!("{s:?}: unknown metric {name:?}; {expected}")),
         };
         let bad = || format!("{s:?}: {raw:?} is not a valid value for {name}");
@@ -203,7 +225,7 @@ impl FromStr for Threshold {
                 let d: Duration = humantime::parse_duration(raw).map_err(|_| bad())?;
                 crate::record::ms(d)
             }
-            Metric::Errors => match raw.strip_suffix('%') {
+            Metric::Errors | Metric::Slo => match raw.strip_suffix('%') {
                 Some(pct) => pct.trim().parse::<f64>().map_err(|_| bad())? / 100.0,
                 None => raw.parse::<f64>().map_err(|_| bad())?,
             },
@@ -228,6 +250,8 @@ mod tests {
             failed: 1,
             efficiency: Some(0.85),
             differ: None,
+            slo_attainment: Some(0.9),
+            goodput: Some(12.5),
         }
     }
 
@@ -282,5 +306,15 @@ mod tests {
         assert_eq!(check("efficiency<0.8"), None);
         // Sweeps only: a run without the figure passes.
         assert_eq!(check("differ>0"), None);
+        assert_eq!(
+            check("slo<95%").as_deref(),
+            Some("slo<95.00% broken: measured 90.00%")
+        );
+        assert_eq!(check("slo<0.9"), None);
+        assert_eq!(
+            check("goodput<20").as_deref(),
+            Some("goodput<20.00/s broken: measured 12.50/s")
+        );
+        assert_eq!(check("goodput<10"), None);
     }
 }

@@ -8,6 +8,7 @@ mod docs;
 mod guard;
 #[cfg(unix)]
 mod hostile;
+mod llm;
 mod mock_binary;
 mod run;
 mod run_report;

@@ -71,7 +71,10 @@ fn a_real_sweep_report_and_its_json_output_match_the_report_schema() {
     assert_eq!(runs.len(), 4, "2 limits × 2 pooling modes");
     assert!(runs.iter().all(|r| r["ttft"].is_object()), "streaming runs");
     for field in ["itl", "tpot", "slo_attainment", "goodput", "tokens_from"] {
-        assert!(runs.iter().all(|r| !r[field].is_null()), "{field} in every run");
+        assert!(
+            runs.iter().all(|r| !r[field].is_null()),
+            "{field} in every run"
+        );
     }
     // The committed example (no streaming) is a report users will read too.
     let example =
@@ -125,7 +128,10 @@ fn a_real_run_summary_matches_the_summary_schema() {
     // Failed calls miss the SLO: attainment is below 1 and says so.
     let attained = summary["slo_attainment"].as_f64().unwrap();
     assert!(attained > 0.0 && attained < 1.0, "{summary}");
-    assert!(summary["itl"].is_object() && summary["goodput"].is_number(), "{summary}");
+    assert!(
+        summary["itl"].is_object() && summary["goodput"].is_number(),
+        "{summary}"
+    );
     // A resumed session skips the rows that succeeded; its summary has the same shape.
     loadchain()
         .args(["run", "--resume", "--manifest"])

@@ -160,11 +160,9 @@ impl SseStream {
                     Duration::ZERO
                 } else {
                     match &self.guard {
-                        Some(guard) => pace_token_time(
-                            self.pace.token_time,
-                            self.pace.load_slowdown,
-                            guard,
-                        ),
+                        Some(guard) => {
+                            pace_token_time(self.pace.token_time, self.pace.load_slowdown, guard)
+                        }
                         None => self.pace.token_time,
                     }
                 };

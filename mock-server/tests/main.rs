@@ -7,6 +7,6 @@ mod endpoints;
 mod faults;
 mod fidelity;
 mod knobs;
-mod stats;
 mod pacing;
+mod stats;
 mod streaming;

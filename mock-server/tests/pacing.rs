@@ -82,5 +82,8 @@ async fn load_slowdown_stretches_tokens_with_requests_in_flight() {
         assert_eq!(times.len(), 10);
         slowest = slowest.max(*times.last().unwrap());
     }
-    assert!(slowest >= ms(400), "6 in flight should slow tokens: {slowest:?}");
+    assert!(
+        slowest >= ms(400),
+        "6 in flight should slow tokens: {slowest:?}"
+    );
 }

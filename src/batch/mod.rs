@@ -151,6 +151,8 @@ impl RunOutcome {
             failed: s.failed,
             efficiency: None,
             differ: None,
+            slo_attainment: s.llm.slo_attainment,
+            goodput: s.llm.goodput,
         };
         Verdict {
             all_failed: (s.succeeded == 0 && s.failed > 0)

@@ -116,6 +116,7 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
         .unwrap_or(1)
         .min(sizes.last().copied().unwrap_or(1));
     check_open_files("--limits", widest, &endpoint, open_file_limit())?;
+    check_slo_thresholds(args.common.target.slo, &args.output.fail_on)?;
     Ok(SweepConfig {
         sizes,
         limits,
@@ -127,6 +128,20 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
 }
 
 /// The part both commands share, once the chain and the endpoint are checked.
+/// `--fail-on slo…` or `goodput…` without `--slo` would check nothing: a usage error.
+fn check_slo_thresholds(
+    slo: Option<crate::slo::Slo>,
+    fail_on: &[crate::threshold::Threshold],
+) -> Result<(), ConfigError> {
+    match fail_on.iter().find(|t| t.metric.needs_slo()) {
+        Some(t) if slo.is_none() => Err(flag(
+            "--fail-on",
+            format!("{t} needs --slo, e.g. --slo 'ttft<500ms,e2e<10s'"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn workload(common: &CommonArgs, chain: Chain, endpoint: Endpoint) -> Workload {
     Workload {
         chain,
@@ -155,6 +170,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let endpoint = endpoint_from_args(&args.common.target, &args.common.mock)?;
     let widest = args.limit.min(manifest.rows.len().max(1));
     check_open_files("--limit", widest, &endpoint, open_file_limit())?;
+    check_slo_thresholds(args.common.target.slo, &args.fail_on)?;
     if args.resume && args.out.is_none() {
         return Err(flag(
             "--resume",

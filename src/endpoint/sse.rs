@@ -61,7 +61,9 @@ impl StreamScan {
             rest -= 1;
         } else {
             let gap = at.saturating_sub(self.last).as_micros();
-            self.stats.gaps_us.push(u32::try_from(gap).unwrap_or(u32::MAX));
+            self.stats
+                .gaps_us
+                .push(u32::try_from(gap).unwrap_or(u32::MAX));
             rest -= 1;
         }
         self.stats

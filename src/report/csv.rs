@@ -107,6 +107,27 @@ pub struct SummaryRow {
     pub ttft_p99_ms: Option<f64>,
     /// Completion tokens per second of wall time, when the API reports tokens.
     pub output_tokens_per_s: Option<f64>,
+    /// Streaming only: median inter-token latency.
+    #[serde(default)]
+    pub itl_p50_ms: Option<f64>,
+    /// Streaming only: 99th percentile inter-token latency.
+    #[serde(default)]
+    pub itl_p99_ms: Option<f64>,
+    /// Streaming only: median time per output token.
+    #[serde(default)]
+    pub tpot_p50_ms: Option<f64>,
+    /// Streaming only: 99th percentile time per output token.
+    #[serde(default)]
+    pub tpot_p99_ms: Option<f64>,
+    /// Streaming only: `usage`, `chunks` or `mixed`.
+    #[serde(default)]
+    pub tokens_from: Option<String>,
+    /// `--slo` only: share of calls meeting every objective.
+    #[serde(default)]
+    pub slo_attainment: Option<f64>,
+    /// `--slo` only: calls meeting every objective per second.
+    #[serde(default)]
+    pub goodput: Option<f64>,
 }
 
 /// One row of calls.csv: a [`crate::record::CallRecord`] with the run it belongs to.
@@ -219,6 +240,13 @@ impl SummaryRow {
             ttft_p90_ms: r.ttft.map(|t| us_to_ms(t.p90_us)),
             ttft_p99_ms: r.ttft.map(|t| us_to_ms(t.p99_us)),
             output_tokens_per_s: r.output_tokens_per_s.map(ratio),
+            itl_p50_ms: r.llm.itl.map(|t| us_to_ms(t.p50_us)),
+            itl_p99_ms: r.llm.itl.map(|t| us_to_ms(t.p99_us)),
+            tpot_p50_ms: r.llm.tpot.map(|t| us_to_ms(t.p50_us)),
+            tpot_p99_ms: r.llm.tpot.map(|t| us_to_ms(t.p99_us)),
+            tokens_from: r.llm.tokens_from.map(|s| s.as_str().to_string()),
+            slo_attainment: r.llm.slo_attainment.map(ratio),
+            goodput: r.llm.goodput.map(ratio),
         }
     }
 }

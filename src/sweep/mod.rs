@@ -88,6 +88,8 @@ impl SweepOutcome {
                 failed: r.chains_failed,
                 efficiency: r.efficiency,
                 differ: Some(r.outputs_differ),
+                slo_attainment: r.llm.slo_attainment,
+                goodput: r.llm.goodput,
             };
             verdict.broken.extend(
                 fail_on
@@ -160,7 +162,8 @@ async fn run_grid(
                     pooling,
                 };
                 // Figures are gathered as calls finish; nothing per call is kept.
-                let recorder = Arc::new(RunRecorder::new(steps.len(), size).with_slo(cfg.workload.slo));
+                let recorder =
+                    Arc::new(RunRecorder::new(steps.len(), size).with_slo(cfg.workload.slo));
                 let observer = Tee(vec![ui.run_started(size, limit, pooling), recorder.clone()]);
                 let runner = factory.runner(limit, pooling)?;
                 let before = session.connections_accepted();

@@ -7,6 +7,7 @@
 //! rows.
 
 mod issues;
+mod llm;
 mod results;
 mod settings;
 
@@ -18,6 +19,9 @@ use crate::record::Pooling;
 use crate::sweep::SweepReport;
 
 pub(crate) use self::issues::{NO_ISSUES, error_words, issues};
+pub(crate) use self::llm::{
+    attainment as attainment_cell, goodput as goodput_cell, llm_note, llm_table,
+};
 pub(crate) use self::results::{
     course_table, detail_table, pooling_table, step_table, streaming_table,
 };
