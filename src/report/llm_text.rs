@@ -4,18 +4,19 @@
 use crate::metrics::LlmSummary;
 
 /// Lines for the terminal summary of a run, each starting with a newline; empty when the
-/// run neither streamed nor had an SLO.
-pub(crate) fn run_lines(llm: &LlmSummary) -> String {
+/// run neither streamed nor had an SLO. `latencies`: include ITL and TPOT (summary.md has
+/// them in its latency table instead).
+pub(crate) fn run_lines(llm: &LlmSummary, latencies: bool) -> String {
     let mut text = String::new();
     let ms = |us: u64| us as f64 / 1000.0;
-    if let Some(itl) = &llm.itl {
+    if let Some(itl) = llm.itl.as_ref().filter(|_| latencies) {
         text.push_str(&format!(
             "\ninter-token latency: p50 {:.1} ms, p99 {:.1} ms",
             ms(itl.p50_us),
             ms(itl.p99_us)
         ));
     }
-    if let Some(tpot) = &llm.tpot {
+    if let Some(tpot) = llm.tpot.as_ref().filter(|_| latencies) {
         text.push_str(&format!(
             "\ntime per output token: p50 {:.1} ms, p99 {:.1} ms",
             ms(tpot.p50_us),
@@ -45,7 +46,7 @@ mod tests {
 
     #[test]
     fn run_lines_name_every_llm_figure_and_nothing_without_them() {
-        assert_eq!(run_lines(&LlmSummary::default()), "");
+        assert_eq!(run_lines(&LlmSummary::default(), true), "");
         let llm = LlmSummary {
             itl: Some(LatencySummary {
                 p50_us: 5000,
@@ -59,7 +60,8 @@ mod tests {
             goodput: Some(42.0),
             ..LlmSummary::default()
         };
-        let text = run_lines(&llm);
+        assert!(!run_lines(&llm, false).contains("inter-token"));
+        let text = run_lines(&llm, true);
         assert!(
             text.contains("inter-token latency: p50 5.0 ms, p99 9.0 ms"),
             "{text}"

@@ -98,7 +98,7 @@ pub fn run_text(s: &RunSummaryFile, out: &Path) -> String {
             ms(t.p99_us)
         ));
     }
-    text.push_str(&super::llm_text::run_lines(&s.llm));
+    text.push_str(&super::llm_text::run_lines(&s.llm, true));
     text.push_str(&format!("\nresults: {}/", out.display()));
     text
 }

@@ -116,7 +116,7 @@ fn calls_section(md: &mut String, s: &RunSummaryFile) {
         }
         md.push('\n');
     }
-    let llm = super::llm_text::run_lines(&s.llm);
+    let llm = super::llm_text::run_lines(&s.llm, false);
     if !llm.is_empty() {
         for line in llm.lines().filter(|l| !l.is_empty()) {
             let _ = writeln!(md, "- {line}");
