@@ -139,6 +139,7 @@ fn bad_slo_input_is_a_usage_error_naming_the_flag() {
         &["--slo", "ttft<soon"][..],
         &["--slo", "p99<1s"],
         &["--fail-on", "goodput<10"],
+        &["--slo", "itl<50ms"], // without --stream
     ] {
         let out = loadchain()
             .args(["sweep", "--n", "1", "--limits", "1", "--no-report"])

@@ -116,7 +116,7 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
         .unwrap_or(1)
         .min(sizes.last().copied().unwrap_or(1));
     check_open_files("--limits", widest, &endpoint, open_file_limit())?;
-    check_slo_thresholds(args.common.target.slo, &args.output.fail_on)?;
+    check_slo(&args.common, &args.output.fail_on)?;
     Ok(SweepConfig {
         sizes,
         limits,
@@ -128,18 +128,28 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
 }
 
 /// The part both commands share, once the chain and the endpoint are checked.
-/// `--fail-on slo…` or `goodput…` without `--slo` would check nothing: a usage error.
-fn check_slo_thresholds(
-    slo: Option<crate::slo::Slo>,
+/// `--fail-on slo…` or `goodput…` without `--slo` would check nothing, and a `ttft`, `itl`
+/// or `tpot` objective without `--stream` could never be met: both are usage errors.
+fn check_slo(
+    common: &CommonArgs,
     fail_on: &[crate::threshold::Threshold],
 ) -> Result<(), ConfigError> {
-    match fail_on.iter().find(|t| t.metric.needs_slo()) {
-        Some(t) if slo.is_none() => Err(flag(
+    let slo = common.target.slo;
+    if let Some(t) = fail_on.iter().find(|t| t.metric.needs_slo())
+        && slo.is_none()
+    {
+        return Err(flag(
             "--fail-on",
             format!("{t} needs --slo, e.g. --slo 'ttft<500ms,e2e<10s'"),
-        )),
-        _ => Ok(()),
+        ));
     }
+    if slo.is_some_and(|s| s.needs_stream()) && !common.target.stream {
+        return Err(flag(
+            "--slo",
+            "ttft, itl and tpot objectives need --stream (e2e alone does not)",
+        ));
+    }
+    Ok(())
 }
 
 fn workload(common: &CommonArgs, chain: Chain, endpoint: Endpoint) -> Workload {
@@ -170,7 +180,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let endpoint = endpoint_from_args(&args.common.target, &args.common.mock)?;
     let widest = args.limit.min(manifest.rows.len().max(1));
     check_open_files("--limit", widest, &endpoint, open_file_limit())?;
-    check_slo_thresholds(args.common.target.slo, &args.fail_on)?;
+    check_slo(&args.common, &args.fail_on)?;
     if args.resume && args.out.is_none() {
         return Err(flag(
             "--resume",
