@@ -52,6 +52,10 @@ async fn ttft_sets_the_first_chunk_and_token_time_the_rest() {
         let gap = pair[1] - pair[0];
         assert!(gap >= ms(45) && gap < ms(150), "gap {gap:?} in {times:?}");
     }
+    // Not streamed: the whole answer after ttft + 4 token times.
+    let (status, _, took) = post_chat(&client(), &server, &chat("first token")).await;
+    assert_eq!(status, 200);
+    assert!(took >= ms(340) && took < ms(600), "{took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
