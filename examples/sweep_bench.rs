@@ -45,6 +45,7 @@ fn config(latency_ms: u64, n: usize, limit: usize, http2: bool, warmup: bool) ->
             rpm: None,
             tpm: None,
             price: None,
+            slo: None,
         },
         warmup,
         command: "sweep_bench".into(),

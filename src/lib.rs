@@ -57,6 +57,7 @@ pub mod progress;
 pub mod record;
 pub mod report;
 pub mod runner;
+pub mod slo;
 pub mod stats;
 pub mod sweep;
 pub mod threshold;

@@ -29,6 +29,17 @@ pub enum Metric {
     Differ,
     /// What the run cost, in the currency of `--price` (needs a price).
     Cost,
+    /// Share of requests meeting every `--slo` objective (`slo_attainment`).
+    Slo,
+    /// Requests meeting every `--slo` objective per second.
+    Goodput,
+}
+
+impl Metric {
+    /// Whether the metric exists only with `--slo`.
+    pub fn needs_slo(self) -> bool {
+        matches!(self, Metric::Slo | Metric::Goodput)
+    }
 }
 
 /// Which side of the value is a failure.
@@ -68,6 +79,10 @@ pub struct Measured<'a> {
     pub differ: Option<usize>,
     /// What the run cost, when priced.
     pub cost: Option<f64>,
+    /// `slo_attainment`, with `--slo`.
+    pub slo_attainment: Option<f64>,
+    /// `goodput`, with `--slo`.
+    pub goodput: Option<f64>,
 }
 
 impl Threshold {
@@ -85,6 +100,8 @@ impl Threshold {
             Metric::Efficiency => m.efficiency?,
             Metric::Differ => m.differ? as f64,
             Metric::Cost => m.cost?,
+            Metric::Slo => m.slo_attainment?,
+            Metric::Goodput => m.goodput?,
         })
     }
 
@@ -101,7 +118,8 @@ impl Threshold {
     fn format_value(&self, v: f64) -> String {
         match self.metric {
             Metric::P50 | Metric::P90 | Metric::P99 | Metric::Max => format!("{v:.1} ms"),
-            Metric::Errors => format!("{:.2}%", v * 100.0),
+            Metric::Errors | Metric::Slo => format!("{:.2}%", v * 100.0),
+            Metric::Goodput => format!("{v:.2}/s"),
             Metric::Efficiency => format!("{v:.3}"),
             Metric::Failed | Metric::Differ => format!("{v:.0}"),
             Metric::Cost => crate::cost::money(v),
@@ -167,6 +185,8 @@ impl fmt::Display for Threshold {
             Metric::Efficiency => "efficiency",
             Metric::Differ => "differ",
             Metric::Cost => "cost",
+            Metric::Slo => "slo",
+            Metric::Goodput => "goodput",
         };
         let op = match self.op {
             Op::Above => '>',
@@ -183,7 +203,7 @@ impl FromStr for Threshold {
         let s = s.trim();
         let expected = "expected METRIC>VALUE or METRIC<VALUE, e.g. p99>2s, errors>1%, \
                         failed>0, efficiency<0.8, cost>5 (metrics: p50 p90 p99 max errors \
-                        failed efficiency differ cost)";
+                        failed efficiency differ cost slo goodput)";
         let (at, op) = s
             .char_indices()
             .find_map(|(i, c)| match c {
@@ -203,6 +223,8 @@ impl FromStr for Threshold {
             "efficiency" => Metric::Efficiency,
             "differ" => Metric::Differ,
             "cost" => Metric::Cost,
+            "slo" => Metric::Slo,
+            "goodput" => Metric::Goodput,
             _ => return Err(format!("{s:?}: unknown metric {name:?}; {expected}")),
         };
         let bad = || format!("{s:?}: {raw:?} is not a valid value for {name}");
@@ -211,7 +233,7 @@ impl FromStr for Threshold {
                 let d: Duration = humantime::parse_duration(raw).map_err(|_| bad())?;
                 crate::record::ms(d)
             }
-            Metric::Errors => match raw.strip_suffix('%') {
+            Metric::Errors | Metric::Slo => match raw.strip_suffix('%') {
                 Some(pct) => pct.trim().parse::<f64>().map_err(|_| bad())? / 100.0,
                 None => raw.parse::<f64>().map_err(|_| bad())?,
             },
@@ -237,6 +259,8 @@ mod tests {
             efficiency: Some(0.85),
             differ: None,
             cost: Some(6.25),
+            slo_attainment: Some(0.9),
+            goodput: Some(12.5),
         }
     }
 
@@ -296,5 +320,15 @@ mod tests {
             Some("cost>5.000000 broken: measured 6.250000")
         );
         assert_eq!(check("cost>10"), None);
+        assert_eq!(
+            check("slo<95%").as_deref(),
+            Some("slo<95.00% broken: measured 90.00%")
+        );
+        assert_eq!(check("slo<0.9"), None);
+        assert_eq!(
+            check("goodput<20").as_deref(),
+            Some("goodput<20.00/s broken: measured 12.50/s")
+        );
+        assert_eq!(check("goodput<10"), None);
     }
 }

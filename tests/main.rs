@@ -11,6 +11,7 @@ mod docs;
 mod guard;
 #[cfg(unix)]
 mod hostile;
+mod llm;
 mod mock_binary;
 mod pacing;
 mod plan;

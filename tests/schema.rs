@@ -48,6 +48,8 @@ fn a_real_sweep_report_and_its_json_output_match_the_report_schema() {
             "--steps",
             "2",
             "--stream",
+            "--slo",
+            "ttft<1s,itl<1s,e2e<10s",
             "--mock-latency",
             "fixed:2ms",
             "--mock-failure-rate",
@@ -75,6 +77,12 @@ fn a_real_sweep_report_and_its_json_output_match_the_report_schema() {
             .all(|r| r["cost"]["total"].as_f64().unwrap() > 0.0),
         "priced runs"
     );
+    for field in ["itl", "tpot", "slo_attainment", "goodput", "tokens_from"] {
+        assert!(
+            runs.iter().all(|r| !r[field].is_null()),
+            "{field} in every run"
+        );
+    }
     // The committed example (no streaming) is a report users will read too.
     let example =
         read_json(&Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/example/report.json"));
@@ -115,6 +123,9 @@ fn a_real_run_summary_matches_the_summary_schema() {
             "5",
             "--price",
             "in=0.15,out=0.60",
+            "--stream",
+            "--slo",
+            "e2e<10s",
             "-q",
         ])
         .output()
@@ -125,6 +136,13 @@ fn a_real_run_summary_matches_the_summary_schema() {
     assert!(summary["failed"].as_u64().unwrap() > 0, "{summary}");
     assert!(
         summary["cost"]["total"].as_f64().unwrap() > 0.0,
+        "{summary}"
+    );
+    // Failed calls miss the SLO: attainment is below 1 and says so.
+    let attained = summary["slo_attainment"].as_f64().unwrap();
+    assert!(attained > 0.0 && attained < 1.0, "{summary}");
+    assert!(
+        summary["itl"].is_object() && summary["goodput"].is_number(),
         "{summary}"
     );
     // A resumed session skips the rows that succeeded; its summary has the same shape.

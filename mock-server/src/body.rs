@@ -15,6 +15,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 
 use crate::fault::{InjectedCut, Shaped};
+use crate::handler::{Pace, pace_token_time};
 use crate::stats::InFlightGuard;
 
 /// The body type of every mock response.
@@ -47,8 +48,10 @@ pub(crate) struct SseStream {
     usage: Option<(u32, u32)>,
     words: Vec<&'static str>,
     next: usize,
-    start: Instant,
-    token_time: Duration,
+    /// When the last token was due (the stream start before the first): each deadline
+    /// counts from the previous one, not from a wake-up, so late wake-ups do not drift.
+    due: Instant,
+    pace: Pace,
     sleep: Pin<Box<Sleep>>,
     sleeping: bool,
     finished: bool,
@@ -71,7 +74,7 @@ impl SseStream {
         created: u64,
         model_json: &str,
         words: Vec<&'static str>,
-        token_time: Duration,
+        pace: Pace,
         permit: Option<OwnedSemaphorePermit>,
         guard: InFlightGuard,
     ) -> Self {
@@ -85,8 +88,8 @@ impl SseStream {
             usage: None,
             words,
             next: 0,
-            start,
-            token_time,
+            due: start,
+            pace,
             sleep: Box::pin(tokio::time::sleep_until(start)),
             sleeping: false,
             finished: false,
@@ -186,15 +189,24 @@ event: message_stop\ndata: {{\"type\":\"message_stop\"}}\n\n",
             return Poll::Ready(Some(head));
         }
         if self.next < self.words.len() {
-            if !self.token_time.is_zero() {
-                if !self.sleeping {
-                    // Deadlines from the stream start, not from the last wake-up, so late
-                    // wake-ups do not accumulate into drift.
-                    let steps = u32::try_from(self.next + 1).unwrap_or(u32::MAX);
-                    let deadline = self.start + self.token_time.saturating_mul(steps);
-                    self.sleep.as_mut().reset(deadline);
+            if !self.sleeping {
+                let step = if self.next == 0 && self.pace.first_at_once {
+                    Duration::ZERO
+                } else {
+                    match &self.guard {
+                        Some(guard) => {
+                            pace_token_time(self.pace.token_time, self.pace.load_slowdown, guard)
+                        }
+                        None => self.pace.token_time,
+                    }
+                };
+                if !step.is_zero() {
+                    self.due += step;
+                    self.sleep.as_mut().reset(self.due);
                     self.sleeping = true;
                 }
+            }
+            if self.sleeping {
                 if self.sleep.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }

@@ -38,6 +38,15 @@ pub struct MockArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub token_time: Option<Duration>,
 
+    /// Time to first token after --latency, same DIST forms (first chunk after latency +
+    /// ttft, later chunks --token-time apart) [default: one --token-time]
+    #[arg(long, value_name = "DIST")]
+    pub ttft: Option<Latency>,
+
+    /// Batching slowdown F: per-token time x (1 + F x requests in flight) [default: 0]
+    #[arg(long, value_name = "F", value_parser = parse_slowdown)]
+    pub load_slowdown: Option<f64>,
+
     /// Completion length in tokens (words); a request's max_tokens caps it [default: 16]
     #[arg(long, value_name = "N")]
     pub output_tokens: Option<u32>,
@@ -125,6 +134,7 @@ impl MockArgs {
             port,
             latency,
             token_time,
+            load_slowdown,
             output_tokens,
             failure_rate,
             failure_statuses,
@@ -137,6 +147,9 @@ impl MockArgs {
         );
         if self.slow_body.is_some() {
             c.slow_body = self.slow_body;
+        }
+        if self.ttft.is_some() {
+            c.ttft = self.ttft;
         }
         if self.rpm.is_some() {
             c.rpm = self.rpm;
@@ -179,6 +192,14 @@ pub fn parse_status(s: &str) -> Result<u16, String> {
     }
 }
 
+/// A slowdown factor of 0 or more (`--load-slowdown`).
+pub fn parse_slowdown(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a factor of 0 or more")),
+    }
+}
+
 fn parse_capacity(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(v) if v > 0 => Ok(v),
@@ -191,9 +212,13 @@ pub fn describe(config: &MockConfig) -> String {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "unlimited".into());
     let statuses: Vec<String> = config.failure_statuses.iter().map(u16::to_string).collect();
     format!(
-        "  latency:          {}\n  token_time:       {}\n  output_tokens:    {}\n  failure_rate:     {} (statuses {})\n  rpm:              {} (burst {})\n  tpm:              {} ({} window)\n  conn_cost:        {}\n  hang_rate:        {}\n  capacity:         {}\n  seed:             {}\n  max_body_bytes:   {}\n  reset_rate:       {}\n  truncate_rate:    {}\n  slow_body:        {}",
+        "  latency:          {}\n  ttft:             {}\n  token_time:       {}\n  load_slowdown:    {}\n  output_tokens:    {}\n  failure_rate:     {} (statuses {})\n  rpm:              {} (burst {})\n  tpm:              {} ({} window)\n  conn_cost:        {}\n  hang_rate:        {}\n  capacity:         {}\n  seed:             {}\n  max_body_bytes:   {}\n  reset_rate:       {}\n  truncate_rate:    {}\n  slow_body:        {}",
         config.latency,
+        config
+            .ttft
+            .map_or_else(|| "one token_time".to_string(), |t| t.to_string()),
         ShortDuration(config.token_time),
+        config.load_slowdown,
         config.output_tokens,
         config.failure_rate,
         statuses.join(","),
@@ -366,6 +391,8 @@ mod tests {
             &["--truncate-rate", "1.2"],
             &["--slow-body", "fast"],
             &["--slow-body", "0B/s"],
+            &["--ttft", "soon"],
+            &["--load-slowdown", "lots"],
         ] {
             let err = parse(argv).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{argv:?}");
@@ -373,6 +400,13 @@ mod tests {
             let first = first.lines().next().unwrap();
             assert!(first.contains(argv[0]), "{argv:?}: {first}");
         }
+    }
+
+    #[test]
+    fn load_slowdown_is_a_factor_of_zero_or_more() {
+        assert_eq!(parse_slowdown("0.5"), Ok(0.5));
+        assert!(parse_slowdown("-1").is_err());
+        assert!(parse_slowdown("inf").is_err());
     }
 
     #[test]

@@ -51,7 +51,9 @@ mod server;
 mod stats;
 mod timer;
 
-pub use cli::{MockArgs, describe, exit_code, parse_fraction, parse_status, run_cli};
+pub use cli::{
+    MockArgs, describe, exit_code, parse_fraction, parse_slowdown, parse_status, run_cli,
+};
 pub use config::{ConfigError, MockConfig};
 pub use fault::{ByteRate, ByteRateParseError};
 pub use latency::{Latency, LatencyParseError, parse_duration};

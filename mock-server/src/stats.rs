@@ -178,6 +178,14 @@ pub(crate) struct InFlightGuard {
     stats: Arc<Stats>,
 }
 
+impl InFlightGuard {
+    /// Requests in flight on the whole server now (this one included), for
+    /// `load_slowdown`.
+    pub(crate) fn in_flight(&self) -> u64 {
+        self.stats.in_flight.load(Relaxed)
+    }
+}
+
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
         self.stats.in_flight.fetch_sub(1, Relaxed);

@@ -7,5 +7,6 @@ mod endpoints;
 mod faults;
 mod fidelity;
 mod knobs;
+mod pacing;
 mod stats;
 mod streaming;

@@ -157,6 +157,8 @@ impl RunOutcome {
             efficiency: None,
             differ: None,
             cost: s.cost.as_ref().map(|c| c.total),
+            slo_attainment: s.llm.slo_attainment,
+            goodput: s.llm.goodput,
         };
         Verdict {
             all_failed: (s.succeeded == 0 && s.failed > 0)
@@ -206,7 +208,11 @@ pub async fn run(
         true => Some(CallsCsv::create(&cfg.out.join(CALLS_FILE))?),
         false => None,
     };
-    let recorder = Arc::new(RunRecorder::new(steps.len(), 0).with_price(cfg.workload.price));
+    let recorder = Arc::new(
+        RunRecorder::new(steps.len(), 0)
+            .with_price(cfg.workload.price)
+            .with_slo(cfg.workload.slo),
+    );
     let mut sinks: Vec<Arc<dyn Observer>> = vec![recorder.clone()];
     sinks.extend(calls_csv.as_ref().map(|c| c.sink(key)));
     let (batch, collected, adaptive) =
@@ -252,6 +258,7 @@ pub async fn run(
         }),
         cost: stats.cost,
         adaptive,
+        llm: stats.llm,
     };
     summary
         .check_accounting()

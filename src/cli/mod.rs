@@ -247,6 +247,10 @@ pub struct TargetArgs {
     /// Ask for streamed responses (OpenAI "stream": true) and measure time to first token.
     #[arg(long)]
     pub stream: bool,
+    /// Service-level objectives per request, e.g. 'ttft<500ms,itl<50ms,e2e<10s' (also tpot):
+    /// reports slo_attainment and goodput (requests/s meeting all of them).
+    #[arg(long, value_name = "SLOS")]
+    pub slo: Option<crate::slo::Slo>,
     /// Follow 3xx redirects (at most 10 hops). The API key and -H headers are sent to the
     /// target's own origin only. Default: a 3xx fails the call as `redirect`.
     #[arg(long)]
@@ -317,6 +321,12 @@ pub struct MockFlags {
     /// Mock time per output token.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Embedded mock")]
     pub mock_token_time: Option<Duration>,
+    /// Mock time to first token after the latency (same DIST forms); later tokens --mock-token-time apart.
+    #[arg(long, value_name = "DIST", help_heading = "Embedded mock")]
+    pub mock_ttft: Option<Latency>,
+    /// Mock batching slowdown F: per-token time x (1 + F x requests in flight).
+    #[arg(long, value_name = "F", value_parser = loadchain_mock::parse_slowdown, help_heading = "Embedded mock")]
+    pub mock_load_slowdown: Option<f64>,
     /// Mock completion length in tokens.
     #[arg(long, value_name = "N", help_heading = "Embedded mock")]
     pub mock_output_tokens: Option<u32>,

@@ -29,6 +29,8 @@ impl MockFlags {
     pub fn any(&self) -> bool {
         self.mock_latency.is_some()
             || self.mock_token_time.is_some()
+            || self.mock_ttft.is_some()
+            || self.mock_load_slowdown.is_some()
             || self.mock_output_tokens.is_some()
             || self.mock_failure_rate.is_some()
             || self.mock_failure_statuses.is_some()
@@ -59,6 +61,12 @@ impl MockFlags {
         }
         if let Some(v) = self.mock_token_time {
             c.token_time = v;
+        }
+        if self.mock_ttft.is_some() {
+            c.ttft = self.mock_ttft;
+        }
+        if let Some(v) = self.mock_load_slowdown {
+            c.load_slowdown = v;
         }
         if let Some(v) = self.mock_output_tokens {
             c.output_tokens = v;

@@ -130,6 +130,7 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
         .unwrap_or(1)
         .min(sizes.last().copied().unwrap_or(1));
     check_open_files("--limits", widest, &endpoint, open_file_limit())?;
+    check_slo(&args.common, &args.output.fail_on)?;
     let auto_ceiling = auto.then(|| {
         auto_ceiling(
             sizes.last().copied().unwrap_or(1),
@@ -152,6 +153,30 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
 }
 
 /// The part both commands share, once the chain and the endpoint are checked.
+/// `--fail-on slo…` or `goodput…` without `--slo` would check nothing, and a `ttft`, `itl`
+/// or `tpot` objective without `--stream` could never be met: both are usage errors.
+fn check_slo(
+    common: &CommonArgs,
+    fail_on: &[crate::threshold::Threshold],
+) -> Result<(), ConfigError> {
+    let slo = common.target.slo;
+    if let Some(t) = fail_on.iter().find(|t| t.metric.needs_slo())
+        && slo.is_none()
+    {
+        return Err(flag(
+            "--fail-on",
+            format!("{t} needs --slo, e.g. --slo 'ttft<500ms,e2e<10s'"),
+        ));
+    }
+    if slo.is_some_and(|s| s.needs_stream()) && !common.target.stream {
+        return Err(flag(
+            "--slo",
+            "ttft, itl and tpot objectives need --stream (e2e alone does not)",
+        ));
+    }
+    Ok(())
+}
+
 fn workload(common: &CommonArgs, chain: Chain, endpoint: Endpoint) -> Workload {
     // A chain file's price was checked when it was loaded.
     let chain_price = chain.price.as_deref().and_then(|p| p.parse().ok());
@@ -169,6 +194,7 @@ fn workload(common: &CommonArgs, chain: Chain, endpoint: Endpoint) -> Workload {
         retry: retry_policy(&common.calls),
         rpm: common.calls.rpm,
         tpm: common.calls.tpm,
+        slo: common.target.slo,
     }
 }
 
@@ -190,6 +216,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         LimitArg::Auto => (auto_ceiling(rows, &endpoint, open_file_limit()), true),
     };
     check_open_files("--limit", limit.min(rows), &endpoint, open_file_limit())?;
+    check_slo(&args.common, &args.fail_on)?;
     if args.resume && args.out.is_none() {
         return Err(flag(
             "--resume",

@@ -107,11 +107,24 @@ fn text_delta(v: &Value) -> Option<&str> {
 }
 
 /// Whether a stream line is a non-empty text delta: the first token, for TTFT.
+#[cfg(test)]
 pub(super) fn is_first_token(line: &[u8]) -> bool {
     event(line)
         .as_ref()
         .and_then(text_delta)
         .is_some_and(|t| !t.is_empty())
+}
+
+/// What a streamed event line carries for the metrics: a non-empty text delta (a token's
+/// worth of content) or a `message_delta` with output-token usage.
+pub(super) fn scan_line(line: &[u8]) -> Option<super::sse::Line> {
+    let v = event(line)?;
+    if text_delta(&v).is_some_and(|t| !t.is_empty()) {
+        return Some(super::sse::Line::Content);
+    }
+    let usage = v.get("type").and_then(Value::as_str) == Some("message_delta")
+        && v.pointer("/usage/output_tokens").is_some();
+    usage.then_some(super::sse::Line::Usage)
 }
 
 /// A finished stream: the text deltas joined, input tokens from `message_start`, output

@@ -59,6 +59,8 @@ pub struct CallOutcome {
     pub ttft: Option<Duration>,
     /// The quota the response's rate-limit headers announced, if any.
     pub quota: Option<QuotaHeaders>,
+    /// Streaming only, once a content chunk arrived: chunk gaps and the token source.
+    pub stream: Option<sse::StreamStats>,
 }
 
 /// A response as far as it was read.
@@ -67,6 +69,7 @@ struct Exchange {
     retry_after: Option<Duration>,
     quota: Option<QuotaHeaders>,
     ttft: Option<Duration>,
+    stream: Option<sse::StreamStats>,
     body: Result<Vec<u8>, BodyFault>,
     /// Where a 3xx that was not followed pointed.
     location: Option<String>,
@@ -181,6 +184,7 @@ impl HttpClient {
             retry_after: None,
             ttft: None,
             quota: None,
+            stream: None,
         };
         match result {
             Err(_) => {
@@ -213,6 +217,7 @@ impl HttpClient {
             self.opts.announced.record(q);
         }
         out.ttft = ex.ttft;
+        out.stream = ex.stream;
         let bytes = match ex.body {
             Err(BodyFault::Read(e)) => {
                 let kind = match classify(&e) {
@@ -359,6 +364,7 @@ impl HttpClient {
             retry_after: retry_after(response.headers(), SystemTime::now()),
             quota: QuotaHeaders::parse(response.headers(), SystemTime::now()),
             ttft: None,
+            stream: None,
             body: Ok(Vec::new()),
             location,
         };
@@ -372,9 +378,9 @@ impl HttpClient {
             });
             return ex;
         }
-        let mut first = (target.stream && status == 200).then(|| match target.format {
-            super::ApiFormat::Anthropic => sse::FirstToken::anthropic(),
-            _ => sse::FirstToken::default(),
+        let mut scan = (target.stream && status == 200).then(|| match target.format {
+            super::ApiFormat::Anthropic => sse::StreamScan::anthropic(),
+            _ => sse::StreamScan::default(),
         });
         let mut bytes = Vec::new();
         loop {
@@ -396,13 +402,12 @@ impl HttpClient {
                 return ex;
             }
             bytes.extend_from_slice(&chunk);
-            if let Some(ft) = first.as_mut()
-                && ft.seen(&bytes)
-            {
-                ex.ttft = Some(start.elapsed());
-                first = None;
+            if let Some(scan) = scan.as_mut() {
+                scan.feed(&bytes, || start.elapsed());
+                ex.ttft = scan.first();
             }
         }
+        ex.stream = scan.and_then(sse::StreamScan::finish);
         ex.body = Ok(bytes);
         ex
     }

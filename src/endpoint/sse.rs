@@ -1,58 +1,158 @@
 //! OpenAI's streamed chat completions: `data: {json}` lines of `chat.completion.chunk`s,
-//! ending with `data: [DONE]`. Used to time the first token (TTFT) while the body arrives and
-//! to rebuild the full output afterwards.
+//! ending with `data: [DONE]`. Used to time the first token (TTFT) and the gaps between
+//! content chunks (ITL) while the body arrives, and to rebuild the full output afterwards.
 
 use serde_json::Value;
 
 use super::Decoded;
 
-/// Incremental scanner that reports when the first chunk with content has arrived.
+/// What a stream's timing showed, for the LLM serving metrics (ITL, TPOT, token source).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamStats {
+    /// Gap before each content chunk after the first, in µs: when the chunk's bytes were
+    /// read minus when the previous content chunk's were. Chunks that arrived in one read
+    /// get 0, as a client sees them. 4 bytes a token, for one call at a time.
+    pub gaps_us: Vec<u32>,
+    /// Content chunks seen (non-empty `delta.content`).
+    pub content_chunks: u32,
+    /// Whether the server sent `usage.completion_tokens` (then the call's tokens come from
+    /// it; otherwise one token per content chunk).
+    pub usage: bool,
+}
+
+/// Incremental scanner of a stream as it arrives: when the first chunk with content came
+/// (TTFT) and the arrival gaps between content chunks (ITL).
 #[derive(Debug, Default)]
-pub struct FirstToken {
+pub struct StreamScan {
     /// Start of the first line not parsed yet.
     scanned: usize,
     /// How far the search for that line's end has got: a 40 MB line arriving in 16 KB
     /// chunks is searched once, not once per chunk.
     searched: usize,
-    found: bool,
-    /// Anthropic's events instead of OpenAI's chunks: the first non-empty `text_delta`.
+    /// When the first content chunk arrived.
+    first: Option<std::time::Duration>,
+    /// When the latest content chunk arrived.
+    last: std::time::Duration,
+    stats: StreamStats,
+    /// Anthropic's events instead of OpenAI's chunks: content is a non-empty `text_delta`.
     anthropic: bool,
 }
 
-impl FirstToken {
+impl StreamScan {
     /// A scanner for Anthropic's event stream (`content_block_delta` / `text_delta`).
-    pub fn anthropic() -> FirstToken {
-        FirstToken {
+    pub fn anthropic() -> StreamScan {
+        StreamScan {
             anthropic: true,
-            ..FirstToken::default()
+            ..StreamScan::default()
         }
     }
 
-    /// Scans the complete lines of `body` not seen yet; true once a chunk with non-empty
-    /// `delta.content` has been seen (a role-only first chunk does not count).
-    pub fn seen(&mut self, body: &[u8]) -> bool {
-        if self.found {
-            return true;
-        }
+    /// Scans the complete lines of `body` not seen yet; `now` (time since the send) is read
+    /// once, and only when they hold a content chunk (a role-only chunk does not count).
+    pub fn feed(&mut self, body: &[u8], now: impl FnOnce() -> std::time::Duration) {
+        let mut found = 0u32;
         while let Some(i) = body[self.searched..].iter().position(|&b| b == b'\n') {
             let end = self.searched + i;
             let line = &body[self.scanned..end];
             self.scanned = end + 1;
             self.searched = self.scanned;
-            let first = if self.anthropic {
-                super::anthropic::is_first_token(line)
-            } else {
-                chunk(line)
-                    .and_then(|v| content(&v).map(|c| !c.is_empty()))
-                    .unwrap_or(false)
+            let kind = match self.anthropic {
+                true => super::anthropic::scan_line(line),
+                false => scan_line(line),
             };
-            if first {
-                self.found = true;
-                return true;
+            match kind {
+                Some(Line::Content) => found += 1,
+                Some(Line::Usage) => self.stats.usage = true,
+                None => {}
             }
         }
         self.searched = body.len();
-        false
+        if found == 0 {
+            return;
+        }
+        let at = now();
+        let mut rest = found;
+        if self.first.is_none() {
+            self.first = Some(at);
+            rest -= 1;
+        } else {
+            let gap = at.saturating_sub(self.last).as_micros();
+            self.stats
+                .gaps_us
+                .push(u32::try_from(gap).unwrap_or(u32::MAX));
+            rest -= 1;
+        }
+        self.stats
+            .gaps_us
+            .extend(std::iter::repeat_n(0, rest as usize));
+        self.last = at;
+        self.stats.content_chunks += found;
+    }
+
+    /// When the first content chunk arrived, once it has.
+    pub fn first(&self) -> Option<std::time::Duration> {
+        self.first
+    }
+
+    /// The stream's figures; None when no content chunk arrived.
+    pub fn finish(self) -> Option<StreamStats> {
+        self.first.map(|_| self.stats)
+    }
+}
+
+/// What a `data:` line carries, as far as the metrics care.
+pub(super) enum Line {
+    /// A chunk with non-empty `choices[0].delta.content`.
+    Content,
+    /// A chunk with `usage.completion_tokens` (and no content).
+    Usage,
+}
+
+/// The parts of a `chat.completion.chunk` the scanner reads; the rest is skipped unparsed.
+#[derive(serde::Deserialize)]
+struct ChunkHead<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<ChoiceHead<'a>>,
+    #[serde(default)]
+    usage: Option<UsageHead>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChoiceHead<'a> {
+    #[serde(default, borrow)]
+    delta: Option<DeltaHead<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct DeltaHead<'a> {
+    #[serde(default, borrow)]
+    content: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct UsageHead {
+    completion_tokens: Option<u64>,
+}
+
+fn scan_line(line: &[u8]) -> Option<Line> {
+    let text = std::str::from_utf8(line).ok()?.trim();
+    let data = text.strip_prefix("data:")?.trim();
+    if data == "[DONE]" {
+        return None;
+    }
+    let head: ChunkHead<'_> = serde_json::from_str(data).ok()?;
+    let content = head
+        .choices
+        .first()
+        .and_then(|c| c.delta.as_ref())
+        .and_then(|d| d.content.as_ref())
+        .is_some_and(|c| !c.is_empty());
+    if content {
+        Some(Line::Content)
+    } else if head.usage.and_then(|u| u.completion_tokens).is_some() {
+        Some(Line::Usage)
+    } else {
+        None
     }
 }
 
@@ -102,6 +202,8 @@ pub fn decode(body: &[u8]) -> Option<Decoded> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     const STREAM: &[u8] = b"data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n\
@@ -117,28 +219,60 @@ data: [DONE]\n\n";
         assert_eq!(decode(b"not a stream"), None);
     }
 
+    fn at(ms: u64) -> impl FnOnce() -> Duration {
+        move || Duration::from_millis(ms)
+    }
+
     #[test]
     fn first_token_ignores_the_role_chunk_and_partial_lines() {
-        let mut ft = FirstToken::default();
+        let mut scan = StreamScan::default();
         let role_end = STREAM.iter().position(|&b| b == b'\n').unwrap() + 1;
-        assert!(!ft.seen(&STREAM[..role_end]));
+        scan.feed(&STREAM[..role_end], at(1));
+        assert_eq!(scan.first(), None);
         // Half of the content line: not complete yet.
-        assert!(!ft.seen(&STREAM[..role_end + 20]));
-        assert!(ft.seen(STREAM));
+        scan.feed(&STREAM[..role_end + 20], at(2));
+        assert_eq!(scan.first(), None);
+        scan.feed(STREAM, at(3));
+        assert_eq!(scan.first(), Some(Duration::from_millis(3)));
+    }
+
+    #[test]
+    fn gaps_are_between_content_chunk_arrivals() {
+        let lines: Vec<&[u8]> = STREAM.split_inclusive(|&b| b == b'\n').collect();
+        let upto = |n: usize| lines[..n].concat();
+        let mut scan = StreamScan::default();
+        scan.feed(&upto(2), at(10)); // role chunk
+        scan.feed(&upto(4), at(15)); // "Hello": first token
+        scan.feed(&upto(6), at(20)); // " world": 5 ms later
+        scan.feed(STREAM, at(99)); // usage and [DONE]: no content, no gap
+        assert_eq!(scan.first(), Some(Duration::from_millis(15)));
+        let stats = scan.finish().unwrap();
+        assert_eq!(stats.gaps_us, vec![5000]);
+        assert_eq!(stats.content_chunks, 2);
+        assert!(stats.usage);
+
+        // Both content chunks in one read: the second's gap is 0.
+        let mut scan = StreamScan::default();
+        scan.feed(STREAM, at(7));
+        let stats = scan.finish().unwrap();
+        assert_eq!((stats.gaps_us, stats.content_chunks), (vec![0], 2));
+        assert_eq!(StreamScan::default().finish(), None);
     }
 
     #[test]
     fn a_long_line_is_searched_once() {
         // 200 chunks of a 2 MB line: each chunk's bytes are looked at once, so this is
         // linear; rescanning from the line start each time would search 200 MB.
-        let mut ft = FirstToken::default();
+        let mut scan = StreamScan::default();
         let mut body = b"data: {\"choices\":[{\"delta\":{\"content\":\"".to_vec();
         for _ in 0..200 {
             body.extend(std::iter::repeat_n(b'x', 10_000));
-            assert!(!ft.seen(&body));
-            assert_eq!(ft.searched, body.len());
+            scan.feed(&body, at(1));
+            assert_eq!(scan.first(), None);
+            assert_eq!(scan.searched, body.len());
         }
         body.extend_from_slice(b"\"}}]}\n\n");
-        assert!(ft.seen(&body));
+        scan.feed(&body, at(2));
+        assert!(scan.first().is_some());
     }
 }

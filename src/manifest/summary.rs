@@ -74,6 +74,9 @@ pub struct RunSummaryFile {
     /// top level (`limit` is then the recommended limit too).
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub adaptive: Option<crate::runner::AdaptiveOutcome>,
+    /// Streaming and `--slo` figures: `itl`, `tpot`, `goodput`, `slo_attainment`, ….
+    #[serde(flatten)]
+    pub llm: crate::metrics::LlmSummary,
 }
 
 /// The effective settings of a `loadchain run` session, so summary.md can say what was
@@ -294,6 +297,7 @@ mod tests {
             settings: None,
             cost: None,
             adaptive: None,
+            llm: Default::default(),
         }
     }
 

@@ -5,10 +5,12 @@
 //! min, max and mean are exact. The distribution is kept as HdrHistogram's standard
 //! percentile rows, so `.hgrm` files and latency curves can be re-rendered from report.json.
 
+mod llm;
 mod recorder;
 mod run;
 mod timeline;
 
+pub use llm::{LlmFigures, LlmSummary, TokenSource};
 pub use recorder::{RunRecorder, count_differences, output_hash};
 pub use run::RunSummary;
 pub use timeline::Timeline;

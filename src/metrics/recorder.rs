@@ -9,7 +9,7 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 
-use super::{ErrorCounts, LatencyRecorder, RunSummary, StepLatency, Timeline};
+use super::{ErrorCounts, LatencyRecorder, LlmFigures, RunSummary, StepLatency, Timeline};
 use crate::chain::Row;
 use crate::cost::{Price, TokenTally};
 use crate::record::{CallRecord, ChainRecord, RunKey, ms};
@@ -32,6 +32,7 @@ struct Figures {
     call_latency: LatencyRecorder,
     per_step: Vec<LatencyRecorder>,
     ttft: LatencyRecorder,
+    llm: LlmFigures,
     errors: ErrorCounts,
     tokens: Option<u64>,
     chain_latency: LatencyRecorder,
@@ -55,6 +56,7 @@ impl RunRecorder {
                 call_latency: LatencyRecorder::new(),
                 per_step: vec![LatencyRecorder::new(); steps],
                 ttft: LatencyRecorder::new(),
+                llm: LlmFigures::new(None),
                 errors: ErrorCounts::default(),
                 tokens: None,
                 chain_latency: LatencyRecorder::new(),
@@ -71,6 +73,12 @@ impl RunRecorder {
     /// Prices the run's reported tokens at `price` in its summary (no cost without one).
     pub fn with_price(mut self, price: Option<Price>) -> RunRecorder {
         self.price = price;
+        self
+    }
+
+    /// Judges every call against `slo` (for `slo_attainment` and `goodput`).
+    pub fn with_slo(self, slo: Option<crate::slo::Slo>) -> RunRecorder {
+        self.figures().llm = LlmFigures::new(slo);
         self
     }
 
@@ -132,6 +140,7 @@ impl RunRecorder {
                 .map(|p| f.usage.cost(p, f.chains_ok + f.chains_failed, steps)),
             auto: false,
             repeats: None,
+            llm: f.llm.summary(&f.ttft, batch.wall),
         }
     }
 }
@@ -142,6 +151,7 @@ impl Observer for RunRecorder {
         f.calls += 1;
         f.timeline.record(call.start, call.start + call.latency);
         f.usage.add(call);
+        f.llm.call_done(call);
         match call.error {
             None => {
                 f.call_latency.record(call.latency);
@@ -157,6 +167,10 @@ impl Observer for RunRecorder {
             }
             Some(kind) => f.errors.add(kind),
         }
+    }
+
+    fn stream_done(&self, call: &CallRecord, stream: &crate::endpoint::sse::StreamStats) {
+        self.figures().llm.stream_done(call, stream);
     }
 
     fn chain_done(&self, _row: &Row, chain: &ChainRecord, is_final: bool) {

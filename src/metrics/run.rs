@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{DistributionRow, ErrorCounts, LatencySummary, StepLatency};
+use super::{DistributionRow, ErrorCounts, LatencySummary, LlmSummary, StepLatency};
 use crate::record::RunKey;
 
 /// Figures of one run: one batch of `size` chains at one `limit` and `pooling` mode.
@@ -78,6 +78,9 @@ pub struct RunSummary {
     /// the intervals; the figures above then merge every repeat (wall time: the mean).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeats: Option<crate::sweep::Repeats>,
+    /// Streaming and `--slo` figures: `itl`, `tpot`, `goodput`, `slo_attainment`, ….
+    #[serde(flatten)]
+    pub llm: LlmSummary,
 }
 
 fn is_zero(n: &usize) -> bool {

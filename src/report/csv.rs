@@ -115,6 +115,27 @@ pub struct SummaryRow {
     pub cost_retries: Option<f64>,
     /// With a price: the part paid twice (steps a retry pass ran again).
     pub cost_redone: Option<f64>,
+    /// Streaming only: median inter-token latency.
+    #[serde(default)]
+    pub itl_p50_ms: Option<f64>,
+    /// Streaming only: 99th percentile inter-token latency.
+    #[serde(default)]
+    pub itl_p99_ms: Option<f64>,
+    /// Streaming only: median time per output token.
+    #[serde(default)]
+    pub tpot_p50_ms: Option<f64>,
+    /// Streaming only: 99th percentile time per output token.
+    #[serde(default)]
+    pub tpot_p99_ms: Option<f64>,
+    /// Streaming only: `usage`, `chunks` or `mixed`.
+    #[serde(default)]
+    pub tokens_from: Option<String>,
+    /// `--slo` only: share of calls meeting every objective.
+    #[serde(default)]
+    pub slo_attainment: Option<f64>,
+    /// `--slo` only: calls meeting every objective per second.
+    #[serde(default)]
+    pub goodput: Option<f64>,
 }
 
 /// One row of calls.csv: a [`crate::record::CallRecord`] with the run it belongs to.
@@ -234,6 +255,13 @@ impl SummaryRow {
             cost_per_chain: r.cost.as_ref().and_then(|c| c.per_chain),
             cost_retries: r.cost.as_ref().map(|c| c.retries),
             cost_redone: r.cost.as_ref().map(|c| c.redone),
+            itl_p50_ms: r.llm.itl.map(|t| us_to_ms(t.p50_us)),
+            itl_p99_ms: r.llm.itl.map(|t| us_to_ms(t.p99_us)),
+            tpot_p50_ms: r.llm.tpot.map(|t| us_to_ms(t.p50_us)),
+            tpot_p99_ms: r.llm.tpot.map(|t| us_to_ms(t.p99_us)),
+            tokens_from: r.llm.tokens_from.map(|s| s.as_str().to_string()),
+            slo_attainment: r.llm.slo_attainment.map(ratio),
+            goodput: r.llm.goodput.map(ratio),
         }
     }
 }

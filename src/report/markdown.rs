@@ -21,7 +21,7 @@ pub fn render(report: &SweepReport) -> String {
     if let Some(a) = &report.adaptive {
         md.push_str(&super::adaptive::markdown(a));
     }
-    charts(&mut md);
+    charts(&mut md, report);
     runs(&mut md, report);
     settings(&mut md, report);
     files(&mut md, report);
@@ -121,6 +121,13 @@ fn streaming(md: &mut String, report: &SweepReport) {
              is completion tokens of successful calls per second of wall time.\n\n",
         );
     }
+    if let Some(t) = table::llm_table(report) {
+        md.push_str("## LLM serving: inter-token latency, TPOT and goodput\n\n");
+        md.push_str(&t.to_markdown());
+        md.push('\n');
+        md.push_str(&table::llm_note(report));
+        md.push_str("\n\n");
+    }
 }
 
 /// One bullet per run with trouble, or the sentence saying there was none.
@@ -146,9 +153,10 @@ fn issues(md: &mut String, report: &SweepReport) {
 }
 
 /// An image link per chart file.
-fn charts(md: &mut String) {
+fn charts(md: &mut String, report: &SweepReport) {
     md.push_str("## Charts\n\n");
-    for (file, _) in chart::CHARTS {
+    let streamed = chart::streamed(report).then_some(chart::STREAM_CHARTS);
+    for (file, _) in chart::CHARTS.iter().chain(streamed.iter().flatten()) {
         let stem = file.trim_end_matches(".png");
         let _ = writeln!(md, "![{stem}]({file})\n");
     }

@@ -20,6 +20,7 @@ mod error;
 pub(crate) mod format;
 pub(crate) mod hgrm;
 mod json;
+mod llm_text;
 mod markdown;
 mod run;
 mod run_md;
@@ -216,6 +217,11 @@ fn write_derived(dir: &Path, report: &SweepReport) -> Result<(), ReportError> {
     }
     for (name, draw) in chart::CHARTS {
         draw_chart(&dir.join(name), |tmp| draw(tmp, report))?;
+    }
+    if chart::streamed(report) {
+        for (name, draw) in chart::STREAM_CHARTS {
+            draw_chart(&dir.join(name), |tmp| draw(tmp, report))?;
+        }
     }
     adaptive::write_chart(dir, report.adaptive.as_ref())
 }

@@ -104,6 +104,7 @@ pub fn run_text(s: &RunSummaryFile, out: &Path) -> String {
             ms(t.p99_us)
         ));
     }
+    text.push_str(&super::llm_text::run_lines(&s.llm, true));
     text.push_str(&format!("\nresults: {}/", out.display()));
     text
 }
@@ -145,6 +146,7 @@ mod tests {
             settings: None,
             cost: None,
             adaptive: None,
+            llm: Default::default(),
         }
     }
 

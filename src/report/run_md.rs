@@ -148,6 +148,13 @@ fn calls_section(md: &mut String, s: &RunSummaryFile) {
         }
         md.push('\n');
     }
+    let llm = super::llm_text::run_lines(&s.llm, false);
+    if !llm.is_empty() {
+        for line in llm.lines().filter(|l| !l.is_empty()) {
+            let _ = writeln!(md, "- {line}");
+        }
+        md.push('\n');
+    }
 }
 
 /// Call, chain, per-step and TTFT latency: count, p50, p90, p99, max.
@@ -171,6 +178,12 @@ fn latency_table(s: &RunSummaryFile) -> Table {
     }
     if let Some(ttft) = &s.ttft {
         row("time to first token".to_string(), ttft);
+    }
+    if let Some(itl) = &s.llm.itl {
+        row("inter-token latency (every gap)".to_string(), itl);
+    }
+    if let Some(tpot) = &s.llm.tpot {
+        row("time per output token".to_string(), tpot);
     }
     t
 }

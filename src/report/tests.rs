@@ -203,6 +203,7 @@ fn simulate(size: usize, limit: usize, pooling: Pooling) -> SimRun {
         },
         cost: None,
         repeats: None,
+        llm: Default::default(),
     };
     SimRun { summary, calls }
 }

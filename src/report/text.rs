@@ -85,6 +85,10 @@ pub fn results(report: &SweepReport) -> String {
         let _ = writeln!(out, "{}", t.to_terminal());
         let _ = writeln!(out, "{note}");
     }
+    if let Some(t) = table::llm_table(report) {
+        let _ = writeln!(out, "\nLLM serving: ITL, TPOT, SLO attainment and goodput:");
+        let _ = writeln!(out, "{}", t.to_terminal());
+    }
     out.push_str("\nIssues:\n");
     let issues = table::issues(report);
     if issues.is_empty() {

@@ -121,6 +121,9 @@ impl Runner {
                 input_tokens: out.input_tokens,
                 ttft: out.ttft,
             };
+            if let (None, Some(stream)) = (out.error, &out.stream) {
+                observer.stream_done(&call, stream);
+            }
             observer.call_done(&call);
             if let Some(a) = &self.adaptive {
                 a.on_call(

@@ -42,6 +42,8 @@ pub trait Observer: Send + Sync {
     fn pass_started(&self, _pass: u16, _rows: usize) {}
     /// One call finished, successfully or not.
     fn call_done(&self, _call: &CallRecord) {}
+    /// A successful streamed call's chunk timing, just before its `call_done`.
+    fn stream_done(&self, _call: &CallRecord, _stream: &crate::endpoint::sse::StreamStats) {}
     /// One chain finished. `is_final` is true when no later pass will run this row again:
     /// it succeeded, or it failed in the last pass.
     fn chain_done(&self, _row: &Row, _chain: &ChainRecord, _is_final: bool) {}
@@ -57,6 +59,10 @@ impl Observer for Tee {
 
     fn call_done(&self, call: &CallRecord) {
         self.0.iter().for_each(|o| o.call_done(call));
+    }
+
+    fn stream_done(&self, call: &CallRecord, stream: &crate::endpoint::sse::StreamStats) {
+        self.0.iter().for_each(|o| o.stream_done(call, stream));
     }
 
     fn chain_done(&self, row: &Row, chain: &ChainRecord, is_final: bool) {
@@ -125,6 +131,8 @@ pub struct Workload {
     pub tpm: Option<u32>,
     /// Price per 1M tokens, when reports should say what the batch cost.
     pub price: Option<crate::cost::Price>,
+    /// `--slo`: objectives each call is judged against (goodput).
+    pub slo: Option<crate::slo::Slo>,
 }
 
 impl Workload {

@@ -98,6 +98,8 @@ impl SweepOutcome {
                 efficiency: r.efficiency,
                 differ: Some(r.outputs_differ),
                 cost: r.cost.as_ref().map(|c| c.total),
+                slo_attainment: r.llm.slo_attainment,
+                goodput: r.llm.goodput,
             };
             verdict.broken.extend(
                 fail_on
@@ -165,8 +167,13 @@ async fn run_grid(
     let merged: Vec<Option<Arc<RunRecorder>>> = cells
         .iter()
         .map(|_| {
-            repeated
-                .then(|| Arc::new(RunRecorder::new(steps.len(), 0).with_price(cfg.workload.price)))
+            repeated.then(|| {
+                Arc::new(
+                    RunRecorder::new(steps.len(), 0)
+                        .with_price(cfg.workload.price)
+                        .with_slo(cfg.workload.slo),
+                )
+            })
         })
         .collect();
     // The first run of each size's output hashes, to count outputs that differ.
@@ -202,7 +209,11 @@ async fn run_grid(
         // Made one at a time as chains start: no sweep holds its rows.
         let rows = Rows::Synthetic(size);
         // Figures are gathered as calls finish; nothing per call is kept.
-        let recorder = Arc::new(RunRecorder::new(steps.len(), size).with_price(cfg.workload.price));
+        let recorder = Arc::new(
+            RunRecorder::new(steps.len(), size)
+                .with_price(cfg.workload.price)
+                .with_slo(cfg.workload.slo),
+        );
         let mut observers: Vec<Arc<dyn Observer>> =
             vec![ui.run_started(size, limit, pooling), recorder.clone()];
         if let Some(Some(m)) = merged.get(cell) {

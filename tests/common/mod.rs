@@ -44,6 +44,7 @@ pub fn workload(mock: &Arc<MockServer>, steps: usize) -> Workload {
         rpm: None,
         tpm: None,
         price: None,
+        slo: None,
     }
 }
 

@@ -35,6 +35,14 @@ pub struct MockConfig {
     /// Generation time per output token, added after `latency`. Default 0.
     #[serde(with = "duration_str")]
     pub token_time: Duration,
+    /// Time to first token after `latency` (prefill), sampled per request. `None` (default):
+    /// the first token takes one `token_time` like the others, as before this knob existed.
+    /// When set, the first chunk comes after `latency + ttft` and later chunks one
+    /// `token_time` apart, so a client's TTFT and ITL can be checked against what was set.
+    pub ttft: Option<Latency>,
+    /// Batching slowdown: each token takes `token_time × (1 + load_slowdown × requests in
+    /// flight)`, the way a batching server's decode steps slow as its batch grows. Default 0.
+    pub load_slowdown: f64,
     /// Completion length in tokens (words). Default 16. A request's `max_tokens` caps it.
     pub output_tokens: u32,
     /// Fraction of requests answered with a 5xx, in `[0, 1]`. Default 0.
@@ -83,6 +91,8 @@ impl Default for MockConfig {
             port: 0,
             latency: Latency::default(),
             token_time: Duration::ZERO,
+            ttft: None,
+            load_slowdown: 0.0,
             output_tokens: 16,
             failure_rate: 0.0,
             failure_statuses: vec![500, 502, 503],
@@ -176,6 +186,15 @@ impl MockConfig {
                 "failure_statuses",
                 "is empty but failure_rate is above 0".into(),
             ));
+        }
+        if !(self.load_slowdown.is_finite() && self.load_slowdown >= 0.0) {
+            return Err(ConfigError::invalid(
+                "load_slowdown",
+                format!("{} is not a factor of 0 or more", self.load_slowdown),
+            ));
+        }
+        if let Some(ttft) = self.ttft {
+            check_latency(ttft)?;
         }
         check_latency(self.latency)
     }

@@ -171,15 +171,21 @@ async fn answer(
 
     let reply = Reply::new(&request, config.output_tokens, outcome.fingerprint, seq);
     let faults = Faults::new(shared, conn, version, outcome.reset, outcome.truncate);
+    // With `ttft` set the wait before the first chunk is on the precise timer here, and
+    // the stream then sends its first token at once.
+    let first = outcome.latency + outcome.ttft.unwrap_or_default();
     let mut resp = if request.streams() {
-        shared.timer.sleep_until(start + outcome.latency).await;
-        reply.streamed(config.token_time, faults, permit, guard)
+        shared.timer.sleep_until(start + first).await;
+        let pace = Pace {
+            token_time: config.token_time,
+            first_at_once: outcome.ttft.is_some(),
+            load_slowdown: config.load_slowdown,
+        };
+        reply.streamed(pace, faults, permit, guard)
     } else {
-        let generation = config.token_time.saturating_mul(reply.tokens());
-        shared
-            .timer
-            .sleep_until(start + outcome.latency + generation)
-            .await;
+        let token_time = pace_token_time(config.token_time, config.load_slowdown, &guard);
+        let generation = token_time.saturating_mul(reply.tokens());
+        shared.timer.sleep_until(start + first + generation).await;
         let resp = reply.plain(faults);
         drop(permit);
         drop(guard);
@@ -187,6 +193,29 @@ async fn answer(
     };
     response::add_rate_headers(&mut resp, &decision);
     Ok(counted(shared, resp))
+}
+
+/// How a stream paces its tokens.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pace {
+    /// Time per token with nothing else in flight.
+    pub token_time: std::time::Duration,
+    /// The first token goes out at once (its wait, `ttft`, was already spent).
+    pub first_at_once: bool,
+    /// See [`MockConfig::load_slowdown`].
+    pub load_slowdown: f64,
+}
+
+/// One token's time now: `token_time × (1 + load_slowdown × requests in flight)`.
+pub(crate) fn pace_token_time(
+    token_time: std::time::Duration,
+    load_slowdown: f64,
+    guard: &InFlightGuard,
+) -> std::time::Duration {
+    if load_slowdown == 0.0 || token_time.is_zero() {
+        return token_time;
+    }
+    token_time.mul_f64(1.0 + load_slowdown * guard.in_flight() as f64)
 }
 
 /// The rate limits: both quotas' verdicts (for the rate headers) when the request may go

@@ -32,11 +32,16 @@ pub(super) struct Outcome {
     pub fingerprint: u64,
     /// Base latency (time to first token).
     pub latency: Duration,
+    /// Time to first token after `latency`, when `ttft` is set.
+    pub ttft: Option<Duration>,
 }
 
 /// Mixed into a request's fingerprint to seed its latency, so the latency stream is
 /// independent of the content words drawn from the same fingerprint.
 const LATENCY_STREAM: u64 = 0x6c61_7465_6e63_7921;
+
+/// Mixed into the fingerprint to seed the time to first token, apart from the latency.
+const TTFT_STREAM: u64 = 0x7474_6674_2d73_6565;
 
 impl Outcome {
     /// Draws the outcome of request number `seq` asking `messages`.
@@ -52,6 +57,9 @@ impl Outcome {
         let latency = config
             .latency
             .sample(&mut SmallRng::seed_from_u64(fingerprint ^ LATENCY_STREAM));
+        let ttft = config
+            .ttft
+            .map(|t| t.sample(&mut SmallRng::seed_from_u64(fingerprint ^ TTFT_STREAM)));
         let statuses = &config.failure_statuses;
         let failure = (fail && !statuses.is_empty()).then(|| {
             let i = (status_pick % statuses.len() as u64) as usize;
@@ -64,6 +72,7 @@ impl Outcome {
             truncate,
             fingerprint,
             latency,
+            ttft,
         }
     }
 }

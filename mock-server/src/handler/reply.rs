@@ -2,7 +2,7 @@
 //! its two wire forms, a `text/event-stream` of chunks or one `chat.completion` JSON body,
 //! each passed through the transport faults (`fault`) drawn for it.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hyper::body::SizeHint;
@@ -72,7 +72,7 @@ impl<'a> Reply<'a> {
     /// tokens (at least one), never `[DONE]`.
     pub(super) fn streamed(
         self,
-        token_time: Duration,
+        pace: super::Pace,
         faults: Faults<'_>,
         permit: Option<OwnedSemaphorePermit>,
         guard: InFlightGuard,
@@ -83,7 +83,7 @@ impl<'a> Reply<'a> {
             self.created,
             &model_json,
             self.words,
-            token_time,
+            pace,
             permit,
             guard,
         );

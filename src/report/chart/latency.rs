@@ -12,12 +12,12 @@ use crate::report::{format, table};
 use crate::sweep::{RunSummary, SweepReport};
 
 /// x position of a percentile (0..1) on the log axis.
-fn x_of(p: f64) -> f64 {
+pub(super) fn x_of(p: f64) -> f64 {
     (1.0 / (1.0 - p)).log10()
 }
 
 /// Axis label of an x position: 0 %, 50 %, 90 %, 99 %, 99.9 %, …
-fn percentile_label(x: f64) -> String {
+pub(super) fn percentile_label(x: f64) -> String {
     let pct = (1.0 - 10f64.powf(-x)) * 100.0;
     let decimals = (x.round() as i64 - 2).max(0) as usize;
     format!("{pct:.decimals$} %")
@@ -33,7 +33,7 @@ fn curve(run: &RunSummary) -> Vec<(f64, f64)> {
 }
 
 /// One line of the chart: the index of its limit, its pooling mode and its points.
-type Curve = (usize, Pooling, Vec<(f64, f64)>);
+pub(super) type Curve = (usize, Pooling, Vec<(f64, f64)>);
 
 /// The curves of the largest batch `size`: one per limit and pooling mode with successful calls.
 fn curves(report: &SweepReport, size: usize) -> Vec<Curve> {
@@ -93,7 +93,7 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
 }
 
 /// One run's curve in its limit's colour: pooled solid, unpooled dashed.
-fn draw_curve<'a, 'b: 'a>(
+pub(super) fn draw_curve<'a, 'b: 'a>(
     chart: &mut KeyedChart<'a, 'b>,
     limits: &[usize],
     (j, pooling, pts): Curve,

@@ -12,6 +12,7 @@ pub mod limit_trace;
 mod speedup;
 mod steps;
 mod timeline;
+mod ttft;
 mod wall_time;
 
 use std::error::Error;
@@ -55,6 +56,14 @@ pub const CHARTS: [Chart; 4] = [
     ("latency.png", latency::draw),
     ("timeline.png", timeline::draw),
 ];
+
+/// The charts of a report folder whose runs streamed: TTFT and ITL percentile curves.
+pub const STREAM_CHARTS: [Chart; 2] = [("ttft.png", ttft::draw_ttft), ("itl.png", ttft::draw_itl)];
+
+/// Whether a report's runs streamed, so [`STREAM_CHARTS`] have something to show.
+pub fn streamed(report: &SweepReport) -> bool {
+    report.runs.iter().any(|r| r.ttft.is_some())
+}
 
 /// Font family name the charts use; registered from the embedded DejaVu Sans.
 const FONT: &str = "sans-serif";

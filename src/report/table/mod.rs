@@ -8,6 +8,7 @@
 
 mod cost;
 mod issues;
+mod llm;
 mod results;
 mod settings;
 
@@ -20,6 +21,9 @@ use crate::sweep::SweepReport;
 
 pub(crate) use self::cost::{cost_note, cost_table};
 pub(crate) use self::issues::{NO_ISSUES, error_words, issues};
+pub(crate) use self::llm::{
+    attainment as attainment_cell, goodput as goodput_cell, llm_note, llm_table,
+};
 pub(crate) use self::results::{
     course_table, detail_table, pooling_table, step_table, streaming_table,
 };
