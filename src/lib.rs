@@ -54,5 +54,6 @@ pub mod progress;
 pub mod record;
 pub mod report;
 pub mod runner;
+pub mod segment;
 pub mod sweep;
 pub mod threshold;

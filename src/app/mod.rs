@@ -63,6 +63,20 @@ pub fn warn_if_no_api_key(t: &crate::cli::TargetArgs) {
     }
 }
 
+/// `--start-at`: sleeps until the given wall-clock time so that all segments start together
+/// (at once if it has passed). Says so on stderr unless quiet.
+pub async fn wait_for_start(args: &crate::cli::SegmentArgs, quiet: bool) {
+    let Some(at) = args.start_at else { return };
+    let wait = crate::segment::wait_until(at, std::time::SystemTime::now());
+    if !quiet && !wait.is_zero() {
+        crate::stderr_line!(
+            "--start-at: waiting {} before the first call",
+            humantime::format_duration(std::time::Duration::from_secs(wait.as_secs()))
+        );
+    }
+    tokio::time::sleep(wait).await;
+}
+
 fn report_cmd(args: &ReportArgs) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     match args.dirs.as_slice() {

@@ -150,6 +150,22 @@ pub struct CommonArgs {
     /// Embedded mock settings.
     #[command(flatten)]
     pub mock: MockFlags,
+    /// Execution segment and synchronised start.
+    #[command(flatten)]
+    pub segment: SegmentArgs,
+}
+
+/// Splitting one run over several processes or machines (see `crate::segment`).
+#[derive(Debug, Args, Default)]
+pub struct SegmentArgs {
+    /// Run only segment i of n of the load (run: its share of the rows; sweep: its share of
+    /// each size, limit and rate cap); `loadchain merge` joins the n report folders.
+    #[arg(long, value_name = "i/n")]
+    pub segment: Option<crate::segment::Segment>,
+    /// Wait until this RFC 3339 time (e.g. 2026-11-28T09:00:00Z), then start, so that all
+    /// segments start together.
+    #[arg(long, value_name = "TIME", value_parser = crate::segment::parse_start_at)]
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 /// A setting that is on or off.

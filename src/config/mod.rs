@@ -10,6 +10,7 @@ mod command;
 mod endpoint;
 mod files;
 mod mock;
+mod segment;
 #[cfg(test)]
 mod tests;
 
@@ -100,6 +101,10 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
     }
     sizes.sort_unstable();
     sizes.dedup();
+    if let Some(seg) = args.common.segment.segment {
+        sizes = segment::split_counts(seg, "batch size", &sizes)?;
+        limits = segment::split_counts(seg, "limit", &limits)?;
+    }
     let pooling = match args.pooling {
         PoolingArg::On => vec![Pooling::On],
         PoolingArg::Off => vec![Pooling::Off],
@@ -128,6 +133,10 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
 
 /// The part both commands share, once the chain and the endpoint are checked.
 fn workload(common: &CommonArgs, chain: Chain, endpoint: Endpoint) -> Workload {
+    let seg = common
+        .segment
+        .segment
+        .unwrap_or(crate::segment::Segment::WHOLE);
     Workload {
         chain,
         endpoint,
@@ -135,8 +144,8 @@ fn workload(common: &CommonArgs, chain: Chain, endpoint: Endpoint) -> Workload {
         stream: common.target.stream,
         client: client_options(&common.target, &common.calls),
         retry: retry_policy(&common.calls),
-        rpm: common.calls.rpm,
-        tpm: common.calls.tpm,
+        rpm: segment::split_rate(seg, common.calls.rpm),
+        tpm: segment::split_rate(seg, common.calls.tpm),
     }
 }
 
@@ -145,7 +154,10 @@ fn workload(common: &CommonArgs, chain: Chain, endpoint: Endpoint) -> Workload {
 /// written or sent.
 pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let chain = chain_from_args(&args.common.chain)?;
-    let manifest = Manifest::load(&args.manifest, &args.id_column)?;
+    let mut manifest = Manifest::load(&args.manifest, &args.id_column)?;
+    if let Some(seg) = args.common.segment.segment {
+        segment::split_rows(seg, &mut manifest);
+    }
     chain.check_columns(
         &manifest.columns,
         &chain_origin(&args.common.chain),
