@@ -5,6 +5,7 @@
 //! min, max and mean are exact. The distribution is kept as HdrHistogram's standard
 //! percentile rows, so `.hgrm` files and latency curves can be re-rendered from report.json.
 
+pub mod lossless;
 mod recorder;
 mod run;
 mod timeline;
@@ -77,7 +78,13 @@ impl LatencyRecorder {
             p90_us: self.hist.value_at_quantile(0.90),
             p99_us: self.hist.value_at_quantile(0.99),
             max_us: self.hist.max(),
+            hdr: lossless::encode(&self.hist),
         }
+    }
+
+    /// The recorded histogram itself, for merging and exact round-trips.
+    pub fn histogram(&self) -> &Histogram<u64> {
+        &self.hist
     }
 
     /// The percentile distribution, as in HdrHistogram's `outputPercentileDistribution`
@@ -103,7 +110,7 @@ impl LatencyRecorder {
 }
 
 /// Latency figures of one run, in microseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
     /// Number of values recorded.
     pub count: u64,
@@ -119,6 +126,10 @@ pub struct LatencySummary {
     pub p99_us: u64,
     /// Largest value.
     pub max_us: u64,
+    /// The whole histogram, lossless (HdrHistogram V2 deflate, base64): what `merge` adds up.
+    /// Absent when empty and in reports written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hdr: Option<String>,
 }
 
 /// Call latency of one chain step, so a report shows which step dominates.

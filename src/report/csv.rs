@@ -215,9 +215,9 @@ impl SummaryRow {
             errors_local: e(ErrorKind::Local),
             connections: r.connections,
             outputs_differ: r.outputs_differ,
-            ttft_p50_ms: r.ttft.map(|t| us_to_ms(t.p50_us)),
-            ttft_p90_ms: r.ttft.map(|t| us_to_ms(t.p90_us)),
-            ttft_p99_ms: r.ttft.map(|t| us_to_ms(t.p99_us)),
+            ttft_p50_ms: r.ttft.as_ref().map(|t| us_to_ms(t.p50_us)),
+            ttft_p90_ms: r.ttft.as_ref().map(|t| us_to_ms(t.p90_us)),
+            ttft_p99_ms: r.ttft.as_ref().map(|t| us_to_ms(t.p99_us)),
             output_tokens_per_s: r.output_tokens_per_s.map(ratio),
         }
     }
@@ -289,6 +289,7 @@ mod tests {
             p90_us: 2_500,
             p99_us: 4_000,
             max_us: 4_000,
+            hdr: None,
         });
         report.runs[1].ttft = None;
         let mut bytes = Vec::new();
