@@ -49,6 +49,7 @@ pub mod error;
 pub mod files;
 pub mod lock;
 pub mod manifest;
+pub mod merge;
 pub mod metrics;
 pub mod progress;
 pub mod record;

@@ -19,6 +19,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => batch::run(args).await,
         Command::Mock(args) => loadchain_mock::run_cli(args).await,
         Command::Report(args) => report_cmd(&args),
+        Command::Merge(args) => merge_cmd(&args),
         Command::Completions(args) => print_bytes(&crate::docs::completions(args.shell)?),
         Command::Man(args) => print_bytes(
             &crate::docs::man_page(args.command.as_deref())
@@ -75,6 +76,25 @@ pub async fn wait_for_start(args: &crate::cli::SegmentArgs, quiet: bool) {
         );
     }
     tokio::time::sleep(wait).await;
+}
+
+fn merge_cmd(args: &crate::cli::MergeArgs) -> Result<()> {
+    let merged = crate::merge::merge_into(&args.dirs, &args.out).map_err(|e| {
+        if e.is_input() {
+            anyhow::Error::new(InputError(e.to_string()))
+        } else {
+            anyhow::Error::new(e)
+        }
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    write!(stdout, "{}", report::render_terminal(&merged))?;
+    writeln!(
+        stdout,
+        "\nMerged {} folders into {}",
+        args.dirs.len(),
+        args.out.display()
+    )?;
+    Ok(())
 }
 
 fn report_cmd(args: &ReportArgs) -> Result<()> {

@@ -42,6 +42,8 @@ pub enum Command {
     Mock(MockArgs),
     /// Re-render a report folder from its report.json, or compare two report folders.
     Report(ReportArgs),
+    /// Merge the report folders of `--segment i/n` sweeps into one report of the whole load.
+    Merge(MergeArgs),
     /// Print a shell completion script on stdout (e.g. `loadchain completions bash >
     /// ~/.local/share/bash-completion/completions/loadchain`).
     Completions(CompletionsArgs),
@@ -133,6 +135,17 @@ pub struct ReportArgs {
     /// A report folder (or its report.json) to re-render; give two to compare them.
     #[arg(value_name = "DIR", num_args = 1..=2, required = true)]
     pub dirs: Vec<PathBuf>,
+}
+
+/// `loadchain merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Segment report folders (from `sweep --segment i/n --out DIR`).
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// The merged report folder to create.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// What `sweep` and `run` share: the chain, the target, retries and the embedded mock.

@@ -57,8 +57,15 @@ mod tests {
         assert_eq!(back, summary);
         let hist = decode(back.hdr.as_deref().unwrap()).unwrap();
         assert_eq!(&hist, r.histogram());
-        let original: Vec<_> = r.histogram().iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect();
-        let decoded: Vec<_> = hist.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect();
+        let original: Vec<_> = r
+            .histogram()
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect();
+        let decoded: Vec<_> = hist
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect();
         assert_eq!(decoded, original);
         assert_eq!(hist.len(), 20_000);
     }

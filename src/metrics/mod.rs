@@ -82,6 +82,11 @@ impl LatencyRecorder {
         }
     }
 
+    /// A recorder holding `hist` (decoded from a report, or added up by `merge`).
+    pub fn from_histogram(hist: Histogram<u64>) -> Self {
+        LatencyRecorder { hist }
+    }
+
     /// The recorded histogram itself, for merging and exact round-trips.
     pub fn histogram(&self) -> &Histogram<u64> {
         &self.hist

@@ -194,7 +194,8 @@ pub(crate) fn streaming_table(report: &SweepReport) -> Option<Table> {
     t.align[2] = Align::Left;
     for r in &report.runs {
         let ttft = |f: fn(&crate::metrics::LatencySummary) -> u64| {
-            r.ttft.as_ref()
+            r.ttft
+                .as_ref()
                 .map_or("–".to_string(), |s| format::latency_us(f(s)))
         };
         t.rows.push(vec![

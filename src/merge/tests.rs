@@ -1,0 +1,91 @@
+use super::*;
+use crate::metrics::LatencyRecorder;
+use std::time::Duration;
+
+fn fixture(cmd: &str, seed: u64, limits: &[usize]) -> SweepReport {
+    let mut r: SweepReport =
+        serde_json::from_str(include_str!("../../tests/fixtures/merge-base.json")).unwrap();
+    r.settings.command = cmd.to_string();
+    r.settings.limits = limits.to_vec();
+    for (i, run) in r.runs.iter_mut().enumerate() {
+        let mut rec = LatencyRecorder::new();
+        for k in 0..500u64 {
+            rec.record(Duration::from_micros(
+                1000 + (k * 7919 + seed * 31 + i as u64) % 90_000,
+            ));
+        }
+        run.call_latency = rec.summary();
+        run.chain_latency = rec.summary();
+        run.calls = 500 + seed;
+        run.key.limit = limits[i % limits.len()];
+    }
+    r
+}
+
+fn named(r: SweepReport, name: &str) -> (String, SweepReport) {
+    (name.to_string(), r)
+}
+
+#[test]
+fn coverage_reads_and_rewrites_the_command() {
+    let c = Coverage::of_command("loadchain sweep --segment 2/4 -n 100");
+    assert_eq!(
+        c,
+        Coverage {
+            indices: vec![2],
+            count: 4
+        }
+    );
+    assert_eq!(Coverage::of_command("loadchain sweep").count, 1);
+    let both = Coverage {
+        indices: vec![1, 2],
+        count: 4,
+    };
+    assert_eq!(
+        both.rewrite("loadchain sweep --segment 2/4 -n 100"),
+        "loadchain sweep --segment 1+2/4 -n 100"
+    );
+}
+
+#[test]
+fn merge_of_one_report_is_itself() {
+    let a = fixture("loadchain sweep --segment 1/2", 1, &[1, 5]);
+    assert_eq!(merge_reports(&[named(a.clone(), "a")]).unwrap(), a);
+}
+
+#[test]
+fn merge_is_associative_and_adds_counts() {
+    let a = named(fixture("loadchain sweep --segment 1/3", 1, &[1, 5]), "a");
+    let b = named(fixture("loadchain sweep --segment 2/3", 2, &[1, 5]), "b");
+    let c = named(fixture("loadchain sweep --segment 3/3", 3, &[1, 5]), "c");
+    let ab = named(merge_reports(&[a.clone(), b.clone()]).unwrap(), "ab");
+    let bc = named(merge_reports(&[b.clone(), c.clone()]).unwrap(), "bc");
+    let left = merge_reports(&[ab, c.clone()]).unwrap();
+    let right = merge_reports(&[a.clone(), bc]).unwrap();
+    assert_eq!(left, right);
+    let all = merge_reports(&[a.clone(), b.clone(), c.clone()]).unwrap();
+    assert_eq!(all, left);
+    assert_eq!(
+        all.runs[0].calls,
+        a.1.runs[0].calls + b.1.runs[0].calls + c.1.runs[0].calls
+    );
+    assert_eq!(all.runs[0].call_latency.count, 1500);
+    assert_eq!(all.settings.limits, vec![3, 15]);
+    assert!(all.settings.command.contains("--segment 1+2+3/3"));
+}
+
+#[test]
+fn merge_refuses_mismatched_and_overlapping_folders() {
+    let a = named(fixture("loadchain sweep --segment 1/2", 1, &[1, 5]), "a");
+    let mut other = fixture("loadchain sweep --segment 2/2", 2, &[1, 5]);
+    other.settings.model = "other-model".into();
+    let err = merge_reports(&[a.clone(), named(other, "b")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("different settings: model"), "{err}");
+    let same = named(fixture("loadchain sweep --segment 1/2", 2, &[1, 5]), "b");
+    let err = merge_reports(&[a.clone(), same]).unwrap_err().to_string();
+    assert!(err.contains("overlap"), "{err}");
+    let split3 = named(fixture("loadchain sweep --segment 2/3", 2, &[1, 5]), "b");
+    assert!(merge_reports(&[a.clone(), split3]).unwrap_err().is_input());
+}
