@@ -311,15 +311,19 @@ fn concat_calls(dirs: &[PathBuf], out: &Path) -> Result<(), MergeError> {
         let path = path.to_path_buf();
         move |source| MergeError::Report(ReportError::Io { path, source })
     };
-    let mut text = String::new();
+    use std::io::{BufRead, BufReader, BufWriter, Write};
+    let target = out.join(name);
+    let file = std::fs::File::create(&target).map_err(io(&target))?;
+    let mut writer = BufWriter::new(file);
     for (i, d) in dirs.iter().enumerate() {
-        let part = std::fs::read_to_string(d.join(name)).map_err(io(&d.join(name)))?;
-        let body = if i == 0 {
-            part.as_str()
-        } else {
-            part.split_once('\n').map_or("", |(_, b)| b)
-        };
-        text.push_str(body);
+        let path = d.join(name);
+        let mut reader = BufReader::new(std::fs::File::open(&path).map_err(io(&path))?);
+        if i > 0 {
+            // Every segment's file starts with the same header; keep the first one only.
+            let mut header = String::new();
+            reader.read_line(&mut header).map_err(io(&path))?;
+        }
+        std::io::copy(&mut reader, &mut writer).map_err(io(&target))?;
     }
-    std::fs::write(out.join(name), text).map_err(io(&out.join(name)))
+    writer.flush().map_err(io(&target))
 }

@@ -89,3 +89,52 @@ fn merge_refuses_mismatched_and_overlapping_folders() {
     let split3 = named(fixture("loadchain sweep --segment 2/3", 2, &[1, 5]), "b");
     assert!(merge_reports(&[a.clone(), split3]).unwrap_err().is_input());
 }
+
+/// The < 5 s target: 4 segment folders of 1M calls each (histograms with 1M values over a
+/// wide range in every run, a 1M-row calls.csv each), merged into a new folder.
+/// `cargo test --lib merge_of_four_million_call_folders -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement: writes ~0.5 GB and takes a while"]
+fn merge_of_four_million_call_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut dirs = Vec::new();
+    for seg in 1..=4u64 {
+        let mut r = fixture(&format!("loadchain sweep --segment {seg}/4"), seg, &[1, 5]);
+        let per_run = 1_000_000 / r.runs.len() as u64;
+        for run in &mut r.runs {
+            let mut rec = LatencyRecorder::new();
+            for k in 0..per_run {
+                rec.record(Duration::from_micros(
+                    1 + (k * k * 7919 + seg) % 600_000_000,
+                ));
+            }
+            run.call_latency = rec.summary();
+            run.chain_latency = rec.summary();
+            run.calls = per_run;
+        }
+        let dir = tmp.path().join(format!("s{seg}"));
+        let out = report::ReportDir::create(&dir).unwrap();
+        out.write(&r).unwrap();
+        let mut csv = "size,limit,pooling,row,step,pass,try,start_offset_ms,latency_ms,status,\
+                       error_kind,bytes,tokens,ttft_ms\n"
+            .to_string();
+        let row = "200,1,on,0,0,0,0,0.461,64.314,200,,367,16,\n";
+        csv.push_str(&row.repeat(1_000_000));
+        std::fs::write(dir.join("calls.csv"), csv).unwrap();
+        dirs.push(dir);
+    }
+    let start = std::time::Instant::now();
+    let merged = merge_into(&dirs, &tmp.path().join("merged")).unwrap();
+    let took = start.elapsed();
+    println!("merge of 4 folders × 1M calls: {took:?}");
+    assert_eq!(merged.runs[0].calls_failed, 0);
+    assert!(
+        merged
+            .runs
+            .iter()
+            .map(|r| r.call_latency.count)
+            .sum::<u64>()
+            >= 3_999_000
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
