@@ -172,9 +172,9 @@ mod tests {
                 let mut sum = 0;
                 for index in 1..=count {
                     let seg = Segment::new(index, count).unwrap();
-                    for row in 0..total as usize {
+                    for (row, times) in seen.iter_mut().enumerate() {
                         if seg.owns(row, total as usize) {
-                            seen[row] += 1;
+                            *times += 1;
                         }
                     }
                     let share = seg.share(total);

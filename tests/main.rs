@@ -12,6 +12,7 @@ mod mock_binary;
 mod run;
 mod run_report;
 mod schema;
+mod segment;
 #[cfg(unix)]
 mod streaming;
 mod sweep;

@@ -87,7 +87,10 @@ fn merge_cmd(args: &crate::cli::MergeArgs) -> Result<()> {
         }
     })?;
     let mut stdout = std::io::stdout().lock();
-    write!(stdout, "{}", report::render_terminal(&merged))?;
+    match &merged {
+        crate::merge::Merged::Sweep(r) => write!(stdout, "{}", report::render_terminal(r))?,
+        crate::merge::Merged::Run(s) => writeln!(stdout, "{}", report::run_text(s, &args.out))?,
+    }
     writeln!(
         stdout,
         "\nMerged {} folders into {}",

@@ -16,6 +16,7 @@ use thiserror::Error;
 use crate::report::{self, ReportError};
 use crate::sweep::SweepReport;
 
+mod batch;
 mod run;
 #[cfg(test)]
 mod tests;
@@ -46,7 +47,7 @@ pub enum MergeError {
         vb: String,
     },
     /// Two folders cover the same rows or load.
-    #[error("{a} and {b} overlap: segments {sa} and {sb}{why}")]
+    #[error("{a} and {b} overlap: {sa} and {sb}{why}")]
     Overlap {
         /// First folder.
         a: String,
@@ -75,6 +76,9 @@ pub enum MergeError {
     /// A histogram does not decode or add.
     #[error("a histogram in the reports is damaged: {0}")]
     BadHistogram(String),
+    /// A run folder's results.jsonl or summary.json is unusable.
+    #[error("{0}")]
+    Run(String),
     /// JSON re-shaping failed.
     #[error("{0}")]
     Json(#[from] serde_json::Error),
@@ -195,7 +199,7 @@ pub fn merge_reports(reports: &[(String, SweepReport)]) -> Result<SweepReport, M
                 return Err(MergeError::Overlap {
                     a: (*prev).clone(),
                     b: name.clone(),
-                    sa: pc.label(),
+                    sa: format!("segments {}", pc.label()),
                     sb: cov.label(),
                     why,
                 });
@@ -292,36 +296,57 @@ fn first_difference(
     None
 }
 
-/// Merges `dirs` into a new report folder `out` (refused if it exists), written by the
-/// report writer; the segments' calls.csv files are concatenated into it when all have one.
-pub fn merge_into(dirs: &[PathBuf], out: &Path) -> Result<SweepReport, MergeError> {
+/// What `merge_into` wrote.
+#[derive(Debug)]
+pub enum Merged {
+    /// Sweep report folders merged.
+    Sweep(Box<SweepReport>),
+    /// `run` folders merged.
+    Run(Box<crate::manifest::RunSummaryFile>),
+}
+
+/// Merges `dirs` (all sweep report folders, or all `run` folders: the first decides) into a
+/// new folder `out` (refused if it exists), written by the report writers; the segments'
+/// calls.csv (and, for runs, results.jsonl and failed.csv) are concatenated into it.
+pub fn merge_into(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
+    let first = dirs.first().ok_or(MergeError::NoInput)?;
+    let is_run =
+        first.join(crate::manifest::SUMMARY_FILE).is_file() && !first.join("report.json").is_file();
+    if is_run {
+        return Ok(Merged::Run(Box::new(batch::merge_run_into(dirs, out)?)));
+    }
     let merged = merge_dirs(dirs)?;
     let dir = report::ReportDir::create(out)?;
     dir.write(&merged)?;
-    concat_calls(dirs, out)?;
-    Ok(merged)
+    concat_files(dirs, out, "calls.csv", true)?;
+    Ok(Merged::Sweep(Box::new(merged)))
 }
 
-fn concat_calls(dirs: &[PathBuf], out: &Path) -> Result<(), MergeError> {
-    let name = "calls.csv";
-    if !dirs.iter().all(|d| d.join(name).is_file()) {
+/// Concatenates `name` from every folder that has one into `out/name` (nothing if none has);
+/// with `header`, only the first file's first line is kept.
+fn concat_files(dirs: &[PathBuf], out: &Path, name: &str, header: bool) -> Result<(), MergeError> {
+    use std::io::{BufRead, BufReader, BufWriter, Write};
+    let present: Vec<PathBuf> = dirs
+        .iter()
+        .map(|d| d.join(name))
+        .filter(|p| p.is_file())
+        .collect();
+    if present.is_empty() {
         return Ok(());
     }
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| MergeError::Report(ReportError::Io { path, source })
     };
-    use std::io::{BufRead, BufReader, BufWriter, Write};
     let target = out.join(name);
     let file = std::fs::File::create(&target).map_err(io(&target))?;
     let mut writer = BufWriter::new(file);
-    for (i, d) in dirs.iter().enumerate() {
-        let path = d.join(name);
-        let mut reader = BufReader::new(std::fs::File::open(&path).map_err(io(&path))?);
-        if i > 0 {
+    for (i, path) in present.iter().enumerate() {
+        let mut reader = BufReader::new(std::fs::File::open(path).map_err(io(path))?);
+        if header && i > 0 {
             // Every segment's file starts with the same header; keep the first one only.
-            let mut header = String::new();
-            reader.read_line(&mut header).map_err(io(&path))?;
+            let mut line = String::new();
+            reader.read_line(&mut line).map_err(io(path))?;
         }
         std::io::copy(&mut reader, &mut writer).map_err(io(&target))?;
     }

@@ -88,7 +88,7 @@ pub fn merge_runs(runs: &[&RunSummary]) -> Result<RunSummary, MergeError> {
 }
 
 /// Sums step functions `[t_ms, in_flight]` (each holds its value until its next point).
-fn add_timelines<'a>(lines: impl Iterator<Item = &'a [[f64; 2]]>) -> Vec<[f64; 2]> {
+pub(super) fn add_timelines<'a>(lines: impl Iterator<Item = &'a [[f64; 2]]>) -> Vec<[f64; 2]> {
     let lines: Vec<_> = lines.collect();
     let mut times: Vec<f64> = lines.iter().flat_map(|l| l.iter().map(|p| p[0])).collect();
     times.sort_by(f64::total_cmp);
@@ -107,7 +107,9 @@ fn add_timelines<'a>(lines: impl Iterator<Item = &'a [[f64; 2]]>) -> Vec<[f64; 2
 }
 
 /// Sums every per-kind count (field by field through JSON, so a new kind needs no change here).
-fn add_errors<'a>(parts: impl Iterator<Item = &'a ErrorCounts>) -> Result<ErrorCounts, MergeError> {
+pub(super) fn add_errors<'a>(
+    parts: impl Iterator<Item = &'a ErrorCounts>,
+) -> Result<ErrorCounts, MergeError> {
     let mut sum = serde_json::Map::new();
     for part in parts {
         let serde_json::Value::Object(map) = serde_json::to_value(part)? else {

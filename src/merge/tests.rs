@@ -127,6 +127,9 @@ fn merge_of_four_million_call_folders() {
     let merged = merge_into(&dirs, &tmp.path().join("merged")).unwrap();
     let took = start.elapsed();
     println!("merge of 4 folders × 1M calls: {took:?}");
+    let Merged::Sweep(merged) = merged else {
+        panic!("a sweep")
+    };
     assert_eq!(merged.runs[0].calls_failed, 0);
     assert!(
         merged

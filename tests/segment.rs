@@ -1,0 +1,133 @@
+//! `--segment i/n` and `merge`: four segment processes against one mock, merged, against a
+//! single process running the whole load.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::{fixed, loadchain, spawn_mock};
+
+fn report(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+}
+
+fn within(a: u64, b: u64, pct: f64) -> bool {
+    (a as f64 - b as f64).abs() <= a as f64 * pct / 100.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_segments_merged_equal_one_run_of_the_whole_load() {
+    let mock = spawn_mock(fixed(200)).await;
+    let url = format!("{}/v1", mock.url());
+    let tmp = tempfile::tempdir().unwrap();
+    let args = |out: &Path| -> Vec<String> {
+        let out = out.display().to_string();
+        [
+            "sweep", "--target", &url, "-n", "80", "--limits", "4,20", "--steps", "2",
+        ]
+        .into_iter()
+        .chain(["--pooling", "on", "-q", "--out", &out])
+        .map(String::from)
+        .collect()
+    };
+    let segs: Vec<_> = (1..=4).map(|i| tmp.path().join(format!("s{i}"))).collect();
+    let handles: Vec<_> = segs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadchain"));
+            cmd.args(args(dir))
+                .args(["--segment", &format!("{}/4", i + 1)]);
+            cmd.env_remove("OPENAI_API_KEY");
+            tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        })
+        .collect();
+    for h in handles {
+        let out = h.await.unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let single = tmp.path().join("single");
+    let st = tokio::task::spawn_blocking({
+        let a = args(&single);
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_loadchain"))
+                .args(a)
+                .env_remove("OPENAI_API_KEY")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(st.status.success());
+    let merged = tmp.path().join("merged");
+    loadchain()
+        .arg("merge")
+        .args(&segs)
+        .arg("--out")
+        .arg(&merged)
+        .assert()
+        .success();
+    for f in [
+        "report.json",
+        "summary.md",
+        "summary.csv",
+        "calls.csv",
+        "latency.png",
+    ] {
+        assert!(merged.join(f).is_file(), "{f}");
+    }
+    let (one, all) = (report(&single), report(&merged));
+    assert_eq!(all["settings"]["sizes"], one["settings"]["sizes"]);
+    assert_eq!(all["settings"]["limits"], one["settings"]["limits"]);
+    let runs = |r: &serde_json::Value| r["runs"].as_array().unwrap().clone();
+    for (a, b) in runs(&one).iter().zip(runs(&all).iter()) {
+        for f in [
+            "size",
+            "limit",
+            "chains_ok",
+            "chains_failed",
+            "calls",
+            "calls_failed",
+        ] {
+            assert_eq!(a[f], b[f], "{f}");
+        }
+        for lat in ["call_latency", "chain_latency"] {
+            assert_eq!(a[lat]["count"], b[lat]["count"]);
+            for p in ["p50_us", "p99_us"] {
+                let (x, y) = (a[lat][p].as_u64().unwrap(), b[lat][p].as_u64().unwrap());
+                assert!(within(x, y, 2.0), "{lat}.{p}: single {x} vs merged {y}");
+            }
+        }
+    }
+    // Merge of one folder reproduces it.
+    let again = tmp.path().join("again");
+    loadchain()
+        .arg("merge")
+        .arg(&segs[0])
+        .arg("--out")
+        .arg(&again)
+        .assert()
+        .success();
+    assert_eq!(report(&again), report(&segs[0]));
+    // The same segment twice, or a single run with a segment, is refused with exit 2.
+    let out = loadchain()
+        .arg("merge")
+        .args([&segs[0], &segs[0]])
+        .arg("--out")
+        .arg(tmp.path().join("bad"))
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("overlap"), "{err}");
+    loadchain()
+        .arg("merge")
+        .args([&segs[1], &single])
+        .arg("--out")
+        .arg(tmp.path().join("bad2"))
+        .assert()
+        .code(2);
+}
