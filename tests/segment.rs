@@ -5,6 +5,8 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::common::{fixed, loadchain, spawn_mock};
+use loadchain::metrics::LatencyRecorder;
+use loadchain::metrics::lossless::decode;
 
 fn report(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
@@ -97,10 +99,30 @@ async fn four_segments_merged_equal_one_run_of_the_whole_load() {
         }
         for lat in ["call_latency", "chain_latency"] {
             assert_eq!(a[lat]["count"], b[lat]["count"]);
-            for p in ["p50_us", "p99_us"] {
-                let (x, y) = (a[lat][p].as_u64().unwrap(), b[lat][p].as_u64().unwrap());
-                assert!(within(x, y, 2.0), "{lat}.{p}: single {x} vs merged {y}");
+            // p50 against the single run; the p99 tail of two separate runs on a busy 2-core
+            // machine moves by tens of percent, so the tail is checked for exactness instead:
+            // the merged p99 is the p99 of the segments' histograms added together.
+            let (x, y) = (
+                a[lat]["p50_us"].as_u64().unwrap(),
+                b[lat]["p50_us"].as_u64().unwrap(),
+            );
+            assert!(within(x, y, 2.0), "{lat}.p50: single {x} vs merged {y}");
+        }
+    }
+    let segments: Vec<_> = segs.iter().map(|d| report(d)).collect();
+    for (i, run) in runs(&all).iter().enumerate() {
+        for lat in ["call_latency", "chain_latency"] {
+            let mut sum = LatencyRecorder::new().histogram().clone();
+            for seg in &segments {
+                let hdr = seg["runs"][i][lat]["hdr"].as_str().unwrap();
+                sum.add(decode(hdr).unwrap()).unwrap();
             }
+            assert_eq!(
+                run[lat]["p99_us"].as_u64(),
+                Some(sum.value_at_quantile(0.99)),
+                "{lat}"
+            );
+            assert_eq!(run[lat]["count"].as_u64(), Some(sum.len()), "{lat}");
         }
     }
     // Merge of one folder reproduces it.
