@@ -1,7 +1,7 @@
 //! Adding up one run cell (same position in every segment's report) into the figures a single
 //! process running the whole load would have reported: counts summed, histograms added
-//! (lossless, from their `hdr` field), wall time the longest segment's (segments start
-//! together with `--start-at`), rates recomputed over that wall time.
+//! (lossless, from their `hdr` field), wall time from the earliest start to the latest end by
+//! the runs' wall-clock timestamps, rates recomputed over that wall time.
 
 use super::MergeError;
 use crate::metrics::lossless;
@@ -33,7 +33,17 @@ pub fn merge_runs(runs: &[&RunSummary]) -> Result<RunSummary, MergeError> {
     let sum_u64 = |f: fn(&RunSummary) -> u64| runs.iter().map(|r| f(r)).sum::<u64>();
     out.key.size = sum_usize(|r| r.key.size);
     out.key.limit = sum_usize(|r| r.key.limit);
-    out.wall_ms = runs.iter().map(|r| r.wall_ms).fold(0.0, f64::max);
+    let clocks: Option<Vec<[f64; 2]>> = runs.iter().map(|r| r.wall_clock_ms).collect();
+    out.wall_clock_ms = clocks.map(|c| {
+        let start = c.iter().map(|x| x[0]).fold(f64::INFINITY, f64::min);
+        [start, c.iter().map(|x| x[1]).fold(0.0, f64::max)]
+    });
+    // Earliest start to latest end when every segment recorded its wall clock; else (older
+    // reports) the longest segment's wall time, right when they started together.
+    out.wall_ms = match out.wall_clock_ms {
+        Some([start, end]) => end - start,
+        None => runs.iter().map(|r| r.wall_ms).fold(0.0, f64::max),
+    };
     out.retry_wall_ms = runs.iter().map(|r| r.retry_wall_ms).fold(0.0, f64::max);
     out.chains_ok = sum_usize(|r| r.chains_ok);
     out.chains_failed = sum_usize(|r| r.chains_failed);

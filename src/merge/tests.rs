@@ -141,3 +141,18 @@ fn merge_of_four_million_call_folders() {
     );
     assert!(took < Duration::from_secs(5), "{took:?}");
 }
+
+#[test]
+fn wall_time_spans_earliest_start_to_latest_end() {
+    let mut a = fixture("loadchain sweep --segment 1/2", 1, &[1, 5]);
+    let mut b = fixture("loadchain sweep --segment 2/2", 2, &[1, 5]);
+    for run in &mut a.runs {
+        run.wall_clock_ms = Some([1_000.0, 2_000.0]);
+    }
+    for run in &mut b.runs {
+        run.wall_clock_ms = Some([1_500.0, 3_500.0]);
+    }
+    let m = merge_reports(&[named(a, "a"), named(b, "b")]).unwrap();
+    assert_eq!(m.runs[0].wall_clock_ms, Some([1_000.0, 3_500.0]));
+    assert_eq!(m.runs[0].wall_ms, 2_500.0);
+}

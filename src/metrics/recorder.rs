@@ -114,6 +114,7 @@ impl RunRecorder {
             chains_not_run: batch.not_run.len(),
             call_distribution: f.call_latency.distribution(),
             timeline: f.timeline.points(TIMELINE_POINTS),
+            wall_clock_ms: wall_clock_ms(batch.wall),
         }
     }
 }
@@ -177,4 +178,13 @@ pub fn count_differences(reference: &[u64], hashes: &[u64]) -> usize {
         .zip(hashes)
         .filter(|&(&a, &b)| a != 0 && b != 0 && a != b)
         .count()
+}
+
+/// `[start, end]` in Unix ms for a run of `wall` that just ended (None before 1970).
+fn wall_clock_ms(wall: std::time::Duration) -> Option<[f64; 2]> {
+    let end = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let end_ms = end.as_secs_f64() * 1000.0;
+    Some([end_ms - wall.as_secs_f64() * 1000.0, end_ms])
 }

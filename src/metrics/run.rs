@@ -68,6 +68,10 @@ pub struct RunSummary {
     pub chains_not_run: usize,
     /// Calls in flight over time: `[t_ms, in_flight]` step points, at most ~400.
     pub timeline: Vec<[f64; 2]>,
+    /// Wall-clock start and end of the run, Unix ms (end taken when the run finished, start
+    /// = end − wall): `merge` spans segments from the earliest start to the latest end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_clock_ms: Option<[f64; 2]>,
 }
 
 fn is_zero(n: &usize) -> bool {

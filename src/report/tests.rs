@@ -199,6 +199,7 @@ fn simulate(size: usize, limit: usize, pooling: Pooling) -> SimRun {
                 .for_each(|c| t.record(c.start, c.start + c.latency));
             t.points(400)
         },
+        wall_clock_ms: None,
     };
     SimRun { summary, calls }
 }
