@@ -153,3 +153,61 @@ async fn four_segments_merged_equal_one_run_of_the_whole_load() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn run_segments_take_disjoint_rows_and_merge_into_one_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = tmp.path().join("m.csv");
+    let rows: String = (1..=7).map(|i| format!("{i},text {i}\n")).collect();
+    std::fs::write(&manifest, format!("id,topic\n{rows}")).unwrap();
+    let segs: Vec<_> = (1..=3).map(|i| tmp.path().join(format!("r{i}"))).collect();
+    for (i, dir) in segs.iter().enumerate() {
+        loadchain()
+            .args(["run", "--manifest"])
+            .arg(&manifest)
+            .args([
+                "--steps",
+                "1",
+                "--mock-latency",
+                "fixed:1ms",
+                "--mock-failure-rate",
+                "0",
+            ])
+            .args(["-q", "--segment", &format!("{}/3", i + 1), "--out"])
+            .arg(dir)
+            .assert()
+            .success();
+    }
+    let lines = |d: &Path| {
+        std::fs::read_to_string(d.join("results.jsonl"))
+            .unwrap()
+            .lines()
+            .count()
+    };
+    assert_eq!(
+        segs.iter().map(|d| lines(d)).collect::<Vec<_>>(),
+        vec![2, 2, 3]
+    );
+    let merged = tmp.path().join("merged");
+    loadchain()
+        .arg("merge")
+        .args(&segs)
+        .arg("--out")
+        .arg(&merged)
+        .assert()
+        .success();
+    assert_eq!(lines(&merged), 7);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(merged.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["rows_in_manifest"], 7);
+    assert_eq!(summary["succeeded"], 7);
+    assert_eq!(summary["chain_latency"]["count"], 7);
+    loadchain()
+        .arg("merge")
+        .args([&segs[0], &merged])
+        .arg("--out")
+        .arg(tmp.path().join("bad"))
+        .assert()
+        .code(2);
+}
