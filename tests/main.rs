@@ -19,6 +19,7 @@ mod repeat;
 mod run;
 mod run_report;
 mod schema;
+mod segment;
 #[cfg(unix)]
 mod streaming;
 mod sweep;

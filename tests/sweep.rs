@@ -187,7 +187,7 @@ async fn streaming_measures_time_to_first_token_and_keeps_outputs() {
     cfg.workload.stream = true;
     let streamed = sweep::run(&cfg, &Quiet, None).await.unwrap();
     let run = &streamed.report.runs[0];
-    let ttft = run.ttft.expect("streaming runs summarise TTFT");
+    let ttft = run.ttft.clone().expect("streaming runs summarise TTFT");
     assert_eq!(ttft.count, 12);
     assert!(run.output_tokens_per_s.unwrap() > 0.0);
 

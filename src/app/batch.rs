@@ -19,6 +19,7 @@ use crate::record::ChainRecord;
 pub async fn run(args: RunArgs) -> Result<()> {
     let cfg = run_config(&args)?;
     super::warn_if_no_api_key(&args.common.target);
+    super::wait_for_start(&args.common.segment, args.quiet).await;
     let ui = Arc::new(RunUi {
         progress: Progress::new(args.quiet, cfg.workload.chain.step_names()),
         quiet: args.quiet,

@@ -21,6 +21,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Plan(args) => plan::run(&args),
         Command::Mock(args) => loadchain_mock::run_cli(args).await,
         Command::Report(args) => report_cmd(&args),
+        Command::Merge(args) => merge_cmd(&args),
         Command::Completions(args) => print_bytes(&crate::docs::completions(args.shell)?),
         Command::Man(args) => print_bytes(
             &crate::docs::man_page(args.command.as_deref())
@@ -63,6 +64,42 @@ pub fn warn_if_no_api_key(t: &crate::cli::TargetArgs) {
     if let Some(w) = crate::config::api_key_warning(t, key.as_deref()) {
         crate::stderr_line!("{w}");
     }
+}
+
+/// `--start-at`: sleeps until the given wall-clock time so that all segments start together
+/// (at once if it has passed). Says so on stderr unless quiet.
+pub async fn wait_for_start(args: &crate::cli::SegmentArgs, quiet: bool) {
+    let Some(at) = args.start_at else { return };
+    let wait = crate::segment::wait_until(at, std::time::SystemTime::now());
+    if !quiet && !wait.is_zero() {
+        crate::stderr_line!(
+            "--start-at: waiting {} before the first call",
+            humantime::format_duration(std::time::Duration::from_secs(wait.as_secs()))
+        );
+    }
+    tokio::time::sleep(wait).await;
+}
+
+fn merge_cmd(args: &crate::cli::MergeArgs) -> Result<()> {
+    let merged = crate::merge::merge_into(&args.dirs, &args.out).map_err(|e| {
+        if e.is_input() {
+            anyhow::Error::new(InputError(e.to_string()))
+        } else {
+            anyhow::Error::new(e)
+        }
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    match &merged {
+        crate::merge::Merged::Sweep(r) => write!(stdout, "{}", report::render_terminal(r))?,
+        crate::merge::Merged::Run(s) => writeln!(stdout, "{}", report::run_text(s, &args.out))?,
+    }
+    writeln!(
+        stdout,
+        "\nMerged {} folders into {}",
+        args.dirs.len(),
+        args.out.display()
+    )?;
+    Ok(())
 }
 
 fn report_cmd(args: &ReportArgs) -> Result<()> {

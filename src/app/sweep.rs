@@ -39,6 +39,7 @@ pub async fn run(args: SweepArgs) -> Result<()> {
     if !quiet {
         crate::stderr_line!("{}", banner(&cfg));
     }
+    super::wait_for_start(&args.common.segment, quiet).await;
     let calls = match (&out, args.output.calls_csv) {
         (Some(dir), OnOff::On) => Some(dir.calls_csv()?),
         _ => None,

@@ -48,6 +48,8 @@ pub enum Command {
     Mock(MockArgs),
     /// Re-render a report folder from its report.json, or compare two report folders.
     Report(ReportArgs),
+    /// Merge the report folders of `--segment i/n` sweeps into one report of the whole load.
+    Merge(MergeArgs),
     /// Print a shell completion script on stdout (e.g. `loadchain completions bash >
     /// ~/.local/share/bash-completion/completions/loadchain`).
     Completions(CompletionsArgs),
@@ -154,6 +156,17 @@ pub struct ReportArgs {
     pub fail_on: Option<usize>,
 }
 
+/// `loadchain merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Segment report folders (from `sweep --segment i/n --out DIR`).
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// The merged report folder to create.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
 /// What `sweep` and `run` share: the chain, the target, retries and the embedded mock.
 #[derive(Debug, Args)]
 pub struct CommonArgs {
@@ -169,6 +182,22 @@ pub struct CommonArgs {
     /// Embedded mock settings.
     #[command(flatten)]
     pub mock: MockFlags,
+    /// Execution segment and synchronised start.
+    #[command(flatten)]
+    pub segment: SegmentArgs,
+}
+
+/// Splitting one run over several processes or machines (see `crate::segment`).
+#[derive(Debug, Args, Default)]
+pub struct SegmentArgs {
+    /// Run only segment i of n of the load (run: its share of the rows; sweep: its share of
+    /// each size, limit and rate cap); `loadchain merge` joins the n report folders.
+    #[arg(long, value_name = "i/n")]
+    pub segment: Option<crate::segment::Segment>,
+    /// Wait until this RFC 3339 time (e.g. 2026-11-28T09:00:00Z), then start, so that all
+    /// segments start together.
+    #[arg(long, value_name = "TIME", value_parser = crate::segment::parse_start_at)]
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 /// A setting that is on or off.

@@ -11,6 +11,7 @@ mod endpoint;
 mod files;
 mod limit;
 mod mock;
+mod segment;
 #[cfg(test)]
 mod tests;
 
@@ -114,6 +115,10 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
     }
     sizes.sort_unstable();
     sizes.dedup();
+    if let Some(seg) = args.common.segment.segment {
+        sizes = segment::split_counts(seg, "batch size", &sizes)?;
+        limits = segment::split_counts(seg, "limit", &limits)?;
+    }
     let pooling = match args.pooling {
         PoolingArg::On => vec![Pooling::On],
         PoolingArg::Off => vec![Pooling::Off],
@@ -180,6 +185,10 @@ fn check_slo(
 fn workload(common: &CommonArgs, chain: Chain, endpoint: Endpoint) -> Workload {
     // A chain file's price was checked when it was loaded.
     let chain_price = chain.price.as_deref().and_then(|p| p.parse().ok());
+    let seg = common
+        .segment
+        .segment
+        .unwrap_or(crate::segment::Segment::WHOLE);
     Workload {
         price: common.calls.price.or(chain_price),
         chain,
@@ -192,8 +201,8 @@ fn workload(common: &CommonArgs, chain: Chain, endpoint: Endpoint) -> Workload {
         },
         client: client_options(&common.target, &common.calls),
         retry: retry_policy(&common.calls),
-        rpm: common.calls.rpm,
-        tpm: common.calls.tpm,
+        rpm: segment::split_rate(seg, common.calls.rpm),
+        tpm: segment::split_rate(seg, common.calls.tpm),
         slo: common.target.slo,
     }
 }
@@ -203,7 +212,10 @@ fn workload(common: &CommonArgs, chain: Chain, endpoint: Endpoint) -> Workload {
 /// written or sent.
 pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let chain = chain_from_args(&args.common.chain)?;
-    let manifest = Manifest::load(&args.manifest, &args.id_column)?;
+    let mut manifest = Manifest::load(&args.manifest, &args.id_column)?;
+    if let Some(seg) = args.common.segment.segment {
+        segment::split_rows(seg, &mut manifest);
+    }
     chain.check_columns(
         &manifest.columns,
         &chain_origin(&args.common.chain),

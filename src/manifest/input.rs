@@ -180,6 +180,15 @@ impl Manifest {
         (0..self.len()).map(|i| self.id(i))
     }
 
+    /// Keeps only the rows whose index (0-based, file order) `keep` accepts; ids stay unique.
+    pub fn retain(&mut self, mut keep: impl FnMut(usize) -> bool) {
+        let kept: Vec<u64> = (self.starts.iter().enumerate())
+            .filter(|&(i, _)| keep(i))
+            .map(|(_, &s)| s)
+            .collect();
+        self.starts = Arc::new(kept);
+    }
+
     /// The rows at `indices` (0-based, in that order) as a source a runner can take.
     pub fn pick(&self, indices: Vec<u32>) -> Picked {
         Picked {

@@ -228,7 +228,11 @@ mod tests {
         let s = f.summary(&ttft, Duration::from_secs(1));
         // Percentiles are within the histogram's 0.1 %.
         let near_5ms = |us: u64| (us as f64 - 5000.0).abs() <= 5.0;
-        assert!(s.tpot.is_some_and(|t| near_5ms(t.p50_us)), "{:?}", s.tpot);
+        assert!(
+            s.tpot.as_ref().is_some_and(|t| near_5ms(t.p50_us)),
+            "{:?}",
+            s.tpot
+        );
         let itl = s.itl.unwrap();
         assert!(itl.count == 19 && near_5ms(itl.p50_us), "{itl:?}");
         assert_eq!(s.tokens_from, Some(TokenSource::Usage));

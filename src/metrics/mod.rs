@@ -6,6 +6,7 @@
 //! percentile rows, so `.hgrm` files and latency curves can be re-rendered from report.json.
 
 mod llm;
+pub mod lossless;
 mod recorder;
 mod run;
 mod timeline;
@@ -79,7 +80,18 @@ impl LatencyRecorder {
             p90_us: self.hist.value_at_quantile(0.90),
             p99_us: self.hist.value_at_quantile(0.99),
             max_us: self.hist.max(),
+            hdr: lossless::encode(&self.hist),
         }
+    }
+
+    /// A recorder holding `hist` (decoded from a report, or added up by `merge`).
+    pub fn from_histogram(hist: Histogram<u64>) -> Self {
+        LatencyRecorder { hist }
+    }
+
+    /// The recorded histogram itself, for merging and exact round-trips.
+    pub fn histogram(&self) -> &Histogram<u64> {
+        &self.hist
     }
 
     /// The percentile distribution, as in HdrHistogram's `outputPercentileDistribution`
@@ -105,7 +117,7 @@ impl LatencyRecorder {
 }
 
 /// Latency figures of one run, in microseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
     /// Number of values recorded.
     pub count: u64,
@@ -121,6 +133,10 @@ pub struct LatencySummary {
     pub p99_us: u64,
     /// Largest value.
     pub max_us: u64,
+    /// The whole histogram, lossless (HdrHistogram V2 deflate, base64): what `merge` adds up.
+    /// Absent when empty and in reports written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hdr: Option<String>,
 }
 
 /// Call latency of one chain step, so a report shows which step dominates.

@@ -141,6 +141,7 @@ impl RunRecorder {
             auto: false,
             repeats: None,
             llm: f.llm.summary(&f.ttft, batch.wall),
+            wall_clock_ms: wall_clock_ms(batch.wall),
         }
     }
 }
@@ -210,4 +211,13 @@ pub fn count_differences(reference: &[u64], hashes: &[u64]) -> usize {
         .zip(hashes)
         .filter(|&(&a, &b)| a != 0 && b != 0 && a != b)
         .count()
+}
+
+/// `[start, end]` in Unix ms for a run of `wall` that just ended (None before 1970).
+fn wall_clock_ms(wall: std::time::Duration) -> Option<[f64; 2]> {
+    let end = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let end_ms = end.as_secs_f64() * 1000.0;
+    Some([end_ms - wall.as_secs_f64() * 1000.0, end_ms])
 }

@@ -81,6 +81,10 @@ pub struct RunSummary {
     /// Streaming and `--slo` figures: `itl`, `tpot`, `goodput`, `slo_attainment`, ….
     #[serde(flatten)]
     pub llm: LlmSummary,
+    /// Wall-clock start and end of the run, Unix ms (end taken when the run finished, start
+    /// = end − wall): `merge` spans segments from the earliest start to the latest end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_clock_ms: Option<[f64; 2]>,
 }
 
 fn is_zero(n: &usize) -> bool {

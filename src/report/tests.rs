@@ -204,6 +204,7 @@ fn simulate(size: usize, limit: usize, pooling: Pooling) -> SimRun {
         cost: None,
         repeats: None,
         llm: Default::default(),
+        wall_clock_ms: None,
     };
     SimRun { summary, calls }
 }

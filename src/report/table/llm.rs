@@ -12,7 +12,7 @@ fn has_llm(r: &RunSummary) -> bool {
 }
 
 /// A p50 / p99 cell, or a dash.
-fn p50_p99(s: Option<LatencySummary>) -> String {
+fn p50_p99(s: Option<&LatencySummary>) -> String {
     s.map_or("–".to_string(), |s| {
         format!(
             "{} / {}",
@@ -57,8 +57,8 @@ pub(crate) fn llm_table(report: &SweepReport) -> Option<Table> {
             r.key.size.to_string(),
             r.key.limit.to_string(),
             r.key.pooling.to_string(),
-            p50_p99(r.llm.itl),
-            p50_p99(r.llm.tpot),
+            p50_p99(r.llm.itl.as_ref()),
+            p50_p99(r.llm.tpot.as_ref()),
             r.llm
                 .request_output_tokens_per_s
                 .map_or("–".to_string(), |x| format!("{x:.0}")),

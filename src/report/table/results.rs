@@ -195,7 +195,8 @@ pub(crate) fn streaming_table(report: &SweepReport) -> Option<Table> {
     for r in &report.runs {
         let ttft = |f: fn(&crate::metrics::LatencySummary) -> u64| {
             r.ttft
-                .map_or("–".to_string(), |s| format::latency_us(f(&s)))
+                .as_ref()
+                .map_or("–".to_string(), |s| format::latency_us(f(s)))
         };
         t.rows.push(vec![
             r.key.size.to_string(),
