@@ -10,9 +10,13 @@
 //! Clock: `tokio::time::Instant`, monotonic. Wall time runs from just before the first chain
 //! is spawned to the end of the last call of the last pass; client construction is excluded.
 
+mod arrivals;
 mod chain;
+mod openloop;
 mod rate;
 
+pub use arrivals::{Arrivals, ArrivalsError, Schedule};
+pub use openloop::{OpenLoop, OpenLoopStats, Outcome, drive, max_sustainable_rate};
 pub use rate::{RateLimiter, estimate_tokens};
 
 use std::collections::HashMap;
