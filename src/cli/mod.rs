@@ -87,9 +87,30 @@ pub struct SweepArgs {
     /// batch starts with a warm pool (each warm-up call costs like a real one).
     #[arg(long)]
     pub warmup: bool,
+    /// Open loop: chain arrivals per second to offer, comma-separated (replaces --limits).
+    #[command(flatten)]
+    pub open_loop: OpenLoopArgs,
     /// Output.
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Open-loop load: chains arrive on a schedule, measured from their intended start.
+#[derive(Debug, Args)]
+pub struct OpenLoopArgs {
+    /// Chain arrivals per second, comma-separated (e.g. 25,50,100); one run per rate,
+    /// measured from each chain's intended start. Replaces --limits.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse::parse_rate)]
+    pub rates: Option<Vec<f64>>,
+    /// How arrivals are spaced: constant, poisson (seeded) or gamma:CV (CV > 1 is burstier).
+    #[arg(long, value_name = "PROCESS", default_value = "poisson")]
+    pub arrivals: crate::runner::Arrivals,
+    /// Generate arrivals for this long at each rate (e.g. 30s) instead of --n of them.
+    #[arg(long, value_name = "D", value_parser = parse_positive_duration)]
+    pub duration: Option<Duration>,
+    /// With --rates: at most N chains in flight; later arrivals wait, and the wait counts.
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub max_concurrency: Option<usize>,
 }
 
 /// `loadchain run`.

@@ -98,3 +98,11 @@ mod tests {
         assert!(parse_size("MiB").is_err());
     }
 }
+
+/// A chain arrival rate per second: a positive finite number (`2.5`, `1000`).
+pub(crate) fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!("{s:?} is not a positive rate (arrivals per second)")),
+    }
+}

@@ -10,6 +10,7 @@ mod command;
 mod endpoint;
 mod files;
 mod mock;
+mod openloop;
 #[cfg(test)]
 mod tests;
 
@@ -123,6 +124,7 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
         workload: workload(&args.common, chain, endpoint),
         warmup: args.warmup,
         command,
+        rates: openloop::rate_sweep(args)?,
     })
 }
 

@@ -114,6 +114,7 @@ impl RunRecorder {
             chains_not_run: batch.not_run.len(),
             call_distribution: f.call_latency.distribution(),
             timeline: f.timeline.points(TIMELINE_POINTS),
+            open_loop: None,
         }
     }
 }

@@ -68,6 +68,10 @@ pub struct RunSummary {
     pub chains_not_run: usize,
     /// Calls in flight over time: `[t_ms, in_flight]` step points, at most ~400.
     pub timeline: Vec<[f64; 2]>,
+    /// Open-loop runs (`--rates`): offered and achieved rate, latency from the intended
+    /// start, service latency, queue wait, late starts.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub open_loop: Option<crate::runner::OpenLoopStats>,
 }
 
 fn is_zero(n: &usize) -> bool {

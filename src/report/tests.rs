@@ -199,6 +199,7 @@ fn simulate(size: usize, limit: usize, pooling: Pooling) -> SimRun {
                 .for_each(|c| t.record(c.start, c.start + c.latency));
             t.points(400)
         },
+        open_loop: None,
     };
     SimRun { summary, calls }
 }
@@ -271,6 +272,7 @@ pub(crate) fn fixture_with(sizes: &[usize], limits: &[usize]) -> (SweepReport, V
         started_utc: "2026-11-27T21:13:44Z".to_string(),
         settings,
         runs: sims.iter().map(|s| s.summary.clone()).collect(),
+        max_sustainable_rate: None,
     };
     (report, sims)
 }

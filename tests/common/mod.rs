@@ -59,6 +59,7 @@ pub fn sweep_config(
         workload: workload(mock, steps),
         warmup: false,
         command: "test".into(),
+        rates: None,
     }
 }
 
