@@ -9,6 +9,7 @@ mod guard;
 #[cfg(unix)]
 mod hostile;
 mod mock_binary;
+mod openloop;
 mod run;
 mod run_report;
 mod schema;

@@ -20,6 +20,7 @@ pub(crate) mod format;
 pub(crate) mod hgrm;
 mod json;
 mod markdown;
+mod openloop;
 mod run;
 mod run_md;
 pub(crate) mod table;
@@ -210,6 +211,10 @@ fn write_derived(dir: &Path, report: &SweepReport) -> Result<(), ReportError> {
         )?;
     }
     for (name, draw) in chart::CHARTS {
+        draw_chart(&dir.join(name), |tmp| draw(tmp, report))?;
+    }
+    if openloop::is_open_loop(report) {
+        let (name, draw) = chart::RATE_CHART;
         draw_chart(&dir.join(name), |tmp| draw(tmp, report))?;
     }
     Ok(())

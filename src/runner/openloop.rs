@@ -28,6 +28,9 @@ use crate::metrics::{LatencyRecorder, LatencySummary};
 /// Generator lateness above which an arrival counts as a late start.
 pub const LATE: Duration = Duration::from_millis(1);
 
+/// Yields before falling back to the timer for an arrival's last millisecond.
+const MAX_SPINS: u32 = 500;
+
 /// One open-loop step: how many chains arrive, how, and for how long.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpenLoop {
@@ -130,10 +133,24 @@ where
             break;
         }
         let intended = t0 + offset;
+        // tokio's timer rounds a deadline up to the next millisecond: wake a millisecond
+        // early, then yield the last stretch, so an arrival is not late by the rounding.
+        let wake = intended.checked_sub(LATE).unwrap_or(intended);
         tokio::select! {
             biased;
             () = &mut stop_fut => { interrupted = true; break; }
-            () = tokio::time::sleep_until(intended) => {}
+            () = tokio::time::sleep_until(wake) => {}
+        }
+        // Bounded: a paused clock (tests) never moves while we yield, so the tail falls back
+        // to the timer.
+        let mut spins = 0;
+        while Instant::now() < intended {
+            if spins == MAX_SPINS {
+                tokio::time::sleep_until(intended).await;
+                break;
+            }
+            spins += 1;
+            tokio::task::yield_now().await;
         }
         let now = Instant::now();
         if now.saturating_duration_since(intended) > LATE {

@@ -7,6 +7,7 @@
 
 mod bars;
 mod latency;
+mod rate;
 mod speedup;
 mod steps;
 mod timeline;
@@ -45,6 +46,9 @@ pub const RUN_CHARTS: [RunChart; 2] = [
     ("latency.png", steps::draw),
     ("timeline.png", timeline::draw_run),
 ];
+
+/// Drawn besides [`CHARTS`] for an open-loop (`--rates`) sweep.
+pub const RATE_CHART: Chart = ("latency_vs_rate.png", rate::draw);
 
 /// Every chart of a report folder.
 pub const CHARTS: [Chart; 4] = [
