@@ -41,10 +41,19 @@ fn an_open_loop_sweep_reports_rates_latency_from_intended_start_and_the_knee() {
     assert_eq!(runs.len(), 2);
     assert_eq!(stdout["max_sustainable_rate"], 25.0);
     let (low, high) = (&runs[0], &runs[1]);
-    assert_eq!((low["offered_rate"].as_f64(), low["arrivals"].as_u64()), (Some(25.0), Some(80)));
+    assert_eq!(
+        (low["offered_rate"].as_f64(), low["arrivals"].as_u64()),
+        (Some(25.0), Some(80))
+    );
     // 80 arrivals in 0.2 s, served at 100/s: the last waits ~0.6 s at the server.
-    assert!(high["achieved_rate"].as_f64().unwrap() < 0.95 * 400.0, "{high}");
-    assert!(high["latency"]["p99_us"].as_u64().unwrap() > 300_000, "{high}");
+    assert!(
+        high["achieved_rate"].as_f64().unwrap() < 0.95 * 400.0,
+        "{high}"
+    );
+    assert!(
+        high["latency"]["p99_us"].as_u64().unwrap() > 300_000,
+        "{high}"
+    );
     assert!(low["service_latency"]["p50_us"].as_u64().unwrap() >= 20_000);
     for f in ["report.json", "summary.md", "latency_vs_rate.png"] {
         assert!(out.join(f).is_file(), "{f}");

@@ -103,6 +103,8 @@ mod tests {
 pub(crate) fn parse_rate(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
-        _ => Err(format!("{s:?} is not a positive rate (arrivals per second)")),
+        _ => Err(format!(
+            "{s:?} is not a positive rate (arrivals per second)"
+        )),
     }
 }

@@ -82,7 +82,11 @@ pub(crate) fn generator_warnings(report: &SweepReport) -> Vec<String> {
         .filter_map(|r| {
             let o = r.open_loop.as_ref()?;
             let w = o.generator_warning()?;
-            Some(format!("{} chains/s ({}): {w}", rate(o.offered_rate), r.key.pooling))
+            Some(format!(
+                "{} chains/s ({}): {w}",
+                rate(o.offered_rate),
+                r.key.pooling
+            ))
         })
         .collect()
 }

@@ -180,9 +180,15 @@ mod tests {
 
     #[test]
     fn same_seed_same_schedule() {
-        let a: Vec<_> = Schedule::new(Arrivals::Poisson, 50.0, 3).take(100).collect();
-        let b: Vec<_> = Schedule::new(Arrivals::Poisson, 50.0, 3).take(100).collect();
-        let c: Vec<_> = Schedule::new(Arrivals::Poisson, 50.0, 4).take(100).collect();
+        let a: Vec<_> = Schedule::new(Arrivals::Poisson, 50.0, 3)
+            .take(100)
+            .collect();
+        let b: Vec<_> = Schedule::new(Arrivals::Poisson, 50.0, 3)
+            .take(100)
+            .collect();
+        let c: Vec<_> = Schedule::new(Arrivals::Poisson, 50.0, 4)
+            .take(100)
+            .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }
@@ -209,7 +215,9 @@ mod tests {
             .enumerate()
             .map(|(i, &x)| {
                 let cdf = 1.0 - (-rate * x).exp();
-                (cdf - i as f64 / n).abs().max(((i + 1) as f64 / n - cdf).abs())
+                (cdf - i as f64 / n)
+                    .abs()
+                    .max(((i + 1) as f64 / n - cdf).abs())
             })
             .fold(0.0, f64::max);
         let statistic = d * n.sqrt();

@@ -167,10 +167,12 @@ where
             let sent = Instant::now();
             let out = chain.await;
             let mut f = figures.lock().unwrap_or_else(|p| p.into_inner());
-            f.queue_wait.record(sent.saturating_duration_since(intended));
+            f.queue_wait
+                .record(sent.saturating_duration_since(intended));
             if out.ok {
                 f.ok += 1;
-                f.latency.record(out.end.saturating_duration_since(intended));
+                f.latency
+                    .record(out.end.saturating_duration_since(intended));
                 f.service.record(out.end.saturating_duration_since(sent));
             }
             f.finished += 1;
@@ -181,7 +183,9 @@ where
     }
     while tasks.join_next().await.is_some() {}
     let f = lock(&figures);
-    let wall = f.last_end.map_or(Duration::ZERO, |e| e.saturating_duration_since(t0));
+    let wall = f
+        .last_end
+        .map_or(Duration::ZERO, |e| e.saturating_duration_since(t0));
     let span = last_dispatch.map_or(Duration::ZERO, |d| d.saturating_duration_since(t0));
     let per_s = |count: f64, over: Duration| {
         if over.is_zero() {

@@ -20,7 +20,9 @@ fn plan(rate: f64, arrivals: Arrivals, n: usize, duration: Option<Duration>) -> 
 }
 
 /// A chain that takes `service` and always succeeds.
-fn fixed(service: Duration) -> impl FnMut(usize) -> std::pin::Pin<Box<dyn Future<Output = Outcome> + Send>> {
+fn fixed(
+    service: Duration,
+) -> impl FnMut(usize) -> std::pin::Pin<Box<dyn Future<Output = Outcome> + Send>> {
     move |_| {
         Box::pin(async move {
             tokio::time::sleep(service).await;
@@ -64,7 +66,11 @@ async fn poisson_and_gamma_steps_offer_the_rate_for_the_duration() {
             s.arrivals
         );
         assert_eq!(s.late_starts, 0);
-        assert!((s.arrival_rate - 200.0).abs() < tolerance / 10.0, "{}", s.arrival_rate);
+        assert!(
+            (s.arrival_rate - 200.0).abs() < tolerance / 10.0,
+            "{}",
+            s.arrival_rate
+        );
     }
 }
 
@@ -77,9 +83,16 @@ async fn max_concurrency_makes_arrivals_wait_and_the_wait_is_measured() {
     let ms = Duration::from_millis;
     assert!(near(s.service_latency.max_us, ms(20), ms(1)));
     // The last (intended 190 ms) starts at 380 ms: waited 190 ms, done 210 ms late.
-    assert!(near(s.queue_wait.max_us, ms(190), ms(2)), "{:?}", s.queue_wait);
+    assert!(
+        near(s.queue_wait.max_us, ms(190), ms(2)),
+        "{:?}",
+        s.queue_wait
+    );
     assert!(near(s.latency.max_us, ms(210), ms(2)), "{:?}", s.latency);
-    assert_eq!(s.late_starts, 0, "waiting for a slot is not the generator's lateness");
+    assert_eq!(
+        s.late_starts, 0,
+        "waiting for a slot is not the generator's lateness"
+    );
 }
 
 /// A single-worker server that stalls from 1 s to 2 s, behind a client that keeps one
@@ -111,16 +124,28 @@ async fn a_stalled_server_shows_in_latency_from_the_intended_start() {
         ends[idx].unwrap().duration_since(intended)
     };
     // Intended at 1.00 s, sent at 1.00 s, answered at 2.01 s.
-    assert!((latency(50).as_millis() as i64 - 1010).abs() <= 2, "{:?}", latency(50));
+    assert!(
+        (latency(50).as_millis() as i64 - 1010).abs() <= 2,
+        "{:?}",
+        latency(50)
+    );
     // Every request scheduled during the stall felt at least half of it.
     for idx in 50..100 {
-        assert!(latency(idx) >= Duration::from_millis(500), "{idx}: {:?}", latency(idx));
+        assert!(
+            latency(idx) >= Duration::from_millis(500),
+            "{idx}: {:?}",
+            latency(idx)
+        );
     }
     let ms = Duration::from_millis;
     assert!(near(s.latency.max_us, ms(1010), ms(3)), "{:?}", s.latency);
     assert!(s.latency.p90_us > 400_000, "{:?}", s.latency);
     // The service times hide it: only the one request in the stall took long.
-    assert!(near(s.service_latency.p90_us, ms(10), ms(1)), "{:?}", s.service_latency);
+    assert!(
+        near(s.service_latency.p90_us, ms(10), ms(1)),
+        "{:?}",
+        s.service_latency
+    );
     assert!(s.queue_wait.max_us > 900_000, "{:?}", s.queue_wait);
 }
 

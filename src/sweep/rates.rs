@@ -8,9 +8,7 @@ use super::{RunSummary, SweepConfig, SweepError, SweepUi};
 use crate::endpoint::Session;
 use crate::metrics::RunRecorder;
 use crate::record::{Pooling, RunKey};
-use crate::runner::{
-    Arrivals, OpenLoop, RunnerFactory, StopSignal, Tee, max_sustainable_rate,
-};
+use crate::runner::{Arrivals, OpenLoop, RunnerFactory, StopSignal, Tee, max_sustainable_rate};
 
 /// `--rates` and its companions: what each open-loop step offers.
 #[derive(Debug, Clone, PartialEq)]

@@ -59,7 +59,9 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
         chart
             .draw_series(LineSeries::new(xy.clone(), color.stroke_width(3)))?
             .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 26, y)], color.stroke_width(3)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 26, y)], color.stroke_width(3))
+            });
         chart.draw_series(xy.iter().map(|&p| Circle::new(p, 5, color.filled())))?;
     }
     if let Some(knee) = report.max_sustainable_rate
