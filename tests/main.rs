@@ -13,6 +13,7 @@ mod guard;
 mod hostile;
 mod llm;
 mod mock_binary;
+mod openloop;
 mod pacing;
 mod plan;
 mod repeat;

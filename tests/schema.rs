@@ -224,3 +224,42 @@ fn the_schemas_refuse_unknown_fields_missing_fields_and_wrong_types() {
         d.as_object_mut().unwrap().remove("timeline");
     });
 }
+
+#[test]
+fn an_open_loop_sweep_report_matches_the_report_schema() {
+    let v = validator("report.schema.json");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("open");
+    let run = loadchain()
+        .args([
+            "sweep",
+            "--rates",
+            "50,100",
+            "--n",
+            "10",
+            "--steps",
+            "1",
+            "--pooling",
+            "on",
+            "--mock-latency",
+            "fixed:2ms",
+            "--json",
+            "-q",
+            "--out",
+        ])
+        .arg(&out)
+        .assert()
+        .success();
+    let stdout: Value = serde_json::from_slice(&run.get_output().stdout).unwrap();
+    assert_valid(&v, &stdout, "sweep --rates --json");
+    assert_valid(
+        &v,
+        &read_json(&out.join("report.json")),
+        "open-loop report.json",
+    );
+    assert!(stdout["runs"][0]["queue_wait"].is_object());
+    // An open-loop field without the others is not a report this format allows.
+    let mut broken = stdout.clone();
+    broken["runs"][0].as_object_mut().unwrap().remove("latency");
+    assert!(!v.is_valid(&broken));
+}

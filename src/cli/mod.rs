@@ -100,9 +100,30 @@ pub struct SweepArgs {
     /// the mean and its 95 % confidence interval.
     #[arg(long, value_name = "K", value_parser = parse_count, default_value = "1")]
     pub repeat: usize,
+    /// Open loop: chain arrivals per second to offer, comma-separated (replaces --limits).
+    #[command(flatten)]
+    pub open_loop: OpenLoopArgs,
     /// Output.
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Open-loop load: chains arrive on a schedule, measured from their intended start.
+#[derive(Debug, Args)]
+pub struct OpenLoopArgs {
+    /// Chain arrivals per second, comma-separated (e.g. 25,50,100); one run per rate,
+    /// measured from each chain's intended start. Replaces --limits.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse::parse_rate)]
+    pub rates: Option<Vec<f64>>,
+    /// How arrivals are spaced: constant, poisson (seeded) or gamma:CV (CV > 1 is burstier).
+    #[arg(long, value_name = "PROCESS", default_value = "poisson")]
+    pub arrivals: crate::runner::Arrivals,
+    /// Generate arrivals for this long at each rate (e.g. 30s) instead of --n of them.
+    #[arg(long, value_name = "D", value_parser = parse_positive_duration)]
+    pub duration: Option<Duration>,
+    /// With --rates: at most N chains in flight; later arrivals wait, and the wait counts.
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub max_concurrency: Option<usize>,
 }
 
 /// `loadchain run`.

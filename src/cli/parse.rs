@@ -69,6 +69,16 @@ pub(crate) fn parse_count_u32(s: &str) -> Result<u32, String> {
     u32::try_from(v).map_err(|_| format!("{s:?} is too large"))
 }
 
+/// A chain arrival rate per second: a positive finite number (`2.5`, `1000`).
+pub(crate) fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a positive rate (arrivals per second)"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ mod endpoint;
 mod files;
 mod limit;
 mod mock;
+mod openloop;
 mod segment;
 #[cfg(test)]
 mod tests;
@@ -154,6 +155,7 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
         warmup: args.warmup,
         command,
         repeat: args.repeat,
+        rates: openloop::rate_sweep(args)?,
     })
 }
 

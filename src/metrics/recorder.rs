@@ -142,6 +142,7 @@ impl RunRecorder {
             repeats: None,
             llm: f.llm.summary(&f.ttft, batch.wall),
             wall_clock_ms: wall_clock_ms(batch.wall),
+            open_loop: None,
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::sweep::SweepReport;
 pub fn render(report: &SweepReport) -> String {
     let mut md = String::new();
     heading(&mut md, report);
+    super::openloop::markdown(&mut md, report);
     wall_time(&mut md, report);
     pooling(&mut md, report);
     steps(&mut md, report);

@@ -22,6 +22,7 @@ pub(crate) mod hgrm;
 mod json;
 mod llm_text;
 mod markdown;
+mod openloop;
 mod run;
 mod run_md;
 pub(crate) mod significance;
@@ -222,6 +223,10 @@ fn write_derived(dir: &Path, report: &SweepReport) -> Result<(), ReportError> {
         for (name, draw) in chart::STREAM_CHARTS {
             draw_chart(&dir.join(name), |tmp| draw(tmp, report))?;
         }
+    }
+    if openloop::is_open_loop(report) {
+        let (name, draw) = chart::RATE_CHART;
+        draw_chart(&dir.join(name), |tmp| draw(tmp, report))?;
     }
     adaptive::write_chart(dir, report.adaptive.as_ref())
 }

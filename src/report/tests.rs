@@ -205,6 +205,7 @@ fn simulate(size: usize, limit: usize, pooling: Pooling) -> SimRun {
         repeats: None,
         llm: Default::default(),
         wall_clock_ms: None,
+        open_loop: None,
     };
     SimRun { summary, calls }
 }
@@ -281,6 +282,7 @@ pub(crate) fn fixture_with(sizes: &[usize], limits: &[usize]) -> (SweepReport, V
         settings,
         runs: sims.iter().map(|s| s.summary.clone()).collect(),
         adaptive: None,
+        max_sustainable_rate: None,
     };
     (report, sims)
 }

@@ -38,6 +38,9 @@ fn header(report: &SweepReport) -> String {
 /// What a sweep prints on stdout when it ends: the tables and the issues, no settings (the
 /// banner on stderr showed those before the first call), so stdout is pure results.
 pub fn results(report: &SweepReport) -> String {
+    if super::openloop::is_open_loop(report) {
+        return super::openloop::terminal(report);
+    }
     let mut out = String::new();
     if report.interrupted {
         out.push_str("Interrupted by Ctrl-C: partial results.\n");

@@ -11,10 +11,14 @@
 //! is spawned to the end of the last call of the last pass; client construction is excluded.
 
 mod adaptive;
+mod arrivals;
 mod chain;
+mod openloop;
 mod rate;
 
 pub use adaptive::{AdaptiveLimit, AdaptiveOutcome, Completion, Controller, TracePoint};
+pub use arrivals::{Arrivals, ArrivalsError, Schedule};
+pub use openloop::{OpenLoop, OpenLoopStats, Outcome, drive, max_sustainable_rate};
 pub use rate::{RateLimiter, estimate_tokens};
 
 use std::collections::HashMap;

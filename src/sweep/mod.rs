@@ -5,10 +5,12 @@
 //! to each other in time and share whatever drift the machine has. Each run gets a fresh
 //! client, so every run starts with a cold pool.
 
+mod rates;
 mod repeat;
 mod result;
 
 pub use crate::metrics::RunSummary;
+pub use rates::{RateSweep, sweep_max_sustainable_rate};
 pub use repeat::{Repeats, schedule};
 pub use result::{SCHEMA_VERSION, Settings, SweepReport};
 
@@ -46,6 +48,8 @@ pub struct SweepConfig {
     pub command: String,
     /// Runs of every cell (`--repeat`, ≥ 1), interleaved; see [`schedule`].
     pub repeat: usize,
+    /// Open loop (`--rates`): run each offered rate instead of each limit.
+    pub rates: Option<RateSweep>,
 }
 
 /// Why a sweep could not run at all (individual call failures are data, not errors).
@@ -127,7 +131,12 @@ pub async fn run(
     let started_utc = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let session = cfg.workload.open().await?;
     let factory = cfg.workload.factory(&session, stop.clone());
-    let grid = run_grid(cfg, &session, &factory, ui, stop.as_ref()).await;
+    let grid = match &cfg.rates {
+        Some(plan) => rates::run_rates(cfg, plan, &session, &factory, ui, stop.as_ref())
+            .await
+            .map(|(runs, interrupted)| (runs, interrupted, None)),
+        None => run_grid(cfg, &session, &factory, ui, stop.as_ref()).await,
+    };
     session.close().await;
     let (mut runs, interrupted, adaptive) = grid?;
     let baseline_limit = cfg.limits.first().copied().unwrap_or(1);
@@ -139,6 +148,7 @@ pub async fn run(
             tool: format!("loadchain {}", env!("CARGO_PKG_VERSION")),
             started_utc,
             settings: settings(cfg, &factory.target, baseline_limit),
+            max_sustainable_rate: sweep_max_sustainable_rate(&runs),
             runs,
             interrupted,
             adaptive,

@@ -33,6 +33,10 @@ pub struct SweepReport {
     /// last auto run, at the top level.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub adaptive: Option<crate::runner::AdaptiveOutcome>,
+    /// Open-loop sweeps: the highest offered rate with achieved ≥ 95 % of offered and p99
+    /// from the intended start ≤ 2 × the lowest rate's p99 (first pooling mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sustainable_rate: Option<f64>,
 }
 
 /// The effective settings of a sweep, printed in every report header.

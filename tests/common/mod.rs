@@ -64,6 +64,7 @@ pub fn sweep_config(
         warmup: false,
         command: "test".into(),
         repeat: 1,
+        rates: None,
     }
 }
 

@@ -9,6 +9,7 @@ mod bars;
 mod error_bars;
 mod latency;
 pub mod limit_trace;
+mod rate;
 mod speedup;
 mod steps;
 mod timeline;
@@ -48,6 +49,9 @@ pub const RUN_CHARTS: [RunChart; 2] = [
     ("latency.png", steps::draw),
     ("timeline.png", timeline::draw_run),
 ];
+
+/// Drawn besides [`CHARTS`] for an open-loop (`--rates`) sweep.
+pub const RATE_CHART: Chart = ("latency_vs_rate.png", rate::draw);
 
 /// Every chart of a report folder.
 pub const CHARTS: [Chart; 4] = [
