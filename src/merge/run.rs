@@ -94,7 +94,103 @@ pub fn merge_runs(runs: &[&RunSummary]) -> Result<RunSummary, MergeError> {
     out.timeline = add_timelines(runs.iter().map(|r| r.timeline.as_slice()));
     out.speedup = None;
     out.efficiency = None;
+    out.cost = merge_cost(runs, out.chains_ok + out.chains_failed, out.calls);
+    merge_llm(runs, &mut out, secs)?;
+    merge_open_loop(runs, &mut out, secs)?;
+    // Each segment's repeat intervals describe that segment alone.
+    out.repeats = None;
     Ok(out)
+}
+
+/// The part of a latency histogram each run has (`None`: skipped), added up.
+fn merge_optional<'a>(
+    parts: impl Iterator<Item = Option<&'a LatencySummary>>,
+) -> Result<Option<LatencyRecorder>, MergeError> {
+    let parts: Vec<&LatencySummary> = parts.flatten().collect();
+    match parts.is_empty() {
+        true => Ok(None),
+        false => add_latency(&parts).map(Some),
+    }
+}
+
+/// Costs add up; per-chain and per-call figures are recomputed from the sums.
+fn merge_cost(runs: &[&RunSummary], chains: usize, calls: u64) -> Option<crate::cost::Cost> {
+    let mut parts = runs.iter().filter_map(|r| r.cost.as_ref());
+    let mut out = parts.next()?.clone();
+    for c in parts {
+        out.total += c.total;
+        out.retries += c.retries;
+        out.redone += c.redone;
+        out.input_tokens += c.input_tokens;
+        out.output_tokens += c.output_tokens;
+        out.calls_without_usage += c.calls_without_usage;
+        for (mine, theirs) in out.per_step.iter_mut().zip(&c.per_step) {
+            mine.input_tokens += theirs.input_tokens;
+            mine.output_tokens += theirs.output_tokens;
+            mine.cost += theirs.cost;
+        }
+    }
+    out.per_chain = (chains > 0).then(|| out.total / chains as f64);
+    out.per_call = (calls > 0).then(|| out.total / calls as f64);
+    Some(out)
+}
+
+/// ITL and TPOT histograms add up; SLO attainment and per-request tokens/s are weighted by
+/// calls, goodput is the calls that met the SLO over the merged wall time.
+fn merge_llm(runs: &[&RunSummary], out: &mut RunSummary, secs: f64) -> Result<(), MergeError> {
+    let itl = merge_optional(runs.iter().map(|r| r.llm.itl.as_ref()))?;
+    out.llm.itl_distribution = itl.as_ref().map(|h| h.distribution()).unwrap_or_default();
+    out.llm.itl = itl.map(|h| h.summary());
+    out.llm.tpot = merge_optional(runs.iter().map(|r| r.llm.tpot.as_ref()))?.map(|h| h.summary());
+    let ttft = merge_optional(runs.iter().map(|r| r.ttft.as_ref()))?;
+    out.llm.ttft_distribution = ttft.map(|h| h.distribution()).unwrap_or_default();
+    let calls: f64 = runs.iter().map(|r| r.calls as f64).sum();
+    let weighted = |f: fn(&RunSummary) -> Option<f64>| {
+        let parts: Option<Vec<(f64, f64)>> = runs
+            .iter()
+            .map(|r| f(r).map(|v| (v, r.calls as f64)))
+            .collect();
+        parts
+            .filter(|_| calls > 0.0)
+            .map(|p| p.iter().map(|(v, n)| v * n).sum::<f64>() / calls)
+    };
+    out.llm.slo_attainment = weighted(|r| r.llm.slo_attainment);
+    out.llm.request_output_tokens_per_s = weighted(|r| r.llm.request_output_tokens_per_s);
+    out.llm.goodput = out
+        .llm
+        .slo_attainment
+        .filter(|_| secs > 0.0)
+        .map(|a| a * calls / secs);
+    Ok(())
+}
+
+/// Open-loop segments offered their share of the rate: rates and counts add up, the
+/// latency histograms (from the intended start, service, queue wait) are added.
+fn merge_open_loop(
+    runs: &[&RunSummary],
+    out: &mut RunSummary,
+    secs: f64,
+) -> Result<(), MergeError> {
+    let parts: Option<Vec<&crate::runner::OpenLoopStats>> =
+        runs.iter().map(|r| r.open_loop.as_ref()).collect();
+    let (Some(parts), Some(merged)) = (parts, out.open_loop.as_mut()) else {
+        return Ok(());
+    };
+    let add = |f: fn(&crate::runner::OpenLoopStats) -> &LatencySummary| {
+        add_latency(&parts.iter().map(|p| f(p)).collect::<Vec<_>>()).map(|h| h.summary())
+    };
+    merged.latency = add(|p| &p.latency)?;
+    merged.service_latency = add(|p| &p.service_latency)?;
+    merged.queue_wait = add(|p| &p.queue_wait)?;
+    merged.offered_rate = parts.iter().map(|p| p.offered_rate).sum();
+    merged.arrivals = parts.iter().map(|p| p.arrivals).sum();
+    merged.late_starts = parts.iter().map(|p| p.late_starts).sum();
+    merged.arrival_rate = parts.iter().map(|p| p.arrival_rate).sum();
+    merged.achieved_rate = match secs > 0.0 {
+        true => out.chains_ok as f64 / secs,
+        false => 0.0,
+    };
+    Ok(())
 }
 
 /// Sums step functions `[t_ms, in_flight]` (each holds its value until its next point).

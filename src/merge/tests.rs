@@ -156,3 +156,42 @@ fn wall_time_spans_earliest_start_to_latest_end() {
     assert_eq!(m.runs[0].wall_clock_ms, Some([1_000.0, 3_500.0]));
     assert_eq!(m.runs[0].wall_ms, 2_500.0);
 }
+
+#[test]
+fn cost_and_llm_figures_add_up_across_segments() {
+    let priced = |cmd: &str, seed: u64| {
+        let mut r = fixture(cmd, seed, &[1, 5]);
+        for run in &mut r.runs {
+            run.cost = Some(crate::cost::Cost {
+                price_in: 1.0,
+                price_out: 2.0,
+                total: 0.5,
+                per_chain: Some(0.1),
+                per_call: Some(0.001),
+                retries: 0.25,
+                redone: 0.0,
+                input_tokens: 100,
+                output_tokens: 200,
+                calls_without_usage: 1,
+                per_step: Vec::new(),
+            });
+            run.llm.itl = Some(run.call_latency.clone());
+            run.llm.slo_attainment = Some(if seed == 1 { 1.0 } else { 0.5 });
+        }
+        r
+    };
+    let a = named(priced("loadchain sweep --segment 1/2", 1), "a");
+    let b = named(priced("loadchain sweep --segment 2/2", 2), "b");
+    let m = merge_reports(&[a.clone(), b.clone()]).unwrap();
+    let run = &m.runs[0];
+    let cost = run.cost.as_ref().unwrap();
+    assert_eq!((cost.total, cost.retries), (1.0, 0.5));
+    assert_eq!((cost.input_tokens, cost.output_tokens), (200, 400));
+    assert_eq!(cost.calls_without_usage, 2);
+    let itl = run.llm.itl.as_ref().unwrap();
+    assert_eq!(itl.count, 1000, "both segments' gaps");
+    // Weighted by calls: 501 calls at 1.0, 502 at 0.5.
+    let slo = run.llm.slo_attainment.unwrap();
+    assert!((slo - (501.0 + 251.0) / 1003.0).abs() < 1e-9, "{slo}");
+    assert!(!run.llm.itl_distribution.is_empty());
+}
