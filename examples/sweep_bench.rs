@@ -51,6 +51,7 @@ fn config(latency_ms: u64, n: usize, limit: usize, http2: bool, warmup: bool) ->
         command: "sweep_bench".into(),
         repeat: 1,
         rates: None,
+        soak: None,
     }
 }
 

@@ -66,7 +66,7 @@ fn an_open_loop_sweep_reports_rates_latency_from_intended_start_and_the_knee() {
 fn open_loop_flags_refuse_what_cannot_work() {
     for (args, says) in [
         (&["--max-concurrency", "2"][..], "--max-concurrency"),
-        (&["--duration", "5s"][..], "--duration"),
+        (&["--duration", "5s", "--sizes", "5,10"][..], "--duration"),
         (&["--rates", "10", "--sizes", "5,10"][..], "--sizes"),
         (&["--rates", "0"][..], "positive rate"),
         (&["--rates", "10", "--arrivals", "gamma:-1"][..], "gamma:CV"),
@@ -80,4 +80,57 @@ fn open_loop_flags_refuse_what_cannot_work() {
         let err = String::from_utf8_lossy(&run.get_output().stderr).to_string();
         assert!(err.contains(says), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn duration_with_limits_is_a_closed_loop_soak_sized_by_what_it_finished() {
+    // Limit 4 at 20 ms a call for 1 s: about 200 chains if nothing else takes time.
+    let run = loadchain()
+        .args([
+            "sweep",
+            "--limits",
+            "1,4",
+            "--duration",
+            "1s",
+            "--steps",
+            "1",
+        ])
+        .args(["--pooling", "on", "--mock-latency", "fixed:20ms"])
+        .args(["--mock-failure-rate", "0", "--json", "-q", "--no-report"])
+        .assert()
+        .success();
+    let stdout: Value = serde_json::from_slice(&run.get_output().stdout).unwrap();
+    let runs = stdout["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{stdout}");
+    for r in runs {
+        let wall = r["wall_ms"].as_f64().unwrap();
+        // Starts stop at 1 s; the chains in flight then finish.
+        assert!((1000.0..3000.0).contains(&wall), "{r}");
+        assert_eq!(r["size"], r["chains_ok"], "the size is what finished: {r}");
+        assert!(r.get("partial").is_none_or(|p| p == false), "{r}");
+    }
+    let (one, four) = (
+        runs[0]["chains_ok"].as_u64().unwrap(),
+        runs[1]["chains_ok"].as_u64().unwrap(),
+    );
+    // Generous: a busy machine adds time per call, but 4 in flight still finish far more.
+    assert!((10..=55).contains(&one), "limit 1 in 1 s: {one}");
+    assert!(four > 2 * one, "limit 4 keeps 4 in flight: {four} vs {one}");
+}
+
+#[test]
+fn duration_does_not_go_with_sizes() {
+    loadchain()
+        .args([
+            "sweep",
+            "--limits",
+            "1",
+            "--duration",
+            "1s",
+            "--sizes",
+            "10,20",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--duration"));
 }

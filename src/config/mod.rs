@@ -156,6 +156,13 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
         command,
         repeat: args.repeat,
         rates: openloop::rate_sweep(args)?,
+        // Without --rates, --duration makes every limit a closed-loop soak.
+        soak: args
+            .open_loop
+            .rates
+            .is_none()
+            .then_some(args.open_loop.duration)
+            .flatten(),
     })
 }
 

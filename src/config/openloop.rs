@@ -15,10 +15,10 @@ pub fn rate_sweep(args: &SweepArgs) -> Result<Option<RateSweep>, ConfigError> {
         if o.max_concurrency.is_some() {
             return Err(flag("--max-concurrency", "needs --rates (open loop)"));
         }
-        if o.duration.is_some() {
+        if o.duration.is_some() && args.sizes.is_some() {
             return Err(flag(
                 "--duration",
-                "needs --rates (a closed-loop soak is not supported yet)",
+                "does not go with --sizes: a soak runs for a time, not a batch size",
             ));
         }
         return Ok(None);

@@ -252,6 +252,19 @@ impl Runner {
     /// for up to `retry.retry_passes` passes. A stop signal ends it early: chains in flight
     /// finish, the rest are returned as `not_run`.
     pub async fn run_batch(&self, rows: Rows, observer: Arc<dyn Observer>) -> BatchResult {
+        self.run_batch_until(rows, observer, None).await
+    }
+
+    /// [`Runner::run_batch`], but the first pass starts no chain after `until` (a closed-loop
+    /// soak: `limit` chains in flight for a duration, over as many rows as that takes). Rows
+    /// never reached are not `not_run`: they were never part of the load. Failed rows still
+    /// get their retry passes after it.
+    pub async fn run_batch_until(
+        &self,
+        rows: Rows,
+        observer: Arc<dyn Observer>,
+        until: Option<Instant>,
+    ) -> BatchResult {
         // One shared copy for the chain tasks: a task clones an Arc, not the client.
         let this = Arc::new(self.clone());
         let t0 = Instant::now();
@@ -275,6 +288,7 @@ impl Runner {
                 is_last,
                 rows: &rows,
                 observer: &observer,
+                until: until.filter(|_| pass == 0),
             };
             let mut failed = match pending.take() {
                 None => this.run_pass(pass_, 0..rows.len(), &mut state).await,
@@ -316,6 +330,7 @@ impl Runner {
                     state.not_run.extend(queue.by_ref());
                     break;
                 }
+                () = deadline(p.until) => break,
                 permit = acquire => permit.expect("the semaphore is never closed"),
             };
             let (runner, rows, observer) =
@@ -372,12 +387,22 @@ async fn stopped(stop: Option<StopSignal>) {
     std::future::pending::<()>().await;
 }
 
+/// Resolves at `until`, or never.
+async fn deadline(until: Option<Instant>) {
+    match until {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending::<()>().await,
+    }
+}
+
 /// One pass's settings, as the spawning loop and `settle` share them.
 struct Pass<'a> {
     pass: u16,
     is_last: bool,
     rows: &'a Rows,
     observer: &'a Arc<dyn Observer>,
+    /// A soak's end: no chain starts after it.
+    until: Option<Instant>,
 }
 
 /// What a batch has gathered so far, across passes: per row only its pass count, and the
@@ -401,7 +426,8 @@ impl BatchState {
     fn new(rows: usize, t0: Instant) -> BatchState {
         BatchState {
             t0,
-            passes: vec![0; rows],
+            // Grown as rows start: a soak's row count is not known in advance.
+            passes: Vec::with_capacity(rows.min(1 << 20)),
             held: HashMap::new(),
             finished: 0,
             not_run: Vec::new(),
@@ -423,6 +449,9 @@ impl BatchState {
     ) {
         let mut run = run.unwrap_or_else(|message| panicked(idx, message));
         self.last_end = self.last_end.max(run.end);
+        if self.passes.len() <= idx {
+            self.passes.resize(idx + 1, 0);
+        }
         self.passes[idx] += 1;
         run.record.passes = self.passes[idx];
         let is_final = run.record.ok() || p.is_last;

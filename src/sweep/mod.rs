@@ -15,7 +15,7 @@ pub use repeat::{Repeats, schedule};
 pub use result::{SCHEMA_VERSION, Settings, SweepReport};
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use thiserror::Error;
 
@@ -50,6 +50,9 @@ pub struct SweepConfig {
     pub repeat: usize,
     /// Open loop (`--rates`): run each offered rate instead of each limit.
     pub rates: Option<RateSweep>,
+    /// Closed-loop soak (`--duration` with `--limits`): each run keeps `limit` chains in
+    /// flight for this long instead of running a batch of `--n`.
+    pub soak: Option<Duration>,
 }
 
 /// Why a sweep could not run at all (individual call failures are data, not errors).
@@ -216,28 +219,37 @@ async fn run_grid(
             break;
         }
         let (size, limit, pooling) = (key.size, key.limit, key.pooling);
-        // Made one at a time as chains start: no sweep holds its rows.
-        let rows = Rows::Synthetic(size);
+        // Made one at a time as chains start: no sweep holds its rows. A soak runs over as
+        // many as its time allows; its size is the chains it finished.
+        let (rows_n, known) = match cfg.soak {
+            Some(_) => (SOAK_ROWS, 0),
+            None => (size, size),
+        };
+        let rows = Rows::Synthetic(rows_n);
         // Figures are gathered as calls finish; nothing per call is kept.
         let recorder = Arc::new(
-            RunRecorder::new(steps.len(), size)
+            RunRecorder::new(steps.len(), known)
                 .with_price(cfg.workload.price)
                 .with_slo(cfg.workload.slo),
         );
         let mut observers: Vec<Arc<dyn Observer>> =
-            vec![ui.run_started(size, limit, pooling), recorder.clone()];
+            vec![ui.run_started(known, limit, pooling), recorder.clone()];
         if let Some(Some(m)) = merged.get(cell) {
             observers.push(m.clone());
         }
         let mut runner = factory.runner(limit, pooling)?;
         let before = session.connections_accepted();
         if cfg.warmup && !auto {
-            runner.warm_up(&rows, limit.min(size)).await;
+            runner.warm_up(&rows, limit.min(rows_n)).await;
         }
         runner.adaptive = auto.then(|| Arc::new(AdaptiveLimit::new(limit)));
+        let until = cfg.soak.map(|d| tokio::time::Instant::now() + d);
         let batch = runner
-            .run_batch(rows.clone(), Arc::new(Tee(observers)))
+            .run_batch_until(rows.clone(), Arc::new(Tee(observers)), until)
             .await;
+        if cfg.soak.is_some() {
+            key.size = batch.finished;
+        }
         let found = runner.adaptive.as_ref().map(|a| a.outcome());
         drop(runner); // closes pooled connections before the next run
         let connections = session
@@ -299,6 +311,9 @@ async fn run_grid(
     runs.extend(auto_runs);
     Ok((runs, interrupted, adaptive))
 }
+
+/// Rows a soak may draw from: more than any duration gets through; made only as started.
+const SOAK_ROWS: usize = 1 << 40;
 
 /// The effective settings, so the report can be repeated exactly.
 fn settings(cfg: &SweepConfig, target: &Target, baseline_limit: usize) -> Settings {

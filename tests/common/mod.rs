@@ -65,6 +65,7 @@ pub fn sweep_config(
         command: "test".into(),
         repeat: 1,
         rates: None,
+        soak: None,
     }
 }
 
