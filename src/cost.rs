@@ -125,6 +125,18 @@ impl TokenTally {
         }
     }
 
+    /// A row's chain is final (it succeeded, or failed its last pass): no step of it runs
+    /// again, so its successes need not be remembered. Keeps the tally's memory to the rows
+    /// awaiting a retry pass, not every call of a soak.
+    pub fn row_final(&mut self, row: u32) {
+        if self.last_ok.is_empty() {
+            return;
+        }
+        for step in 0..self.steps.len() {
+            self.last_ok.remove(&(row, step as u16));
+        }
+    }
+
     /// The run's cost at `price`; `chains` chains ran, `names` names the steps.
     pub fn cost(&self, price: Price, chains: usize, names: &[String]) -> Cost {
         let per_step: Vec<StepCost> = self

@@ -1,7 +1,7 @@
 //! A run's figures, gathered as calls and chains finish: histograms (calls, chains, per step,
-//! time to first token), errors by kind, tokens, the in-flight timeline and a 64-bit hash of
+//! time to first token), errors by kind, tokens, the in-flight timeline and a 32-bit hash of
 //! each row's final output. Nothing per call is kept, so a run's memory does not grow with
-//! its calls (the hashes are 8 bytes a row, and only when asked for).
+//! its calls (the hashes are 4 bytes a row, and only when asked for).
 //!
 //! It is an [`Observer`]: worker tasks report into it through one mutex, held for a few
 //! histogram increments per call.
@@ -42,8 +42,8 @@ struct Figures {
     /// Reported tokens per step and for retries, for the cost.
     usage: TokenTally,
     /// Hash of each row's final output (0: failed or not run), when comparing outputs:
-    /// 8 bytes a row.
-    hashes: Option<Vec<u64>>,
+    /// 4 bytes a row.
+    hashes: Option<Vec<u32>>,
 }
 
 impl RunRecorder {
@@ -88,7 +88,7 @@ impl RunRecorder {
     }
 
     /// The hash of each row's final output (0: none), when the recorder keeps them.
-    pub fn output_hashes(&self) -> Option<Vec<u64>> {
+    pub fn output_hashes(&self) -> Option<Vec<u32>> {
         self.figures().hashes.take()
     }
 
@@ -180,6 +180,7 @@ impl Observer for RunRecorder {
             return;
         }
         let mut f = self.figures();
+        f.usage.row_final(chain.row);
         if chain.ok() {
             f.chains_ok += 1;
             f.chain_latency.record(chain.latency);
@@ -197,16 +198,17 @@ impl Observer for RunRecorder {
     }
 }
 
-/// A 64-bit hash of an output, to compare rows across runs without keeping their text;
-/// never 0, which stands for "no output".
-pub fn output_hash(output: &str) -> u64 {
+/// A 32-bit hash of an output, to compare rows across runs without keeping their text
+/// (4 bytes a row: a million-chain sweep keeps 4 MB per batch size, and two different
+/// outputs of a row look equal once in 4 billion); never 0, which stands for "no output".
+pub fn output_hash(output: &str) -> u32 {
     let mut h = DefaultHasher::new();
     output.hash(&mut h);
-    h.finish().max(1)
+    ((h.finish() >> 32) as u32).max(1)
 }
 
 /// Rows that succeeded in both runs (hash not 0) but whose outputs differ.
-pub fn count_differences(reference: &[u64], hashes: &[u64]) -> usize {
+pub fn count_differences(reference: &[u32], hashes: &[u32]) -> usize {
     reference
         .iter()
         .zip(hashes)

@@ -190,7 +190,7 @@ async fn run_grid(
         })
         .collect();
     // The first run of each size's output hashes, to count outputs that differ.
-    let mut reference: Vec<(usize, Vec<u64>)> = Vec::new();
+    let mut reference: Vec<(usize, Vec<u32>)> = Vec::new();
     let mut interrupted = false;
     let grid = repeat::schedule(cells.len(), cfg.repeat)
         .into_iter()
