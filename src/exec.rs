@@ -101,7 +101,13 @@ impl ExecCommand {
             .kill_on_drop(true);
         let mut child = match cmd.spawn() {
             Ok(c) => c,
-            Err(e) => return fail(out, ErrorKind::Local, format!("cannot start {}: {e}", args[0])),
+            Err(e) => {
+                return fail(
+                    out,
+                    ErrorKind::Local,
+                    format!("cannot start {}: {e}", args[0]),
+                );
+            }
         };
         let pgid = child.id();
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
@@ -118,7 +124,10 @@ impl ExecCommand {
             return fail(
                 out,
                 ErrorKind::Timeout,
-                format!("killed after --timeout {}", humantime::format_duration(self.timeout)),
+                format!(
+                    "killed after --timeout {}",
+                    humantime::format_duration(self.timeout)
+                ),
             );
         };
         // Grandchildren left behind in the group go with it.
@@ -134,9 +143,17 @@ impl ExecCommand {
                     .code()
                     .map_or_else(|| "a signal".to_string(), |c| format!("code {c}"));
                 let tail = String::from_utf8_lossy(&stderr);
-                fail(out, ErrorKind::ServerError, format!("exited with {code}: {}", tail.trim()))
+                fail(
+                    out,
+                    ErrorKind::ServerError,
+                    format!("exited with {code}: {}", tail.trim()),
+                )
             }
-            Err(e) => fail(out, ErrorKind::Local, format!("waiting for the program: {e}")),
+            Err(e) => fail(
+                out,
+                ErrorKind::Local,
+                format!("waiting for the program: {e}"),
+            ),
         }
     }
 }
@@ -174,7 +191,13 @@ fn substitute(arg: &str, vars: &BTreeMap<String, String>) -> String {
 fn env_name(column: &str) -> String {
     let name: String = column
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("LOADCHAIN_COL_{name}")
 }
@@ -263,7 +286,10 @@ mod tests {
             ExecCommand::parse("echo {{nope}}", false, &cols, t, 10),
             Err(ExecError::UnknownColumn(n)) if n == "nope"
         ));
-        assert!(matches!(ExecCommand::parse("echo 'x", false, &cols, t, 10), Err(ExecError::Split)));
+        assert!(matches!(
+            ExecCommand::parse("echo 'x", false, &cols, t, 10),
+            Err(ExecError::Split)
+        ));
         assert_eq!(env_name("my-col"), "LOADCHAIN_COL_MY_COL");
     }
 }

@@ -51,7 +51,10 @@ impl Runner {
             // Bytes: a backoff retry resends the same body without copying it.
             let body = bytes::Bytes::from(self.target.body(step, row, previous));
             let tokens = estimate_tokens(body.len(), step.max_tokens);
-            match self.run_step(at, row, body, tokens, observer, &mut trail).await {
+            match self
+                .run_step(at, row, body, tokens, observer, &mut trail)
+                .await
+            {
                 Ok((output, latency)) => {
                     record.outputs.push(output);
                     record.step_latencies.push(latency);
