@@ -48,6 +48,7 @@ pub mod cost;
 pub mod docs;
 pub mod endpoint;
 pub mod error;
+pub mod exec;
 pub mod files;
 pub mod lock;
 pub mod manifest;

@@ -8,6 +8,8 @@ mod cli;
 mod common;
 mod cost;
 mod docs;
+#[cfg(unix)]
+mod exec;
 mod guard;
 #[cfg(unix)]
 mod hostile;

@@ -114,9 +114,10 @@ impl BatchUi for RunUi {
 /// `run`'s settings, printed on stderr before the first call as `sweep` prints its banner
 /// (hidden by `-q`): what runs, against what, and where the results go.
 fn banner(facts: &BannerFacts, plan: &RunPlan<'_>) -> String {
-    let target = match &plan.mock_url {
-        Some(url) => format!("embedded mock at {url}"),
-        None => format!(
+    let target = match (&plan.mock_url, plan.target.exec()) {
+        (_, Some(exec)) => format!("exec: {}", exec.source),
+        (Some(url), None) => format!("embedded mock at {url}"),
+        (None, None) => format!(
             "{} ({} format, model {})",
             plan.target.display_url(),
             plan.target.format().as_str(),

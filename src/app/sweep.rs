@@ -135,6 +135,7 @@ fn banner(cfg: &SweepConfig) -> String {
             loadchain_mock::describe(m)
         ),
         Endpoint::Running(m) => format!("mock at {}", m.url()),
+        Endpoint::Exec(e) => format!("exec: {}", e.source),
         Endpoint::Remote(t) => format!(
             "{} ({} format, model {}; {})",
             t.display_url(),

@@ -148,6 +148,13 @@ pub struct RunArgs {
     /// Write calls.csv (one row per call, streamed as calls finish); off for long soaks.
     #[arg(long, value_enum, value_name = "ON|OFF", default_value_t = OnOff::On)]
     pub calls_csv: OnOff,
+    /// Run this program once per row instead of the HTTP chain, e.g. 'python3 chain.py
+    /// --topic {{topic}}': its stdout is the output, a non-zero exit fails the row.
+    #[arg(long, value_name = "COMMAND")]
+    pub exec: Option<String>,
+    /// With --exec: run the command through `sh -c` (placeholders substituted first).
+    #[arg(long, requires = "exec")]
+    pub shell: bool,
     /// Chain, target, retries and mock settings.
     #[command(flatten)]
     pub common: CommonArgs,

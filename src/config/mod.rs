@@ -220,17 +220,35 @@ fn workload(common: &CommonArgs, chain: Chain, endpoint: Endpoint) -> Workload {
 /// error (flags, manifest, chain, mock settings) comes out of here, before anything is
 /// written or sent.
 pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
-    let chain = chain_from_args(&args.common.chain)?;
+    let mut chain = chain_from_args(&args.common.chain)?;
     let mut manifest = Manifest::load(&args.manifest, &args.id_column)?;
     if let Some(seg) = args.common.segment.segment {
         segment::split_rows(seg, &mut manifest);
     }
-    chain.check_columns(
-        &manifest.columns,
-        &chain_origin(&args.common.chain),
-        &manifest.path.display().to_string(),
-    )?;
-    let endpoint = endpoint_from_args(&args.common.target, &args.common.mock)?;
+    let endpoint = match &args.exec {
+        Some(source) => {
+            let exec = crate::exec::ExecCommand::parse(
+                source,
+                args.shell,
+                &manifest.columns,
+                args.common.calls.timeout,
+                args.common.target.max_response_bytes,
+            )
+            .map_err(|e| flag("--exec", e.to_string()))?;
+            // One step per row, named for reports; its prompt is never sent.
+            chain = Chain::default_steps(1)?;
+            chain.steps[0].name = "exec".to_string();
+            Endpoint::Exec(std::sync::Arc::new(exec))
+        }
+        None => {
+            chain.check_columns(
+                &manifest.columns,
+                &chain_origin(&args.common.chain),
+                &manifest.path.display().to_string(),
+            )?;
+            endpoint_from_args(&args.common.target, &args.common.mock)?
+        }
+    };
     let rows = manifest.len().max(1);
     let (limit, auto) = match args.limit {
         LimitArg::Fixed(n) => (n, false),

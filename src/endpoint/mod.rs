@@ -19,7 +19,7 @@ mod session;
 pub mod sse;
 mod target;
 
-pub use client::{ClientError, HttpClient};
+pub use client::{CallOutcome, ClientError, HttpClient};
 pub use decoded::Decoded;
 pub use options::{ClientOptions, DEFAULT_MAX_RESPONSE_BYTES};
 pub use pacer::{Announced, AnnouncedLog, Pacer, Ticket};

@@ -18,6 +18,8 @@ pub enum Endpoint {
     Running(Arc<MockServer>),
     /// A real endpoint, built from the flags.
     Remote(Target),
+    /// `run --exec`: each row runs this local program; no mock, no preflight call.
+    Exec(Arc<crate::exec::ExecCommand>),
 }
 
 impl Endpoint {
@@ -27,6 +29,7 @@ impl Endpoint {
             Endpoint::Embedded(_) => "embedded mock".to_string(),
             Endpoint::Running(m) => format!("mock at {}", m.url()),
             Endpoint::Remote(t) => t.display_url(),
+            Endpoint::Exec(e) => format!("exec: {}", e.source),
         }
     }
 
@@ -35,7 +38,7 @@ impl Endpoint {
         match self {
             Endpoint::Embedded(m) => Some(toml::to_string(m).unwrap_or_default()),
             Endpoint::Running(m) => Some(toml::to_string(m.config()).unwrap_or_default()),
-            Endpoint::Remote(_) => None,
+            Endpoint::Remote(_) | Endpoint::Exec(_) => None,
         }
     }
 }
@@ -82,6 +85,16 @@ impl Session {
             }
             Endpoint::Running(server) => (Some(Arc::clone(server)), false),
             Endpoint::Remote(_) => (None, false),
+            Endpoint::Exec(exec) => {
+                // The target only carries the program: no request is ever sent to it.
+                let mut target = embedded_target("http://127.0.0.1:9", model);
+                target.exec = Some(Arc::clone(exec));
+                return Ok(Session {
+                    target: Arc::new(target),
+                    mock: None,
+                    owns_mock: false,
+                });
+            }
         };
         let target = match (endpoint, &mock) {
             (Endpoint::Remote(t), _) => t.clone(),
@@ -91,7 +104,9 @@ impl Session {
                     .streaming(stream)
             }
             (_, Some(server)) => embedded_target(&server.url(), model).streaming(stream),
-            (_, None) => unreachable!("a mock endpoint has a server"),
+            (_, None) => {
+                return Err(SessionError::Mock("a mock endpoint has no server".into()));
+            }
         };
         let session = Session {
             target: Arc::new(target),

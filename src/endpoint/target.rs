@@ -67,6 +67,8 @@ pub struct Target {
     pub(super) stream: bool,
     /// The API key, `-H` values and URL credentials, cut out of every stored message.
     pub(super) secrets: Secrets,
+    /// `run --exec`: each call runs this program instead of an HTTP request.
+    pub(super) exec: Option<std::sync::Arc<crate::exec::ExecCommand>>,
 }
 
 impl Target {
@@ -131,6 +133,7 @@ impl Target {
             body: None,
             stream: false,
             secrets,
+            exec: None,
         }
     }
 
@@ -165,6 +168,11 @@ impl Target {
     pub fn with_body(mut self, body: Template) -> Target {
         self.body = Some(body);
         self
+    }
+
+    /// The program each call runs instead of a request (`run --exec`), when set.
+    pub fn exec(&self) -> Option<&std::sync::Arc<crate::exec::ExecCommand>> {
+        self.exec.as_ref()
     }
 
     /// OpenAI format: ask for a server-sent-event stream and time the first token.

@@ -51,7 +51,10 @@ impl Runner {
             // Bytes: a backoff retry resends the same body without copying it.
             let body = bytes::Bytes::from(self.target.body(step, row, previous));
             let tokens = estimate_tokens(body.len(), step.max_tokens);
-            match self.run_step(at, body, tokens, observer, &mut trail).await {
+            match self
+                .run_step(at, row, body, tokens, observer, &mut trail)
+                .await
+            {
                 Ok((output, latency)) => {
                     record.outputs.push(output);
                     record.step_latencies.push(latency);
@@ -76,6 +79,7 @@ impl Runner {
     async fn run_step(
         &self,
         at: StepAt,
+        row: &Row,
         body: bytes::Bytes,
         tokens: u32,
         observer: &dyn Observer,
@@ -101,10 +105,14 @@ impl Runner {
                     message: "waiting for the server's rate limit; the wait ended by Ctrl-C".into(),
                 }),
             };
-            let out = self
-                .client
-                .call_paced(&self.target, body.clone(), ticket)
-                .await;
+            let out = match self.target.exec() {
+                Some(exec) => exec.call(row).await,
+                None => {
+                    self.client
+                        .call_paced(&self.target, body.clone(), ticket)
+                        .await
+                }
+            };
             trail.first_send.get_or_insert(out.started);
             trail.end = out.started + out.latency;
             let call = CallRecord {
