@@ -159,7 +159,13 @@ async fn answer(
         return Ok(counted(shared, resp));
     }
 
-    let reply = Reply::new(&request, config.output_tokens, outcome.fingerprint, seq);
+    let reply = Reply::new(
+        &request,
+        config.output_tokens,
+        outcome.fingerprint,
+        seq,
+        config.vary,
+    );
     let faults = Faults::new(shared, conn, version, outcome.reset, outcome.truncate);
     let mut resp = if request.streams() {
         shared.timer.sleep_until(start + outcome.latency).await;
