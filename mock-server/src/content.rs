@@ -171,7 +171,7 @@ pub(crate) fn vary(words: &mut [&'static str], fingerprint: u64, seq: u64) {
     let mut state = fingerprint ^ seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ VARY_STREAM;
     for w in words.iter_mut() {
         let r = splitmix64(&mut state);
-        if r % 4 == 0 {
+        if r.is_multiple_of(4) {
             *w = VOCAB[((r >> 8) % VOCAB.len() as u64) as usize];
         }
     }
