@@ -65,6 +65,9 @@ pub(crate) struct SseStream {
     /// Sent at once, before the first token: Anthropic's `message_start`,
     /// `content_block_start` and `ping`.
     head: Option<Bytes>,
+    /// The last OpenAI chunk's `finish_reason`: `stop`, or `length` when `max_tokens` cut
+    /// the answer short.
+    finish_reason: &'static str,
 }
 
 impl SseStream {
@@ -95,6 +98,7 @@ impl SseStream {
             finished: false,
             _permit: permit,
             guard: Some(guard),
+            finish_reason: "stop",
             anthropic: None,
             head: None,
         }
@@ -106,6 +110,12 @@ impl SseStream {
     pub(crate) fn anthropic(mut self, head: String, stop_reason: &'static str) -> Self {
         self.head = Some(Bytes::from(head));
         self.anthropic = Some(stop_reason);
+        self
+    }
+
+    /// Sets the last OpenAI chunk's `finish_reason` (`length` for a cut-short answer).
+    pub(crate) fn finish_reason(mut self, reason: &'static str) -> Self {
+        self.finish_reason = reason;
         self
     }
 
@@ -165,7 +175,9 @@ event: message_stop\ndata: {{\"type\":\"message_stop\"}}\n\n",
         } else {
             s.push_str("\"delta\":{}");
         }
-        s.push_str(",\"logprobs\":null,\"finish_reason\":\"stop\"");
+        s.push_str(",\"logprobs\":null,\"finish_reason\":\"");
+        s.push_str(self.finish_reason);
+        s.push('"');
         s.push_str(self.suffix);
         s.push_str("\n\n");
         if let Some((prompt, completion)) = self.usage {

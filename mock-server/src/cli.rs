@@ -113,6 +113,10 @@ pub struct MockArgs {
     #[arg(long, value_name = "RATE")]
     pub slow_body: Option<ByteRate>,
 
+    /// Vary the content per call (about one word in four, seeded), like a sampled model
+    #[arg(long)]
+    pub vary: bool,
+
     /// TOML file with the same settings (keys in snake_case); flags given here override it
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -145,6 +149,9 @@ impl MockArgs {
             reset_rate,
             truncate_rate
         );
+        if self.vary {
+            c.vary = true;
+        }
         if self.slow_body.is_some() {
             c.slow_body = self.slow_body;
         }

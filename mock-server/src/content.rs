@@ -173,6 +173,22 @@ pub(crate) fn words(fingerprint: u64, n: u32) -> Vec<&'static str> {
         .collect()
 }
 
+/// `--vary`: replaces about one word in four with another vocabulary word, drawn from the
+/// content `fingerprint` (which holds the seed) and the request number `seq`, so each call
+/// gets its own variant (like sampling noise) yet the same seed and `seq` give the same text.
+pub(crate) fn vary(words: &mut [&'static str], fingerprint: u64, seq: u64) {
+    let mut state = fingerprint ^ seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ VARY_STREAM;
+    for w in words.iter_mut() {
+        let r = splitmix64(&mut state);
+        if r.is_multiple_of(4) {
+            *w = VOCAB[((r >> 8) % VOCAB.len() as u64) as usize];
+        }
+    }
+}
+
+/// Mixed into `--vary`'s stream so it is independent of the words drawn from a fingerprint.
+const VARY_STREAM: u64 = 0x7661_7279_2d6d_6978;
+
 /// Joins words with single spaces.
 pub(crate) fn join(words: &[&str]) -> String {
     let mut s = String::with_capacity(words.iter().map(|w| w.len() + 1).sum());
@@ -205,6 +221,30 @@ mod tests {
         assert_eq!(w.len(), 16);
         assert_eq!(words(fingerprint(&a, 1), 4), w[..4]);
         assert_eq!(prompt_tokens(&a), 2);
+    }
+
+    #[test]
+    fn vary_is_deterministic_per_call_and_differs_across_calls() {
+        let fp = fingerprint(&msgs(r#"[{"role":"user","content":"hi"}]"#), 42);
+        let base = words(fp, 64);
+        let variant = |seq: u64| {
+            let mut w = base.clone();
+            vary(&mut w, fp, seq);
+            w
+        };
+        assert_eq!(
+            variant(7),
+            variant(7),
+            "same seed and call index, same text"
+        );
+        assert_ne!(variant(7), variant(8), "another call, another variant");
+        assert_ne!(variant(7), base, "a variant differs from the plain text");
+        let kept = variant(7).iter().zip(&base).filter(|(a, b)| a == b).count();
+        assert!(kept > 32, "most words stay: {kept}/64");
+        let other_seed = fingerprint(&msgs(r#"[{"role":"user","content":"hi"}]"#), 43);
+        let mut w = words(other_seed, 64);
+        vary(&mut w, other_seed, 7);
+        assert_ne!(w, variant(7), "another seed, another text");
     }
 
     #[test]

@@ -82,6 +82,9 @@ pub struct MockConfig {
     /// Send successful chat bodies at most this fast (TOML: `slow_body = "1kB/s"`);
     /// `None` (default) sends at once.
     pub slow_body: Option<ByteRate>,
+    /// Vary the content per call (about one word in four, seeded by the seed and the
+    /// request number), like a sampled model; off (default): same request, same text.
+    pub vary: bool,
 }
 
 impl Default for MockConfig {
@@ -108,6 +111,7 @@ impl Default for MockConfig {
             reset_rate: 0.0,
             truncate_rate: 0.0,
             slow_body: None,
+            vary: false,
         }
     }
 }

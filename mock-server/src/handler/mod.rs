@@ -169,7 +169,13 @@ async fn answer(
         return Ok(counted(shared, resp));
     }
 
-    let reply = Reply::new(&request, config.output_tokens, outcome.fingerprint, seq);
+    let reply = Reply::new(
+        &request,
+        config.output_tokens,
+        outcome.fingerprint,
+        seq,
+        config.vary,
+    );
     let faults = Faults::new(shared, conn, version, outcome.reset, outcome.truncate);
     // With `ttft` set the wait before the first chunk is on the precise timer here, and
     // the stream then sends its first token at once.

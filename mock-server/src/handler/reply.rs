@@ -43,8 +43,13 @@ impl<'a> Reply<'a> {
         output_tokens: u32,
         fingerprint: u64,
         seq: u64,
+        vary: bool,
     ) -> Self {
         let tokens = request.output_tokens(output_tokens);
+        let mut words = content::words(fingerprint, tokens);
+        if vary {
+            content::vary(&mut words, fingerprint, seq);
+        }
         Self {
             id: if request.anthropic {
                 format!("msg_mock_{seq}")
@@ -55,7 +60,7 @@ impl<'a> Reply<'a> {
             truncated: tokens < output_tokens,
             created: unix_now(),
             model: request.model.as_deref().unwrap_or(response::DEFAULT_MODEL),
-            words: content::words(fingerprint, tokens),
+            words,
             prompt_tokens: content::prompt_tokens(&request.messages),
             tokens,
             include_usage: request.includes_usage(),
@@ -94,6 +99,8 @@ impl<'a> Reply<'a> {
         if self.anthropic {
             let head = anthropic::stream_head(&self.id, self.model, self.prompt_tokens);
             stream = stream.anthropic(head, anthropic::stop_reason(self.truncated));
+        } else if self.truncated {
+            stream = stream.finish_reason("length");
             cut_after += 1; // the head is a frame of its own
         }
         let body = faults.shape(
@@ -137,7 +144,7 @@ impl<'a> Reply<'a> {
                     content: content::join(&self.words),
                 },
                 logprobs: None,
-                finish_reason: "stop",
+                finish_reason: if self.truncated { "length" } else { "stop" },
             }],
             usage: Usage {
                 prompt_tokens: self.prompt_tokens,
