@@ -79,7 +79,7 @@ impl ExecCommand {
     /// process group is killed and the call fails as a timeout.
     pub async fn call(&self, row: &Row) -> CallOutcome {
         let started = Instant::now();
-        let mut out = outcome(started);
+        let mut out = CallOutcome::new(started, Duration::ZERO);
         let args: Vec<String> = self.argv.iter().map(|a| substitute(a, &row.vars)).collect();
         let mut cmd = if self.shell {
             let mut c = tokio::process::Command::new("sh");
@@ -241,24 +241,6 @@ fn kill_group(pgid: Option<u32>) {
         unsafe {
             libc::kill(-pid, libc::SIGKILL);
         }
-    }
-}
-
-fn outcome(started: Instant) -> CallOutcome {
-    CallOutcome {
-        started,
-        latency: Duration::ZERO,
-        status: None,
-        error: None,
-        message: String::new(),
-        output: None,
-        tokens: None,
-        input_tokens: None,
-        bytes: 0,
-        retry_after: None,
-        ttft: None,
-        quota: None,
-        stream: None,
     }
 }
 

@@ -63,6 +63,28 @@ pub struct CallOutcome {
     pub stream: Option<sse::StreamStats>,
 }
 
+impl CallOutcome {
+    /// A call sent at `started` that took `latency`, with nothing known of it yet: callers
+    /// fill in what the exchange produced.
+    pub fn new(started: Instant, latency: Duration) -> CallOutcome {
+        CallOutcome {
+            started,
+            latency,
+            status: None,
+            error: None,
+            message: String::new(),
+            output: None,
+            tokens: None,
+            input_tokens: None,
+            bytes: 0,
+            retry_after: None,
+            ttft: None,
+            quota: None,
+            stream: None,
+        }
+    }
+}
+
 /// A response as far as it was read.
 struct Exchange {
     status: u16,
@@ -171,21 +193,7 @@ impl HttpClient {
             Err(e) => Ok(Err(e)),
         };
         let latency = start.elapsed();
-        let mut out = CallOutcome {
-            started: start,
-            latency,
-            status: None,
-            error: None,
-            message: String::new(),
-            output: None,
-            tokens: None,
-            input_tokens: None,
-            bytes: 0,
-            retry_after: None,
-            ttft: None,
-            quota: None,
-            stream: None,
-        };
+        let mut out = CallOutcome::new(start, latency);
         match result {
             Err(_) => {
                 out.error = Some(ErrorKind::Timeout);
