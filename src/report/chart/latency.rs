@@ -7,12 +7,13 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use super::{DrawResult, KeyedChart, SIZE};
+use crate::metrics::DistributionRow;
 use crate::record::Pooling;
 use crate::report::{format, table};
 use crate::sweep::{RunSummary, SweepReport};
 
 /// x position of a percentile (0..1) on the log axis.
-pub(super) fn x_of(p: f64) -> f64 {
+fn x_of(p: f64) -> f64 {
     (1.0 / (1.0 - p)).log10()
 }
 
@@ -23,10 +24,9 @@ pub(super) fn percentile_label(x: f64) -> String {
     format!("{pct:.decimals$} %")
 }
 
-/// The curve of one run: (x, latency ms) for every row below 100 % (which has no x).
-fn curve(run: &RunSummary) -> Vec<(f64, f64)> {
-    run.call_distribution
-        .iter()
+/// The curve of one distribution: (x, ms) for every row below 100 % (which has no x).
+fn curve(rows: &[DistributionRow]) -> Vec<(f64, f64)> {
+    rows.iter()
         .filter(|r| r.percentile < 1.0)
         .map(|r| (x_of(r.percentile), r.value_us as f64 / 1000.0))
         .collect()
@@ -35,13 +35,18 @@ fn curve(run: &RunSummary) -> Vec<(f64, f64)> {
 /// One line of the chart: the index of its limit, its pooling mode and its points.
 pub(super) type Curve = (usize, Pooling, Vec<(f64, f64)>);
 
-/// The curves of the largest batch `size`: one per limit and pooling mode with successful calls.
-fn curves(report: &SweepReport, size: usize) -> Vec<Curve> {
+/// The curves of the largest batch `size`: one per limit and pooling mode whose picked
+/// distribution has points.
+fn curves(
+    report: &SweepReport,
+    size: usize,
+    pick: fn(&RunSummary) -> &[DistributionRow],
+) -> Vec<Curve> {
     let mut curves: Vec<Curve> = Vec::new();
     for (j, &limit) in table::limits(report).iter().enumerate() {
         for pooling in table::poolings(report) {
             if let Some(run) = report.run(size, limit, pooling) {
-                let c = curve(run);
+                let c = curve(pick(run));
                 if !c.is_empty() {
                     curves.push((j, pooling, c));
                 }
@@ -53,23 +58,37 @@ fn curves(report: &SweepReport, size: usize) -> Vec<Curve> {
 
 /// Draws the chart into `path` (PNG).
 pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
+    plot(
+        path,
+        report,
+        ("Call latency by percentile", "call latency (ms)"),
+        "No successful calls to plot.",
+        |r| &r.call_distribution,
+    )
+}
+
+/// A percentile chart of the distribution `pick` takes from each run of the largest batch:
+/// latency.png, and ttft.png / itl.png with the streaming distributions.
+pub(super) fn plot(
+    path: &Path,
+    report: &SweepReport,
+    (what, y_desc): (&str, &str),
+    empty: &str,
+    pick: fn(&RunSummary) -> &[DistributionRow],
+) -> DrawResult {
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     let size = table::sizes(report).last().copied().unwrap_or(0);
-    let title = format!("Call latency by percentile, {size} chains");
-    let curves = curves(report, size);
+    let title = format!("{what}, {size} chains");
+    let curves = curves(report, size, pick);
     if curves.is_empty() {
-        return super::draw_empty(&root, &title, "No successful calls to plot.");
+        return super::draw_empty(&root, &title, empty);
     }
-    let max_x = curves
-        .iter()
-        .flat_map(|(_, _, c)| c.iter().map(|p| p.0))
-        .fold(0.0, f64::max);
+    let points = || curves.iter().flat_map(|(_, _, c)| c.iter());
+    let max_x = points().map(|p| p.0).fold(0.0, f64::max);
     // End just past the data: with a few hundred calls the curve stops short of 99.9 %.
     let x_right = (max_x * 1.04).clamp(1.2, 6.0);
-    let max_ms = curves
-        .iter()
-        .flat_map(|(_, _, c)| c.iter().map(|p| p.1))
-        .fold(0.0, f64::max);
+    // Never an empty range, even if every value rounds to 0 ms.
+    let max_ms = points().map(|p| p.1).fold(0.0, f64::max).max(0.001);
     let mut keys = vec![0.0, 2f64.log10()];
     keys.extend((1..=x_right.floor() as i64).map(|k| k as f64));
 
@@ -79,7 +98,7 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
     )?;
     let axes = super::Axes {
         x_desc: "percentile (log scale of 1/(1 − p))".to_string(),
-        y_desc: "call latency (ms)".to_string(),
+        y_desc: y_desc.to_string(),
         x_tick: &|x| percentile_label(*x),
         y_tick: &|y| super::tick(*y),
         x_grid: true,
@@ -93,7 +112,7 @@ pub fn draw(path: &Path, report: &SweepReport) -> DrawResult {
 }
 
 /// One run's curve in its limit's colour: pooled solid, unpooled dashed.
-pub(super) fn draw_curve<'a, 'b: 'a>(
+fn draw_curve<'a, 'b: 'a>(
     chart: &mut KeyedChart<'a, 'b>,
     limits: &[usize],
     (j, pooling, pts): Curve,
