@@ -269,12 +269,20 @@ fn sweep(server: &StepServer, out: &Path, extra: &[&str]) -> Value {
 fn a_sweep_counts_the_calls_its_retry_pass_saved() {
     let dir = tempfile::tempdir().unwrap();
     let server = StepServer::start();
-    let report = sweep(&server, &dir.path().join("resumed"), &[]);
+    let report = sweep(
+        &server,
+        &dir.path().join("resumed"),
+        &["--price", "in=1,out=1"],
+    );
     // The preflight is one more step-1 call.
     assert_eq!(server.counts(), [1 + 1, 1, 2]);
     let run = &report["runs"][0];
     assert_eq!(run["calls_saved"], 2, "{run}");
+    let schema = crate::schema::validator("report.schema.json");
+    crate::schema::assert_valid(&schema, &report, "report.json with calls_saved");
     assert_eq!(run["chains_ok"], 1);
+    // No successful call was paid for twice.
+    assert_eq!(run["cost"]["redone"], 0.0, "{run}");
     let md = std::fs::read_to_string(dir.path().join("resumed/summary.md")).unwrap();
     assert!(
         md.contains("2 calls saved by resuming chains at the step that failed"),
@@ -289,18 +297,25 @@ fn a_sweep_counts_the_calls_its_retry_pass_saved() {
     let report = sweep(
         &server,
         &dir.path().join("restarted"),
-        &["--restart-chains"],
+        &["--restart-chains", "--price", "in=1,out=1"],
     );
     assert_eq!(server.counts(), [1 + 2, 2, 2]);
-    assert_eq!(report["runs"][0]["calls_saved"], 0);
+    let run = &report["runs"][0];
+    assert_eq!(run["calls_saved"], 0);
+    // Steps 1 and 2 were paid twice: 2 calls of 5 + 3 tokens at 1 per 1M.
+    assert!(
+        (run["cost"]["redone"].as_f64().unwrap() - 16e-6).abs() < 1e-12,
+        "{run}"
+    );
 }
 
-/// One `loadchain run` session of a one-row manifest into `out`; its summary.json.
-fn run_session(server: &StepServer, dir: &Path, extra: &[&str]) -> Value {
+/// One `loadchain run` session of a one-row manifest into `out`; its summary.json and
+/// stderr.
+fn run_session(server: &StepServer, dir: &Path, extra: &[&str]) -> (Value, String) {
     let manifest = dir.join("rows.csv");
     std::fs::write(&manifest, "id,topic\nr1,otters\n").unwrap();
     let out = dir.join("out");
-    loadchain()
+    let done = loadchain()
         .arg("run")
         .arg("--manifest")
         .arg(&manifest)
@@ -310,7 +325,9 @@ fn run_session(server: &StepServer, dir: &Path, extra: &[&str]) -> Value {
         .args(extra)
         .assert()
         .code(predicates::ord::lt(2));
-    serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap()
+    let stderr = String::from_utf8_lossy(&done.get_output().stderr).to_string();
+    let summary = std::fs::read(out.join("summary.json")).unwrap();
+    (serde_json::from_slice(&summary).unwrap(), stderr)
 }
 
 /// results.jsonl's lines.
@@ -335,7 +352,7 @@ fn outputs(line: &Value) -> Vec<String> {
 fn run_resume_starts_a_failed_row_at_its_failed_step() {
     let dir = tempfile::tempdir().unwrap();
     let server = StepServer::start();
-    let first = run_session(&server, dir.path(), &["--retry-passes", "0"]);
+    let (first, _) = run_session(&server, dir.path(), &["--retry-passes", "0"]);
     assert_eq!(first["failed"], 1);
     assert_eq!(first["calls_saved"], 0);
     assert_eq!(server.counts(), [1 + 1, 1, 1]);
@@ -344,12 +361,20 @@ fn run_resume_starts_a_failed_row_at_its_failed_step() {
     // The preflight's call was step 1's first answer.
     assert_eq!(outputs(failed), ["research answer #2", "write answer #1"]);
 
-    let second = run_session(&server, dir.path(), &["--resume", "--retry-passes", "0"]);
+    let (second, stderr) = run_session(&server, dir.path(), &["--resume", "--retry-passes", "0"]);
+    assert!(
+        stderr.contains("1 failed rows resume at the step that failed"),
+        "{stderr}"
+    );
     // Only the preflight's step-1 call and step 3: steps 1–2 of the row were not repeated.
     assert_eq!(server.counts(), [1 + 1 + 1, 1, 2]);
     assert_eq!(second["succeeded"], 1);
     assert_eq!(second["calls_saved"], 2);
     assert_eq!(second["calls"], 1);
+    let schema = crate::schema::validator("summary.schema.json");
+    crate::schema::assert_valid(&schema, &second, "summary.json with calls_saved");
+    let md = std::fs::read_to_string(dir.path().join("out/summary.md")).unwrap();
+    assert!(md.contains("2 calls saved by resuming chains"), "{md}");
     let step3 = server.prompts(2);
     assert_eq!(step3[0], step3[1], "step 3 saw the saved step-2 output");
     // The new line holds every step: the two saved and the new one.
@@ -366,7 +391,7 @@ fn run_resume_with_restart_chains_runs_the_whole_chain_again() {
     let dir = tempfile::tempdir().unwrap();
     let server = StepServer::start();
     run_session(&server, dir.path(), &["--retry-passes", "0"]);
-    let second = run_session(
+    let (second, stderr) = run_session(
         &server,
         dir.path(),
         &["--resume", "--retry-passes", "0", "--restart-chains"],
@@ -374,6 +399,7 @@ fn run_resume_with_restart_chains_runs_the_whole_chain_again() {
     assert_eq!(server.counts(), [1 + 1 + 1 + 1, 2, 2]);
     assert_eq!(second["calls_saved"], 0);
     assert_eq!(second["calls"], 3);
+    assert!(!stderr.contains("resume at the step"), "{stderr}");
     assert_eq!(
         outputs(&lines(dir.path())[1]),
         ["research answer #4", "write answer #2", "edit answer #2"]

@@ -197,6 +197,13 @@ pub async fn run(
         &steps,
         cfg.workload.retry.restart_chains,
     );
+    if !from.is_empty() {
+        ui.note(&format!(
+            "note: {} failed rows resume at the step that failed, with their saved outputs \
+             (--restart-chains runs them from step 1)",
+            from.len()
+        ));
+    }
     ui.started(&RunPlan {
         to_run: todo.len(),
         skipped,
