@@ -104,7 +104,17 @@ fn retries_are_priced_apart_and_the_steps_add_up_to_the_total() {
         .arg(&rows)
         .arg("--out")
         .arg(&out);
-    cmd.args(["--steps", "3", "--limit", "4", "--retry-passes", "3"]);
+    // --restart-chains: failed chains run again from step 1, so steps are paid twice (by
+    // default they resume at the failed step and nothing is redone; tests/resume.rs).
+    cmd.args([
+        "--steps",
+        "3",
+        "--limit",
+        "4",
+        "--retry-passes",
+        "3",
+        "--restart-chains",
+    ]);
     cmd.args(["--max-retries", "0", "--mock-failure-rate", "0.3"]);
     cmd.args([
         "--mock-seed",

@@ -19,6 +19,7 @@ mod openloop;
 mod pacing;
 mod plan;
 mod repeat;
+mod resume;
 mod run;
 mod run_report;
 mod schema;

@@ -10,6 +10,7 @@
 //! writer (when an append fails) can both raise it.
 
 mod collect;
+mod resume;
 mod settings;
 
 use std::path::PathBuf;
@@ -186,10 +187,23 @@ pub async fn run(
 ) -> Result<RunOutcome, BatchError> {
     let session = cfg.workload.open().await?;
     let settings = settings::settings(cfg, session.target());
-    let (log, resume) = ResultsLog::open(&cfg.out, cfg.resume)?;
+    let (log, mut resume) = ResultsLog::open(&cfg.out, cfg.resume)?;
     let (todo, skipped) = select_rows(&cfg.manifest, &resume);
     note_resume(cfg, &resume, &log, ui.as_ref());
     let steps = cfg.workload.chain.step_names();
+    let from = resume::resume_from(
+        &todo,
+        std::mem::take(&mut resume.saved_steps),
+        &steps,
+        cfg.workload.retry.restart_chains,
+    );
+    if !from.is_empty() {
+        ui.note(&format!(
+            "note: {} failed rows resume at the step that failed, with their saved outputs \
+             (--restart-chains runs them from step 1)",
+            from.len()
+        ));
+    }
     ui.started(&RunPlan {
         to_run: todo.len(),
         skipped,
@@ -216,7 +230,7 @@ pub async fn run(
     let mut sinks: Vec<Arc<dyn Observer>> = vec![recorder.clone()];
     sinks.extend(calls_csv.as_ref().map(|c| c.sink(key)));
     let (batch, collected, adaptive) =
-        execute(cfg, &session, log, rows.clone(), ui, sinks, stop).await?;
+        execute(cfg, &session, log, (rows.clone(), from), ui, sinks, stop).await?;
     session.close().await;
     if let Some(calls) = calls_csv {
         calls.finish()?;
@@ -245,6 +259,7 @@ pub async fn run(
         limit: adaptive.as_ref().map_or(cfg.limit, |a| a.recommended_limit),
         passes: batch.passes,
         calls: stats.calls,
+        calls_saved: stats.calls_saved,
         errors: stats.errors,
         call_latency: stats.call_latency,
         chain_latency: stats.chain_latency,
@@ -293,13 +308,14 @@ fn note_resume(cfg: &RunConfig, resume: &Resume, log: &ResultsLog, ui: &dyn Batc
     }
 }
 
-/// Runs `rows` with one writer task appending each finished row to the log. The runner's
-/// stop is raised by the caller's signal (Ctrl-C) or by the writer when an append fails.
+/// Runs `rows` (those in `from` resumed at the step that failed) with one writer task
+/// appending each finished row to the log. The runner's stop is raised by the caller's
+/// signal (Ctrl-C) or by the writer when an append fails.
 async fn execute(
     cfg: &RunConfig,
     session: &Session,
     log: ResultsLog,
-    rows: Rows,
+    (rows, from): (Rows, crate::runner::ResumeFrom),
     ui: Arc<dyn BatchUi>,
     sinks: Vec<Arc<dyn Observer>>,
     stop: Option<StopSignal>,
@@ -329,7 +345,7 @@ async fn execute(
     let mut observers: Vec<Arc<dyn Observer>> = vec![Arc::new(collect::Forward { tx, ui })];
     observers.extend(sinks);
     let observer: Arc<dyn Observer> = Arc::new(Tee(observers));
-    let batch = runner.run_batch(rows, observer).await;
+    let batch = runner.run_batch_from(rows, observer, None, from).await;
     let found = runner.adaptive.as_ref().map(|a| a.outcome());
     // Dropping the runner drops the last sender: the writer drains and ends.
     drop(runner);

@@ -335,6 +335,11 @@ pub struct CallArgs {
     /// Passes over the failed rows after the first pass.
     #[arg(long, value_name = "N", default_value = "1")]
     pub retry_passes: u32,
+    /// A failed chain's retry (a retry pass, or `run --resume`) starts again at step 1.
+    /// Default: it resumes at the step that failed, with the saved outputs of the steps
+    /// before it (reports count the calls saved).
+    #[arg(long)]
+    pub restart_chains: bool,
     /// Backoff retries per call after 429, 503 or 529 (exponential, full jitter, honours Retry-After).
     #[arg(long, value_name = "N", default_value = "3")]
     pub max_retries: u32,

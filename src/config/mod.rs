@@ -90,6 +90,7 @@ pub fn retry_policy(c: &CallArgs) -> RetryPolicy {
         retry_passes: c.retry_passes,
         max_retries: c.max_retries,
         max_retry_wait: c.max_retry_wait,
+        restart_chains: c.restart_chains,
         ..RetryPolicy::default()
     }
 }

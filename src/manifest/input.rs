@@ -220,6 +220,11 @@ impl Picked {
     pub fn row(&self, index: usize) -> Row {
         self.manifest.row(self.indices[index] as usize)
     }
+
+    /// The id of picked row `index`, without building the row.
+    pub fn id(&self, index: usize) -> String {
+        self.manifest.id(self.indices[index] as usize)
+    }
 }
 
 impl RowSource for Picked {

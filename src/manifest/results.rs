@@ -114,12 +114,16 @@ impl ResultLine {
 }
 
 /// What an earlier session left in results.jsonl (all empty for a fresh run).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Resume {
     /// Ids whose latest line is ok: skipped this session.
     pub succeeded_ids: HashSet<String>,
     /// Ids whose latest line is failed: run again this session.
     pub failed_ids: HashSet<String>,
+    /// The completed steps of each failed id's latest line (ids with none are absent): a
+    /// resumed row starts at the step that failed with these outputs. Only failed rows'
+    /// steps are held, so memory follows the failures, not the log.
+    pub saved_steps: HashMap<String, Vec<StepResult>>,
     /// File line number of a torn last line that was cut off, to report to the user.
     pub torn_line: Option<usize>,
     /// Number of good lines read (a row run in several sessions has several lines).
@@ -315,7 +319,7 @@ fn read_and_repair(path: &Path) -> Result<Resume, ManifestError> {
     };
     let read_err = ManifestError::io("read", path);
     let mut reader = BufReader::with_capacity(64 * 1024, &file);
-    let mut latest: HashMap<String, ResultStatus> = HashMap::new();
+    let mut latest: HashMap<String, (ResultStatus, Vec<StepResult>)> = HashMap::new();
     let (mut buf, mut line_no, mut good_end, mut lines) = (Vec::new(), 0usize, 0u64, 0usize);
     let mut torn_line = None;
     let scanned: io::Result<()> = (|| {
@@ -335,7 +339,11 @@ fn read_and_repair(path: &Path) -> Result<Resume, ManifestError> {
             }
             match serde_json::from_slice::<ResultLine>(body) {
                 Ok(line) if complete => {
-                    latest.insert(line.id, line.status);
+                    let steps = match line.status {
+                        ResultStatus::Failed => line.steps,
+                        ResultStatus::Ok => Vec::new(),
+                    };
+                    latest.insert(line.id, (line.status, steps));
                     lines += 1;
                     good_end += n as u64;
                 }
@@ -369,10 +377,15 @@ fn read_and_repair(path: &Path) -> Result<Resume, ManifestError> {
         lines,
         ..Resume::default()
     };
-    for (id, status) in latest {
+    for (id, (status, steps)) in latest {
         match status {
             ResultStatus::Ok => resume.succeeded_ids.insert(id),
-            ResultStatus::Failed => resume.failed_ids.insert(id),
+            ResultStatus::Failed => {
+                if !steps.is_empty() {
+                    resume.saved_steps.insert(id.clone(), steps);
+                }
+                resume.failed_ids.insert(id)
+            }
         };
     }
     Ok(resume)

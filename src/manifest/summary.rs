@@ -46,6 +46,10 @@ pub struct RunSummaryFile {
     pub passes: u16,
     /// HTTP calls sent, backoff retries included.
     pub calls: u64,
+    /// Calls not sent because failed chains (of a retry pass, or of an earlier session on
+    /// `--resume`) resumed at the step that failed: the completed steps they did not redo.
+    #[serde(default)]
+    pub calls_saved: u64,
     /// Failed calls per kind.
     pub errors: ErrorCounts,
     /// Per-call latency.
@@ -287,6 +291,7 @@ mod tests {
             limit: 5,
             passes: 2,
             calls: 30,
+            calls_saved: 0,
             errors: ErrorCounts::default(),
             call_latency: LatencySummary::default(),
             chain_latency: LatencySummary::default(),

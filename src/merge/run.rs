@@ -48,6 +48,7 @@ pub fn merge_runs(runs: &[&RunSummary]) -> Result<RunSummary, MergeError> {
     out.chains_ok = sum_usize(|r| r.chains_ok);
     out.chains_failed = sum_usize(|r| r.chains_failed);
     out.chains_retried = sum_usize(|r| r.chains_retried);
+    out.calls_saved = sum_u64(|r| r.calls_saved);
     out.chains_not_run = sum_usize(|r| r.chains_not_run);
     out.outputs_differ = sum_usize(|r| r.outputs_differ);
     out.calls = sum_u64(|r| r.calls);

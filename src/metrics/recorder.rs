@@ -114,6 +114,7 @@ impl RunRecorder {
             chains_ok: f.chains_ok,
             chains_failed: f.chains_failed,
             chains_retried: batch.retried,
+            calls_saved: batch.calls_saved,
             calls: f.calls,
             calls_failed: f.errors.total(),
             call_latency: f.call_latency.summary(),

@@ -31,6 +31,10 @@ pub struct RunSummary {
     pub chains_failed: usize,
     /// Chains that failed on the first pass and were run again.
     pub chains_retried: usize,
+    /// Calls not sent because failed chains resumed at the step that failed (one per
+    /// completed step not redone, every resumed attempt counted); 0 with `--restart-chains`.
+    #[serde(default)]
+    pub calls_saved: u64,
     /// Calls sent, every pass and backoff retry included.
     pub calls: u64,
     /// Calls that failed (each is counted in `errors`).

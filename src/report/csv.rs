@@ -136,6 +136,9 @@ pub struct SummaryRow {
     /// `--slo` only: calls meeting every objective per second.
     #[serde(default)]
     pub goodput: Option<f64>,
+    /// Calls not sent because failed chains resumed at the step that failed.
+    #[serde(default)]
+    pub calls_saved: u64,
 }
 
 /// One row of calls.csv: a [`crate::record::CallRecord`] with the run it belongs to.
@@ -262,6 +265,7 @@ impl SummaryRow {
             tokens_from: r.llm.tokens_from.map(|s| s.as_str().to_string()),
             slo_attainment: r.llm.slo_attainment.map(ratio),
             goodput: r.llm.goodput.map(ratio),
+            calls_saved: r.calls_saved,
         }
     }
 }

@@ -136,6 +136,7 @@ mod tests {
             limit: 2,
             passes: 2,
             calls: 7,
+            calls_saved: 0,
             errors,
             call_latency: LatencySummary::default(),
             chain_latency: LatencySummary::default(),

@@ -139,6 +139,9 @@ fn calls_section(md: &mut String, s: &RunSummaryFile) {
         "{} calls sent (backoff retries and retry passes included), {failed} failed.\n",
         s.calls
     );
+    if s.calls_saved > 0 {
+        let _ = writeln!(md, "{}.\n", table::saved_words(s.calls_saved));
+    }
     let words = table::error_words(&s.errors);
     if words.is_empty() {
         md.push_str("No call failed.\n\n");

@@ -7,7 +7,7 @@ use std::time::Duration;
 use rand::RngExt;
 use tokio::time::Instant;
 
-use super::{Observer, Runner, estimate_tokens, stopped};
+use super::{Observer, Resumed, Runner, estimate_tokens, stopped};
 use crate::chain::Row;
 use crate::record::{CallRecord, ChainFailure, ChainRecord, ErrorKind};
 
@@ -19,28 +19,41 @@ pub(super) struct ChainRun {
 }
 
 impl Runner {
-    /// One chain: its steps in order, each step's output feeding the next.
+    /// One chain: its steps in order, each step's output feeding the next. A `start` (a
+    /// chain resumed at the step that failed) supplies the completed steps' outputs and
+    /// latencies: the record begins with them, so it stays complete, and the chain runs from
+    /// the first step it lacks. Its `latency` then counts only this attempt's calls.
     pub(super) async fn run_chain(
         &self,
         row: &Row,
         idx: usize,
         pass: u16,
         t0: Instant,
+        start: Option<Resumed>,
         observer: &dyn Observer,
     ) -> ChainRun {
+        let steps = self.chain.steps.len();
+        let start = start.unwrap_or_default();
         let mut record = ChainRecord {
             row: idx as u32,
             passes: 1,
             latency: Duration::ZERO,
-            outputs: Vec::with_capacity(self.chain.steps.len()),
-            step_latencies: Vec::with_capacity(self.chain.steps.len()),
+            outputs: start.outputs,
+            step_latencies: start.step_latencies,
             failure: None,
         };
+        record
+            .outputs
+            .reserve(steps.saturating_sub(record.outputs.len()));
+        record
+            .step_latencies
+            .reserve(steps.saturating_sub(record.step_latencies.len()));
+        let skip = record.outputs.len();
         let mut trail = Trail {
             first_send: None,
             end: Instant::now(),
         };
-        for (k, step) in self.chain.steps.iter().enumerate() {
+        for (k, step) in self.chain.steps.iter().enumerate().skip(skip) {
             let previous = record.outputs.last().map(String::as_str);
             let at = StepAt {
                 row: idx as u32,

@@ -15,11 +15,13 @@ mod arrivals;
 mod chain;
 mod openloop;
 mod rate;
+mod resume;
 
 pub use adaptive::{AdaptiveLimit, AdaptiveOutcome, Completion, Controller, TracePoint};
 pub use arrivals::{Arrivals, ArrivalsError, Schedule};
 pub use openloop::{OpenLoop, OpenLoopStats, Outcome, drive, max_sustainable_rate};
 pub use rate::{RateLimiter, estimate_tokens};
+pub use resume::{ResumeFrom, Resumed};
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -96,6 +98,9 @@ pub struct RetryPolicy {
     pub backoff_cap: Duration,
     /// Longest Retry-After honoured; a server asking for more fails the call at once.
     pub max_retry_wait: Duration,
+    /// `--restart-chains`: a failed chain's next pass starts again at step 1, instead of at
+    /// the step that failed with the saved outputs of the steps before it.
+    pub restart_chains: bool,
 }
 
 impl Default for RetryPolicy {
@@ -106,6 +111,7 @@ impl Default for RetryPolicy {
             backoff_base: Duration::from_millis(250),
             backoff_cap: Duration::from_secs(30),
             max_retry_wait: Duration::from_secs(60),
+            restart_chains: false,
         }
     }
 }
@@ -245,6 +251,9 @@ pub struct BatchResult {
     pub retry_wall: Duration,
     /// Rows that failed the first pass and were run again.
     pub retried: usize,
+    /// Calls not sent because failed chains resumed at the step that failed: the completed
+    /// steps they did not redo, summed over every resumed attempt.
+    pub calls_saved: u64,
 }
 
 impl Runner {
@@ -265,10 +274,25 @@ impl Runner {
         observer: Arc<dyn Observer>,
         until: Option<Instant>,
     ) -> BatchResult {
+        self.run_batch_from(rows, observer, until, ResumeFrom::new())
+            .await
+    }
+
+    /// [`Runner::run_batch_until`] where the rows in `resume_from` (failed rows of an earlier
+    /// `run` session) start their first pass at the step that failed, with the saved outputs
+    /// of the steps before it (unless `retry.restart_chains`).
+    pub async fn run_batch_from(
+        &self,
+        rows: Rows,
+        observer: Arc<dyn Observer>,
+        until: Option<Instant>,
+        resume_from: ResumeFrom,
+    ) -> BatchResult {
         // One shared copy for the chain tasks: a task clones an Arc, not the client.
         let this = Arc::new(self.clone());
         let t0 = Instant::now();
         let mut state = BatchState::new(rows.len(), t0);
+        state.resume_from = resume_from;
         // None: every row (the first pass walks a range, not a list of a million indices).
         let mut pending: Option<Vec<usize>> = None;
         for pass in 0..=self.retry.retry_passes {
@@ -336,10 +360,11 @@ impl Runner {
             let (runner, rows, observer) =
                 (Arc::clone(self), p.rows.clone(), Arc::clone(p.observer));
             let (t0, pass) = (state.t0, p.pass);
+            let start = state.start_of(idx, self.chain.steps.len(), self.retry.restart_chains);
             tasks.spawn(async move {
                 // A panic in one chain becomes that row's failure, never the batch's.
                 let row = rows.get(idx);
-                let chain = runner.run_chain(&row, idx, pass, t0, observer.as_ref());
+                let chain = runner.run_chain(&row, idx, pass, t0, start, observer.as_ref());
                 let run = AssertUnwindSafe(chain).catch_unwind().await;
                 match &runner.adaptive {
                     Some(a) => a.release(permit),
@@ -414,6 +439,10 @@ struct BatchState {
     passes: Vec<u16>,
     /// Failed rows' latest records, until a later pass settles them or the batch stops.
     held: HashMap<usize, ChainRecord>,
+    /// Rows whose first pass resumes where an earlier session failed (taken as they start).
+    resume_from: ResumeFrom,
+    /// Completed steps that resumed chains did not run again.
+    calls_saved: u64,
     finished: usize,
     not_run: Vec<usize>,
     cut_short: bool,
@@ -429,6 +458,8 @@ impl BatchState {
             // Grown as rows start: a soak's row count is not known in advance.
             passes: Vec::with_capacity(rows.min(1 << 20)),
             held: HashMap::new(),
+            resume_from: ResumeFrom::new(),
+            calls_saved: 0,
             finished: 0,
             not_run: Vec::new(),
             cut_short: false,
@@ -495,6 +526,7 @@ impl BatchState {
                 .retry_start
                 .map_or(Duration::ZERO, |s| last_end.saturating_duration_since(s)),
             retried: self.retried,
+            calls_saved: self.calls_saved,
         }
     }
 }

@@ -213,6 +213,7 @@ where
         wall,
         retry_wall: Duration::ZERO,
         retried: 0,
+        calls_saved: 0,
     };
     (batch, stats)
 }
@@ -232,7 +233,7 @@ impl Runner {
             let (runner, observer) = (Arc::clone(&this), Arc::clone(&observer));
             async move {
                 let row = Row::synthetic_at(idx);
-                let chain = runner.run_chain(&row, idx, 0, t0, observer.as_ref());
+                let chain = runner.run_chain(&row, idx, 0, t0, None, observer.as_ref());
                 let run = match AssertUnwindSafe(chain).catch_unwind().await {
                     Ok(run) => run,
                     Err(_) => panicked(idx, "chain task panicked".to_string()),

@@ -302,6 +302,7 @@ async fn run_grid(
                     wall: std::time::Duration::from_secs_f64(last.wall_ms / 1000.0),
                     retry_wall: std::time::Duration::ZERO,
                     retried: 0,
+                    calls_saved: 0,
                 };
                 m.summary(key, &batch, &steps, None, 0)
             });

@@ -86,6 +86,7 @@ impl CellRuns {
         cell.wall_ms = stats::mean(&walls);
         cell.retry_wall_ms = stats::mean(&retry);
         cell.chains_retried = self.runs.iter().map(|r| r.chains_retried).sum();
+        cell.calls_saved = self.runs.iter().map(|r| r.calls_saved).sum();
         cell.chains_not_run = self.runs.iter().map(|r| r.chains_not_run).sum();
         cell.partial = self.runs.iter().any(|r| r.partial);
         cell.outputs_differ = self.runs.iter().map(|r| r.outputs_differ).sum();

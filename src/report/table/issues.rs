@@ -62,6 +62,9 @@ pub(crate) fn issues(report: &SweepReport) -> Vec<String> {
                 chains(r.chains_retried)
             ));
         }
+        if r.calls_saved > 0 {
+            parts.push(saved_words(r.calls_saved));
+        }
         if r.chains_failed > 0 {
             parts.push(format!(
                 "{} still failed after every pass",
@@ -91,3 +94,12 @@ pub(crate) fn issues(report: &SweepReport) -> Vec<String> {
 /// The sentence shown when [`issues`] is empty.
 pub(crate) const NO_ISSUES: &str = "None: no 429s, timeouts, 5xx or other failed calls; \
 every chain succeeded; every output matched the first run of its size.";
+
+/// `4 calls saved by resuming chains at the step that failed`, for both commands' summary.md.
+pub(crate) fn saved_words(calls_saved: u64) -> String {
+    let calls = match calls_saved {
+        1 => "1 call".to_string(),
+        n => format!("{n} calls"),
+    };
+    format!("{calls} saved by resuming chains at the step that failed")
+}
