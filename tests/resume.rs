@@ -363,7 +363,7 @@ fn run_resume_starts_a_failed_row_at_its_failed_step() {
 
     let (second, stderr) = run_session(&server, dir.path(), &["--resume", "--retry-passes", "0"]);
     assert!(
-        stderr.contains("1 failed rows resume at the step that failed"),
+        stderr.contains("1 failed row resume at the step that failed"),
         "{stderr}"
     );
     // Only the preflight's step-1 call and step 3: steps 1–2 of the row were not repeated.

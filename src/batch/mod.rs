@@ -199,9 +199,10 @@ pub async fn run(
     );
     if !from.is_empty() {
         ui.note(&format!(
-            "note: {} failed rows resume at the step that failed, with their saved outputs \
+            "note: {} failed {} resume at the step that failed, with their saved outputs \
              (--restart-chains runs them from step 1)",
-            from.len()
+            from.len(),
+            if from.len() == 1 { "row" } else { "rows" }
         ));
     }
     ui.started(&RunPlan {
