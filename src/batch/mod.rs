@@ -257,6 +257,7 @@ pub async fn run(
             ..settings
         }),
         cost: stats.cost,
+        quality: stats.quality,
         adaptive,
         llm: stats.llm,
     };

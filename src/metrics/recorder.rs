@@ -9,6 +9,7 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 
+use super::quality::{QualityRecorder, Sample, token_set};
 use super::{ErrorCounts, LatencyRecorder, LlmFigures, RunSummary, StepLatency, Timeline};
 use crate::chain::Row;
 use crate::cost::{Price, TokenTally};
@@ -44,6 +45,9 @@ struct Figures {
     /// Hash of each row's final output (0: failed or not run), when comparing outputs:
     /// 4 bytes a row.
     hashes: Option<Vec<u32>>,
+    /// Finish reasons, empty outputs, output tokens, and (when comparing outputs) the first
+    /// rows' token sets.
+    quality: QualityRecorder,
 }
 
 impl RunRecorder {
@@ -65,6 +69,7 @@ impl RunRecorder {
                 timeline: Timeline::default(),
                 usage: TokenTally::new(steps),
                 hashes: (hash_rows > 0).then(|| vec![0; hash_rows]),
+                quality: QualityRecorder::new(hash_rows),
             }),
             price: None,
         }
@@ -90,6 +95,11 @@ impl RunRecorder {
     /// The hash of each row's final output (0: none), when the recorder keeps them.
     pub fn output_hashes(&self) -> Option<Vec<u32>> {
         self.figures().hashes.take()
+    }
+
+    /// The sampled rows' token sets (for the similarity to a baseline), taken out.
+    pub fn quality_sample(&self) -> Sample {
+        self.figures().quality.take_sample()
     }
 
     /// The run's summary (speedup filled in later). `steps` names the chain's steps.
@@ -143,6 +153,7 @@ impl RunRecorder {
             llm: f.llm.summary(&f.ttft, batch.wall),
             wall_clock_ms: wall_clock_ms(batch.wall),
             open_loop: None,
+            quality: Some(f.quality.summary()),
         }
     }
 }
@@ -154,6 +165,7 @@ impl Observer for RunRecorder {
         f.timeline.record(call.start, call.start + call.latency);
         f.usage.add(call);
         f.llm.call_done(call);
+        f.quality.call_done(call);
         match call.error {
             None => {
                 f.call_latency.record(call.latency);
@@ -179,7 +191,13 @@ impl Observer for RunRecorder {
         if !is_final {
             return;
         }
+        let output = chain.final_output();
+        // Tokenised before the lock: the set is what the similarity needs, and its cost
+        // (the first rows only) stays out of other workers' way.
+        let sampled = self.figures().quality.samples(chain.row);
+        let tokens = sampled.then(|| output.map(token_set)).flatten();
         let mut f = self.figures();
+        f.quality.row_done(chain.row, output, tokens);
         f.usage.row_final(chain.row);
         if chain.ok() {
             f.chains_ok += 1;
