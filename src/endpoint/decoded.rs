@@ -17,7 +17,9 @@ pub struct Decoded {
 
 /// Why a successful call's generation stopped, in the few classes a quality report counts:
 /// one byte on every call record, whatever words the API used.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Finish {
     /// The model ended its answer (`stop`, `end_turn`, `stop_sequence`).

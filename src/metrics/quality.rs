@@ -166,14 +166,12 @@ impl QualityRecorder {
         Quality {
             finish: self.finish,
             empty: self.empty,
-            output_tokens: self
-                .tokens
-                .as_ref()
-                .filter(|h| !h.is_empty())
-                .map(|h| TokenPercentiles {
+            output_tokens: self.tokens.as_ref().filter(|h| !h.is_empty()).map(|h| {
+                TokenPercentiles {
                     p50: h.value_at_quantile(0.5),
                     p99: h.value_at_quantile(0.99),
-                }),
+                }
+            }),
             ..Quality::default()
         }
     }

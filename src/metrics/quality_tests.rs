@@ -12,7 +12,10 @@ fn token_sets_lowercase_split_on_punctuation_and_dedupe() {
     assert_eq!(token_set("the cat").len(), 2);
     assert!(token_set("  ,;  ").is_empty());
     let s = token_set("b a c a b");
-    assert!(s.windows(2).all(|w| w[0] < w[1]), "sorted and deduped: {s:?}");
+    assert!(
+        s.windows(2).all(|w| w[0] < w[1]),
+        "sorted and deduped: {s:?}"
+    );
 }
 
 #[test]
@@ -93,7 +96,11 @@ fn finishes_and_tokens_count_successful_calls_only() {
     let mut q = QualityRecorder::new(0);
     q.call_done(&call(Finish::Stop, None, Some(10)));
     q.call_done(&call(Finish::Length, None, Some(50)));
-    q.call_done(&call(Finish::Unknown, Some(crate::record::ErrorKind::Timeout), Some(999)));
+    q.call_done(&call(
+        Finish::Unknown,
+        Some(crate::record::ErrorKind::Timeout),
+        Some(999),
+    ));
     let s = q.summary();
     assert_eq!(
         s.finish,

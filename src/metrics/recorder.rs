@@ -1,7 +1,8 @@
 //! A run's figures, gathered as calls and chains finish: histograms (calls, chains, per step,
-//! time to first token), errors by kind, tokens, the in-flight timeline and a 32-bit hash of
-//! each row's final output. Nothing per call is kept, so a run's memory does not grow with
-//! its calls (the hashes are 4 bytes a row, and only when asked for).
+//! time to first token), errors by kind, tokens, the in-flight timeline, a 32-bit hash of
+//! each row's final output, and the quality figures ([`super::quality`]). Nothing per call
+//! is kept, so a run's memory does not grow with its calls (the hashes are 4 bytes a row,
+//! and only when asked for; token sets of the first 4,096 rows at most).
 //!
 //! It is an [`Observer`]: worker tasks report into it through one mutex, held for a few
 //! histogram increments per call.
@@ -9,7 +10,7 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 
-use super::quality::{QualityRecorder, Sample, token_set};
+use super::quality::{QualityRecorder, SAMPLE_ROWS, Sample, token_set};
 use super::{ErrorCounts, LatencyRecorder, LlmFigures, RunSummary, StepLatency, Timeline};
 use crate::chain::Row;
 use crate::cost::{Price, TokenTally};
@@ -25,6 +26,8 @@ pub struct RunRecorder {
     inner: Mutex<Figures>,
     /// `--price`: when set, the summary says what the run cost.
     price: Option<Price>,
+    /// Rows whose final output is kept as a token set for the similarity (the first ones).
+    sample_rows: usize,
 }
 
 #[derive(Debug)]
@@ -72,6 +75,7 @@ impl RunRecorder {
                 quality: QualityRecorder::new(hash_rows),
             }),
             price: None,
+            sample_rows: hash_rows.min(SAMPLE_ROWS),
         }
     }
 
@@ -194,7 +198,7 @@ impl Observer for RunRecorder {
         let output = chain.final_output();
         // Tokenised before the lock: the set is what the similarity needs, and its cost
         // (the first rows only) stays out of other workers' way.
-        let sampled = self.figures().quality.samples(chain.row);
+        let sampled = (chain.row as usize) < self.sample_rows;
         let tokens = sampled.then(|| output.map(token_set)).flatten();
         let mut f = self.figures();
         f.quality.row_done(chain.row, output, tokens);

@@ -117,9 +117,11 @@ fn cost(md: &mut String, report: &SweepReport) {
 /// reports written before runs carried them.
 fn quality(md: &mut String, report: &SweepReport) {
     if let Some(t) = table::quality_table(report) {
-        md.push_str("## Quality
+        md.push_str(
+            "## Quality
 
-");
+",
+        );
         md.push_str(&t.to_markdown());
         let _ = write!(md, "\n{}\n\n", table::QUALITY_NOTE);
     }
