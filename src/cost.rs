@@ -271,6 +271,7 @@ mod tests {
             tokens: tokens.map(|t| t.1),
             input_tokens: tokens.map(|t| t.0),
             ttft: None,
+            finish: Default::default(),
         }
     }
 

@@ -176,6 +176,10 @@ pub struct CallRecord {
     pub input_tokens: Option<u32>,
     /// Streaming calls only: from the send to the first chunk carrying content (TTFT).
     pub ttft: Option<Duration>,
+    /// Why generation stopped (Unknown when the call failed or the API did not say): the
+    /// quality section counts truncated answers from it.
+    #[serde(default)]
+    pub finish: crate::endpoint::Finish,
 }
 
 /// The final fate of one row after every pass.

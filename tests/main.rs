@@ -18,6 +18,7 @@ mod mock_binary;
 mod openloop;
 mod pacing;
 mod plan;
+mod quality;
 mod repeat;
 mod resume;
 mod run;

@@ -273,6 +273,7 @@ pub async fn run(
             ..settings
         }),
         cost: stats.cost,
+        quality: stats.quality,
         adaptive,
         llm: stats.llm,
     };

@@ -431,6 +431,9 @@ pub struct MockFlags {
     /// Mock body trickle rate: 512B/s, 1kB/s, 1KiB/s, 2MB/s, or bytes per second.
     #[arg(long, value_name = "RATE", help_heading = "Embedded mock")]
     pub mock_slow_body: Option<ByteRate>,
+    /// Mock content varies per call (about one word in four, seeded), like a sampled model.
+    #[arg(long, help_heading = "Embedded mock")]
+    pub mock_vary: bool,
     /// Mock TOML config file; --mock-* flags override it.
     #[arg(long, value_name = "FILE", help_heading = "Embedded mock")]
     pub mock_config: Option<PathBuf>,

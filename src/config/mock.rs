@@ -45,6 +45,7 @@ impl MockFlags {
             || self.mock_reset_rate.is_some()
             || self.mock_truncate_rate.is_some()
             || self.mock_slow_body.is_some()
+            || self.mock_vary
             || self.mock_config.is_some()
     }
 
@@ -109,6 +110,9 @@ impl MockFlags {
         }
         if self.mock_slow_body.is_some() {
             c.slow_body = self.mock_slow_body;
+        }
+        if self.mock_vary {
+            c.vary = true;
         }
         c.validate().map_err(|e| ConfigError::Mock(e.to_string()))?;
         Ok(c)

@@ -50,6 +50,8 @@ pub struct CallOutcome {
     pub tokens: Option<u32>,
     /// Prompt (input) tokens reported by the API.
     pub input_tokens: Option<u32>,
+    /// Why generation stopped, as far as the API said (Unknown on failure).
+    pub finish: super::Finish,
     /// Body bytes received.
     pub bytes: u64,
     /// How long the server asked to wait (`retry-after-ms`, or `Retry-After` in seconds or
@@ -76,6 +78,7 @@ impl CallOutcome {
             output: None,
             tokens: None,
             input_tokens: None,
+            finish: super::Finish::Unknown,
             bytes: 0,
             retry_after: None,
             ttft: None,
@@ -273,6 +276,7 @@ impl HttpClient {
             });
             out.tokens = decoded.tokens;
             out.input_tokens = decoded.input_tokens;
+            out.finish = super::Finish::of(decoded.stop_reason.as_deref());
         } else if let Some(detail) = (target.format == super::ApiFormat::Anthropic)
             .then(|| super::anthropic::stream_error(&bytes))
             .flatten()

@@ -20,7 +20,7 @@ pub mod sse;
 mod target;
 
 pub use client::{CallOutcome, ClientError, HttpClient};
-pub use decoded::Decoded;
+pub use decoded::{Decoded, Finish};
 pub use options::{ClientOptions, DEFAULT_MAX_RESPONSE_BYTES};
 pub use pacer::{Announced, AnnouncedLog, Pacer, Ticket};
 pub use preflight::{PreflightError, preflight};

@@ -171,10 +171,12 @@ fn content(v: &Value) -> Option<&str> {
 }
 
 /// The whole output and the completion tokens of a finished stream (usage when the server
-/// sent it, else one token per content chunk). None when no chunk parsed at all.
+/// sent it, else one token per content chunk), and the last chunk's `finish_reason`. None
+/// when no chunk parsed at all.
 pub fn decode(body: &[u8]) -> Option<Decoded> {
     let mut text = String::new();
     let (mut chunks, mut content_chunks, mut usage, mut prompt) = (0u32, 0u32, None, None);
+    let mut stop_reason = None;
     for line in body.split(|&b| b == b'\n') {
         let Some(v) = chunk(line) else { continue };
         chunks += 1;
@@ -191,12 +193,18 @@ pub fn decode(body: &[u8]) -> Option<Decoded> {
         if let Some(t) = v.pointer("/usage/prompt_tokens").and_then(Value::as_u64) {
             prompt = Some(t as u32);
         }
+        if let Some(r) = v
+            .pointer("/choices/0/finish_reason")
+            .and_then(Value::as_str)
+        {
+            stop_reason = Some(r.to_string());
+        }
     }
     (chunks > 0).then(|| Decoded {
         text,
         tokens: usage.or(Some(content_chunks)),
         input_tokens: prompt,
-        stop_reason: None,
+        stop_reason,
     })
 }
 
@@ -208,7 +216,8 @@ mod tests {
 
     const STREAM: &[u8] = b"data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n\
 data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"}}]}\n\n\
-data: {\"choices\":[{\"delta\":{\"content\":\" world\"}}]}\n\n\
+data: {\"choices\":[{\"delta\":{\"content\":\" world\"},\"finish_reason\":null}]}\n\n\
+data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"length\"}]}\n\n\
 data: {\"choices\":[],\"usage\":{\"completion_tokens\":2}}\n\n\
 data: [DONE]\n\n";
 
@@ -216,6 +225,8 @@ data: [DONE]\n\n";
     fn decodes_content_and_usage() {
         let d = decode(STREAM).unwrap();
         assert_eq!((d.text.as_str(), d.tokens), ("Hello world", Some(2)));
+        // The last chunk that names one says why generation stopped; a null does not.
+        assert_eq!(d.stop_reason.as_deref(), Some("length"));
         assert_eq!(decode(b"not a stream"), None);
     }
 

@@ -265,14 +265,15 @@ impl Target {
             (ApiFormat::OpenAi, false) => {
                 // Typed and borrowing: no JSON tree is built for each response.
                 let c: Completion<'_> = serde_json::from_slice(body).ok()?;
-                let content = c.choices.into_iter().next()?.message.content?;
+                let choice = c.choices.into_iter().next()?;
+                let content = choice.message.content?;
                 let usage = c.usage.as_ref();
                 let count = |n: Option<u64>| n.map(|t| u32::try_from(t).unwrap_or(u32::MAX));
                 Some(Decoded {
                     text: content.into_owned(),
                     tokens: count(usage.and_then(|u| u.completion_tokens)),
                     input_tokens: count(usage.and_then(|u| u.prompt_tokens)),
-                    stop_reason: None,
+                    stop_reason: choice.finish_reason.map(std::borrow::Cow::into_owned),
                 })
             }
             (ApiFormat::Raw, _) => Some(Decoded {
@@ -299,6 +300,9 @@ struct Completion<'a> {
 struct Choice<'a> {
     #[serde(borrow)]
     message: Message<'a>,
+    /// Why generation stopped (`stop`, `length`, …); null while a stream runs.
+    #[serde(borrow, default)]
+    finish_reason: Option<std::borrow::Cow<'a, str>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -417,12 +421,13 @@ mod tests {
             content.contains("topic 1") && content.contains("notes"),
             "{content}"
         );
-        let resp = br#"{"choices":[{"message":{"role":"assistant","content":"hi"}}],"usage":{"prompt_tokens":5,"completion_tokens":3}}"#;
+        let resp = br#"{"choices":[{"message":{"role":"assistant","content":"hi"},"finish_reason":"length"}],"usage":{"prompt_tokens":5,"completion_tokens":3}}"#;
         let d = t.decode(resp).unwrap();
         assert_eq!(
             (d.text.as_str(), d.tokens, d.input_tokens),
             ("hi", Some(3), Some(5))
         );
+        assert_eq!(d.stop_reason.as_deref(), Some("length"));
         assert_eq!(t.decode(b"{}"), None);
     }
 }

@@ -74,6 +74,10 @@ pub struct RunSummaryFile {
     /// What the run cost, when a price was given (`--price` or the chain's `price`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<crate::cost::Cost>,
+    /// Finish reasons, empty outputs and output tokens of this session (no baseline, so
+    /// no similarity); absent in files written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<crate::metrics::quality::Quality>,
     /// With `--limit auto`: `recommended_limit`, `limit_trace` and `limit_settled_ms` at the
     /// top level (`limit` is then the recommended limit too).
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
@@ -301,6 +305,7 @@ mod tests {
             timeline: vec![[0.0, 1.0], [2.5, 0.0]],
             settings: None,
             cost: None,
+            quality: None,
             adaptive: None,
             llm: Default::default(),
         }

@@ -94,6 +94,8 @@ pub fn merge_run_dirs(dirs: &[PathBuf]) -> Result<RunSummaryFile, MergeError> {
         Some(add_latency(&ttfts)?.summary())
     };
     out.torn_line_ignored = None;
+    let qualities: Option<Vec<_>> = parts.iter().map(|p| p.quality.as_ref()).collect();
+    out.quality = qualities.map(|q| crate::metrics::quality::Quality::merge(q.into_iter()));
     out.timeline = add_timelines(parts.iter().map(|p| p.timeline.as_slice()));
     if let Some(s) = out.settings.as_mut() {
         let all: Vec<_> = parts.iter().filter_map(|p| p.settings.as_ref()).collect();

@@ -51,6 +51,10 @@ pub fn merge_runs(runs: &[&RunSummary]) -> Result<RunSummary, MergeError> {
     out.calls_saved = sum_u64(|r| r.calls_saved);
     out.chains_not_run = sum_usize(|r| r.chains_not_run);
     out.outputs_differ = sum_usize(|r| r.outputs_differ);
+    if runs.len() > 1 {
+        let parts: Option<Vec<_>> = runs.iter().map(|r| r.quality.as_ref()).collect();
+        out.quality = parts.map(|q| crate::metrics::quality::Quality::merge(q.into_iter()));
+    }
     out.calls = sum_u64(|r| r.calls);
     out.calls_failed = sum_u64(|r| r.calls_failed);
     out.partial = runs.iter().any(|r| r.partial);

@@ -208,6 +208,7 @@ mod tests {
             tokens: Some(tokens),
             input_tokens: None,
             ttft: ttft_ms.map(Duration::from_millis),
+            finish: Default::default(),
         }
     }
 

@@ -7,6 +7,7 @@
 
 mod llm;
 pub mod lossless;
+pub mod quality;
 mod recorder;
 mod run;
 mod timeline;

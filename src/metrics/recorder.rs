@@ -1,7 +1,8 @@
 //! A run's figures, gathered as calls and chains finish: histograms (calls, chains, per step,
-//! time to first token), errors by kind, tokens, the in-flight timeline and a 32-bit hash of
-//! each row's final output. Nothing per call is kept, so a run's memory does not grow with
-//! its calls (the hashes are 4 bytes a row, and only when asked for).
+//! time to first token), errors by kind, tokens, the in-flight timeline, a 32-bit hash of
+//! each row's final output, and the quality figures ([`super::quality`]). Nothing per call
+//! is kept, so a run's memory does not grow with its calls (the hashes are 4 bytes a row,
+//! and only when asked for; token sets of the first 4,096 rows at most).
 //!
 //! It is an [`Observer`]: worker tasks report into it through one mutex, held for a few
 //! histogram increments per call.
@@ -9,6 +10,7 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 
+use super::quality::{QualityRecorder, SAMPLE_ROWS, Sample, token_set};
 use super::{ErrorCounts, LatencyRecorder, LlmFigures, RunSummary, StepLatency, Timeline};
 use crate::chain::Row;
 use crate::cost::{Price, TokenTally};
@@ -24,6 +26,8 @@ pub struct RunRecorder {
     inner: Mutex<Figures>,
     /// `--price`: when set, the summary says what the run cost.
     price: Option<Price>,
+    /// Rows whose final output is kept as a token set for the similarity (the first ones).
+    sample_rows: usize,
 }
 
 #[derive(Debug)]
@@ -44,6 +48,9 @@ struct Figures {
     /// Hash of each row's final output (0: failed or not run), when comparing outputs:
     /// 4 bytes a row.
     hashes: Option<Vec<u32>>,
+    /// Finish reasons, empty outputs, output tokens, and (when comparing outputs) the first
+    /// rows' token sets.
+    quality: QualityRecorder,
 }
 
 impl RunRecorder {
@@ -65,8 +72,10 @@ impl RunRecorder {
                 timeline: Timeline::default(),
                 usage: TokenTally::new(steps),
                 hashes: (hash_rows > 0).then(|| vec![0; hash_rows]),
+                quality: QualityRecorder::new(hash_rows),
             }),
             price: None,
+            sample_rows: hash_rows.min(SAMPLE_ROWS),
         }
     }
 
@@ -90,6 +99,11 @@ impl RunRecorder {
     /// The hash of each row's final output (0: none), when the recorder keeps them.
     pub fn output_hashes(&self) -> Option<Vec<u32>> {
         self.figures().hashes.take()
+    }
+
+    /// The sampled rows' token sets (for the similarity to a baseline), taken out.
+    pub fn quality_sample(&self) -> Sample {
+        self.figures().quality.take_sample()
     }
 
     /// The run's summary (speedup filled in later). `steps` names the chain's steps.
@@ -144,6 +158,7 @@ impl RunRecorder {
             llm: f.llm.summary(&f.ttft, batch.wall),
             wall_clock_ms: wall_clock_ms(batch.wall),
             open_loop: None,
+            quality: Some(f.quality.summary()),
         }
     }
 }
@@ -155,6 +170,7 @@ impl Observer for RunRecorder {
         f.timeline.record(call.start, call.start + call.latency);
         f.usage.add(call);
         f.llm.call_done(call);
+        f.quality.call_done(call);
         match call.error {
             None => {
                 f.call_latency.record(call.latency);
@@ -180,7 +196,13 @@ impl Observer for RunRecorder {
         if !is_final {
             return;
         }
+        let output = chain.final_output();
+        // Tokenised before the lock: the set is what the similarity needs, and its cost
+        // (the first rows only) stays out of other workers' way.
+        let sampled = (chain.row as usize) < self.sample_rows;
+        let tokens = sampled.then(|| output.map(token_set)).flatten();
         let mut f = self.figures();
+        f.quality.row_done(chain.row, output, tokens);
         f.usage.row_final(chain.row);
         if chain.ok() {
             f.chains_ok += 1;

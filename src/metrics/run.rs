@@ -89,6 +89,10 @@ pub struct RunSummary {
     /// = end − wall): `merge` spans segments from the earliest start to the latest end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wall_clock_ms: Option<[f64; 2]>,
+    /// Finish reasons, empty outputs, output tokens and similarity to the baseline run;
+    /// absent in reports written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<super::quality::Quality>,
     /// Open-loop runs (`--rates`): offered and achieved rate, latency from the intended
     /// start, service latency, queue wait, late starts.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]

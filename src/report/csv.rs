@@ -139,6 +139,39 @@ pub struct SummaryRow {
     /// Calls not sent because failed chains resumed at the step that failed.
     #[serde(default)]
     pub calls_saved: u64,
+    /// Successful calls that ended by themselves (`stop`, `end_turn`).
+    #[serde(default)]
+    pub quality_stop: u64,
+    /// Successful calls cut by max_tokens (truncated).
+    #[serde(default)]
+    pub quality_length: u64,
+    /// Successful calls that stopped for another reason.
+    #[serde(default)]
+    pub quality_other: u64,
+    /// Successful calls whose stop reason the API did not give.
+    #[serde(default)]
+    pub quality_unknown: u64,
+    /// Successful rows whose final output is blank.
+    #[serde(default)]
+    pub quality_empty: usize,
+    /// Median output tokens per successful call.
+    #[serde(default)]
+    pub quality_output_tokens_p50: Option<u64>,
+    /// 99th percentile output tokens per successful call.
+    #[serde(default)]
+    pub quality_output_tokens_p99: Option<u64>,
+    /// Rows that succeeded here and in the baseline run; empty for the baseline.
+    #[serde(default)]
+    pub quality_compared: Option<usize>,
+    /// Of those, rows whose final output equals the baseline's.
+    #[serde(default)]
+    pub quality_exact_matches: Option<usize>,
+    /// Token-set Jaccard to the baseline (first 4,096 rows), 10th percentile.
+    #[serde(default)]
+    pub quality_similarity_p10: Option<f64>,
+    /// Token-set Jaccard to the baseline (first 4,096 rows), median.
+    #[serde(default)]
+    pub quality_similarity_p50: Option<f64>,
 }
 
 /// One row of calls.csv: a [`crate::record::CallRecord`] with the run it belongs to.
@@ -266,7 +299,30 @@ impl SummaryRow {
             slo_attainment: r.llm.slo_attainment.map(ratio),
             goodput: r.llm.goodput.map(ratio),
             calls_saved: r.calls_saved,
+            ..quality_columns(r.quality.as_ref())
         }
+    }
+}
+
+/// The quality columns of a run (all empty or 0 in reports written before it was kept).
+fn quality_columns(q: Option<&crate::metrics::quality::Quality>) -> SummaryRow {
+    let Some(q) = q else {
+        return SummaryRow::default();
+    };
+    let sim = q.similarity.as_ref();
+    SummaryRow {
+        quality_stop: q.finish.stop,
+        quality_length: q.finish.length,
+        quality_other: q.finish.other,
+        quality_unknown: q.finish.unknown,
+        quality_empty: q.empty,
+        quality_output_tokens_p50: q.output_tokens.map(|t| t.p50),
+        quality_output_tokens_p99: q.output_tokens.map(|t| t.p99),
+        quality_compared: q.compared,
+        quality_exact_matches: q.exact_matches,
+        quality_similarity_p10: sim.map(|s| s.p10),
+        quality_similarity_p50: sim.map(|s| s.p50),
+        ..SummaryRow::default()
     }
 }
 

@@ -18,6 +18,7 @@ pub fn render(report: &SweepReport) -> String {
     steps(&mut md, report);
     streaming(&mut md, report);
     cost(&mut md, report);
+    quality(&mut md, report);
     issues(&mut md, report);
     if let Some(a) = &report.adaptive {
         md.push_str(&super::adaptive::markdown(a));
@@ -109,6 +110,20 @@ fn cost(md: &mut String, report: &SweepReport) {
         md.push_str("## Cost\n\n");
         md.push_str(&t.to_markdown());
         let _ = write!(md, "\n{note}\n\n");
+    }
+}
+
+/// Finish reasons, empty outputs, tokens and similarity to the baseline; left out for
+/// reports written before runs carried them.
+fn quality(md: &mut String, report: &SweepReport) {
+    if let Some(t) = table::quality_table(report) {
+        md.push_str(
+            "## Quality
+
+",
+        );
+        md.push_str(&t.to_markdown());
+        let _ = write!(md, "\n{}\n\n", table::QUALITY_NOTE);
     }
 }
 

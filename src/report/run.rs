@@ -146,6 +146,7 @@ mod tests {
             timeline: Vec::new(),
             settings: None,
             cost: None,
+            quality: None,
             adaptive: None,
             llm: Default::default(),
         }

@@ -64,6 +64,16 @@ pub fn render(s: &RunSummaryFile) -> String {
     if let Some(c) = &s.cost {
         cost_section(&mut md, c);
     }
+    if let Some(q) = &s.quality {
+        md.push_str("## Quality\n\n");
+        md.push_str(&table::quality_run_table(q).to_markdown());
+        md.push_str(
+            "\nFinish reasons and output tokens count successful calls (every step, retries \
+             included); length = cut by max_tokens (truncated), unknown = the API did not say. \
+             Empty = successful rows whose final output is blank. A run has no baseline, so no \
+             similarity.\n\n",
+        );
+    }
     md.push_str("## Charts\n\n");
     for (file, _) in chart::RUN_CHARTS {
         let stem = file.trim_end_matches(".png");

@@ -126,6 +126,7 @@ fn simulate(size: usize, limit: usize, pooling: Pooling) -> SimRun {
                         tokens: if fault.is_some() { None } else { Some(400) },
                         input_tokens: None,
                         ttft: None,
+                        finish: Default::default(),
                     });
                     t += lat + 50;
                     match fault {
@@ -188,6 +189,7 @@ fn simulate(size: usize, limit: usize, pooling: Pooling) -> SimRun {
         errors,
         connections: Some(connections),
         outputs_differ: 0,
+        quality: None,
         step_latency: Vec::new(),
         ttft: None,
         output_tokens_per_s: None,

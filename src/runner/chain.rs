@@ -141,6 +141,7 @@ impl Runner {
                 tokens: out.tokens,
                 input_tokens: out.input_tokens,
                 ttft: out.ttft,
+                finish: out.finish,
             };
             if let (None, Some(stream)) = (out.error, &out.stream) {
                 observer.stream_done(&call, stream);

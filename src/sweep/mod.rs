@@ -21,6 +21,7 @@ use thiserror::Error;
 
 use crate::chain::Rows;
 use crate::endpoint::{Session, SessionError, Target};
+use crate::metrics::quality::{self, Sample};
 use crate::metrics::{RunRecorder, count_differences};
 use crate::record::{Pooling, RunKey};
 use crate::runner::{
@@ -189,8 +190,9 @@ async fn run_grid(
             })
         })
         .collect();
-    // The first run of each size's output hashes, to count outputs that differ.
-    let mut reference: Vec<(usize, Vec<u32>)> = Vec::new();
+    // The first run of each size's output hashes, to count outputs that differ, and its
+    // sampled rows' token sets, for the quality section's similarity.
+    let mut reference: Vec<(usize, Vec<u32>, Sample)> = Vec::new();
     let mut interrupted = false;
     let grid = repeat::schedule(cells.len(), cfg.repeat)
         .into_iter()
@@ -257,11 +259,15 @@ async fn run_grid(
             .zip(before)
             .map(|(after, before)| after - before);
         let hashes = recorder.output_hashes().unwrap_or_default();
-        let differ = match reference.iter().find(|(s, _)| *s == size) {
-            Some((_, r)) => count_differences(r, &hashes),
+        let sample = recorder.quality_sample();
+        let (differ, compared) = match reference.iter().find(|(s, ..)| *s == size) {
+            Some((_, r, base)) => (
+                count_differences(r, &hashes),
+                quality::compare(r, base, &hashes, &sample),
+            ),
             None => {
-                reference.push((size, hashes));
-                0
+                reference.push((size, hashes, sample));
+                (0, None)
             }
         };
         if let Some(found) = &found {
@@ -269,6 +275,9 @@ async fn run_grid(
         }
         let mut summary = recorder.summary(key, &batch, &steps, connections, differ);
         summary.auto = auto;
+        if let (Some(q), Some(c)) = (summary.quality.as_mut(), compared) {
+            q.compared_with(c);
+        }
         adaptive = found.or(adaptive);
         // A run cut short keeps what finished, marked partial; one with nothing
         // finished is left out.

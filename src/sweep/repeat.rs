@@ -90,6 +90,9 @@ impl CellRuns {
         cell.chains_not_run = self.runs.iter().map(|r| r.chains_not_run).sum();
         cell.partial = self.runs.iter().any(|r| r.partial);
         cell.outputs_differ = self.runs.iter().map(|r| r.outputs_differ).sum();
+        if let Some(q) = cell.quality.as_mut() {
+            q.add_comparisons(self.runs.iter().map(|r| r.quality.as_ref()));
+        }
         cell.connections = self.runs.iter().map(|r| r.connections).sum::<Option<u64>>();
         if let Some(last) = self.runs.last() {
             cell.timeline = last.timeline.clone();

@@ -9,6 +9,7 @@
 mod cost;
 mod issues;
 mod llm;
+mod quality;
 mod results;
 mod settings;
 
@@ -24,6 +25,7 @@ pub(crate) use self::issues::{NO_ISSUES, error_words, issues, saved_words};
 pub(crate) use self::llm::{
     attainment as attainment_cell, goodput as goodput_cell, llm_note, llm_table,
 };
+pub(crate) use self::quality::{QUALITY_NOTE, quality_run_table, quality_table};
 pub(crate) use self::results::{
     course_table, detail_table, pooling_table, step_table, streaming_table,
 };
