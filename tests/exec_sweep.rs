@@ -180,3 +180,35 @@ fn flags_of_http_calls_and_the_mock_are_usage_errors_with_exec() {
         .code(2);
     assert!(!out.join("report.json").exists());
 }
+
+#[test]
+fn a_hanging_program_is_killed_at_the_timeout_and_counted_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let pid_file = dir.path().join("child.pid");
+    let exec = format!("sh {} {}", fixture("hang.sh"), pid_file.display());
+    let started = std::time::Instant::now();
+    sweep(
+        &exec,
+        &out,
+        &[
+            "--limits",
+            "1",
+            "--n",
+            "1",
+            "--timeout",
+            "1s",
+            "--retry-passes",
+            "0",
+        ],
+    )
+    .assert()
+    .code(1);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the script's 60 s sleep was waited for"
+    );
+    let run = run_at(&report(&out), 1).clone();
+    assert_eq!(run["chains_failed"], 1);
+    assert_eq!(run["errors"]["timeout"], 1);
+}
