@@ -10,6 +10,8 @@ mod cost;
 mod docs;
 #[cfg(unix)]
 mod exec;
+#[cfg(unix)]
+mod exec_sweep;
 mod guard;
 #[cfg(unix)]
 mod hostile;

@@ -157,7 +157,12 @@ fn banner(cfg: &SweepConfig) -> String {
         cfg.workload.chain.steps.len(),
         list(&cfg.sizes),
         list(&cfg.limits),
-        pooling.join(","),
+        pooling.join(",")
+            + if matches!(cfg.workload.endpoint, Endpoint::Exec(_)) {
+                " (--exec: a program has no pool to switch off)"
+            } else {
+                ""
+            },
         cfg.workload.retry.retry_passes,
         cfg.workload.retry.max_retries,
         humantime::format_duration(cfg.workload.client.timeout),

@@ -15,6 +15,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use loadchain_mock::{ByteRate, Latency, MockArgs, parse_duration, parse_fraction, parse_status};
 
+mod exec;
 mod limit;
 mod parse;
 mod plan;
@@ -89,6 +90,14 @@ pub struct SweepArgs {
     /// Measure with a pooled client, a fresh connection per call, or both.
     #[arg(long, value_enum, default_value_t = PoolingArg::Both)]
     pub pooling: PoolingArg,
+    /// Run this program once per chain instead of the HTTP chain, e.g. 'python3 chain.py
+    /// --topic {{topic}}' ({{id}}, {{topic}}; env LOADCHAIN_ROW_ID = 1..N): a speedup table
+    /// of your own program. Measures pooling on only (a program has no pool to switch off).
+    #[arg(long, value_name = "COMMAND", conflicts_with_all = exec::SWEEP_EXEC_CONFLICTS)]
+    pub exec: Option<String>,
+    /// With --exec: run the command through `sh -c` (placeholders substituted first).
+    #[arg(long, requires = "exec")]
+    pub shell: bool,
     /// Chain, target, retries and mock settings.
     #[command(flatten)]
     pub common: CommonArgs,

@@ -8,6 +8,7 @@ use thiserror::Error;
 
 mod command;
 mod endpoint;
+mod exec;
 mod files;
 mod limit;
 mod mock;
@@ -121,15 +122,26 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
         sizes = segment::split_counts(seg, "batch size", &sizes)?;
         limits = segment::split_counts(seg, "limit", &limits)?;
     }
-    let pooling = match args.pooling {
+    let mut pooling = match args.pooling {
         PoolingArg::On => vec![Pooling::On],
         PoolingArg::Off => vec![Pooling::Off],
         PoolingArg::Both => vec![Pooling::On, Pooling::Off],
     };
-    let endpoint = endpoint_from_args(&args.common.target, &args.common.mock)?;
-    let chain = chain_from_args(&args.common.chain)?;
-    let origin = chain_origin(&args.common.chain);
-    chain.check_columns(&Row::synthetic_columns(), &origin, "the sweep input")?;
+    let (endpoint, chain) = match &args.exec {
+        Some(source) => {
+            pooling = vec![Pooling::On];
+            exec::sweep_exec(args, source)?
+        }
+        None => {
+            let chain = chain_from_args(&args.common.chain)?;
+            let origin = chain_origin(&args.common.chain);
+            chain.check_columns(&Row::synthetic_columns(), &origin, "the sweep input")?;
+            (
+                endpoint_from_args(&args.common.target, &args.common.mock)?,
+                chain,
+            )
+        }
+    };
     // A limit never exceeds the batch size: at most that many connections are open.
     let widest = limits
         .last()
@@ -228,18 +240,10 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     }
     let endpoint = match &args.exec {
         Some(source) => {
-            let exec = crate::exec::ExecCommand::parse(
-                source,
-                args.shell,
-                &manifest.columns,
-                args.common.calls.timeout,
-                args.common.target.max_response_bytes,
-            )
-            .map_err(|e| flag("--exec", e.to_string()))?;
-            // One step per row, named for reports; its prompt is never sent.
-            chain = Chain::default_steps(1)?;
-            chain.steps[0].name = "exec".to_string();
-            Endpoint::Exec(std::sync::Arc::new(exec))
+            let (endpoint, program) =
+                exec::exec_endpoint(source, args.shell, &manifest.columns, &args.common)?;
+            chain = program;
+            endpoint
         }
         None => {
             chain.check_columns(

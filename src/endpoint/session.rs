@@ -87,7 +87,8 @@ impl Session {
             Endpoint::Remote(_) => (None, false),
             Endpoint::Exec(exec) => {
                 // The target only carries the program: no request is ever sent to it.
-                let mut target = embedded_target("http://127.0.0.1:9", model);
+                // No model either: the settings would name one the program never saw.
+                let mut target = embedded_target("http://127.0.0.1:9", "");
                 target.exec = Some(Arc::clone(exec));
                 return Ok(Session {
                     target: Arc::new(target),

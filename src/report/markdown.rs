@@ -235,6 +235,11 @@ fn settings_table(report: &SweepReport) -> Table {
 /// What to say when only one pooling mode was measured.
 pub(crate) fn single_mode_note(report: &SweepReport) -> String {
     match table::poolings(report).as_slice() {
+        _ if report.settings.target.starts_with("exec: ") => {
+            "With --exec only pooling on is measured: loadchain opens no connections for the \
+             program, so there is no pool to compare against."
+                .to_string()
+        }
         [only] => format!(
             "Only pooling {only} was measured; sweep both pooling modes to compare {}.",
             match only {

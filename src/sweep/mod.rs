@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 use thiserror::Error;
 
 use crate::chain::Rows;
-use crate::endpoint::{Session, SessionError, Target};
+use crate::endpoint::{Endpoint, Session, SessionError, Target};
 use crate::metrics::quality::{self, Sample};
 use crate::metrics::{RunRecorder, count_differences};
 use crate::record::{Pooling, RunKey};
@@ -345,7 +345,10 @@ fn settings(cfg: &SweepConfig, target: &Target, baseline_limit: usize) -> Settin
         rpm: cfg.workload.rpm,
         tpm: cfg.workload.tpm,
         mock: cfg.workload.endpoint.mock_toml(),
-        wall_time_excludes: if cfg.warmup {
+        wall_time_excludes: if matches!(cfg.workload.endpoint, Endpoint::Exec(_)) {
+            "nothing of the program (each run's start-up is timed); --exec starts no mock and \
+             makes no preflight call, and measures pooling on only: a program has no pool"
+        } else if cfg.warmup {
             "client construction, mock start-up, the preflight call and the warm-up calls"
         } else {
             "client construction, mock start-up and the preflight call"
