@@ -134,6 +134,8 @@ fn cli_api_anthropic_runs_against_the_embedded_mock_in_both_modes() {
         let report = std::fs::read_to_string(out_dir.join("report.json")).unwrap();
         let v: serde_json::Value = serde_json::from_str(&report).unwrap();
         assert_eq!(v["settings"]["api"], "anthropic");
+        let schema = crate::schema::validator("report.schema.json");
+        crate::schema::assert_valid(&schema, &v, "an anthropic report.json");
         assert_eq!(v["runs"][0]["ttft"].is_object(), stream, "{}", v["runs"][0]);
     }
 }

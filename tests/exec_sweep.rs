@@ -56,6 +56,10 @@ fn limit_5_runs_the_program_over_3x_faster_than_sequential() {
     // Pooling is measured on only, and the program is the one step.
     assert_eq!(r["runs"].as_array().unwrap().len(), 2);
     assert_eq!(r["settings"]["pooling"], serde_json::json!(["on"]));
+    assert_eq!(
+        r["settings"]["api"], "exec",
+        "a program speaks no API format"
+    );
     assert_eq!(r["settings"]["steps"], serde_json::json!(["exec"]));
     assert_eq!(r["settings"]["model"], "");
     let (one, five) = (run_at(&r, 1), run_at(&r, 5));

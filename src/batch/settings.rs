@@ -14,7 +14,7 @@ pub(super) fn settings(cfg: &RunConfig, target: &Target) -> RunSettings {
         started_utc: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         manifest: cfg.manifest.path.display().to_string(),
         target: cfg.workload.endpoint.label(),
-        api: target.format().as_str().to_string(),
+        api: target.api_name().to_string(),
         model: target.model().to_string(),
         steps: cfg.workload.chain.step_names(),
         stream: cfg.workload.stream,

@@ -175,6 +175,15 @@ impl Target {
         self.exec.as_ref()
     }
 
+    /// The `api` named in settings and reports: the format, or `exec` for a user's program,
+    /// which speaks no API format at all.
+    pub fn api_name(&self) -> &'static str {
+        match self.exec {
+            Some(_) => "exec",
+            None => self.format().as_str(),
+        }
+    }
+
     /// OpenAI format: ask for a server-sent-event stream and time the first token.
     pub fn streaming(mut self, on: bool) -> Target {
         self.stream = on;

@@ -332,7 +332,7 @@ fn settings(cfg: &SweepConfig, target: &Target, baseline_limit: usize) -> Settin
         pace: cfg.workload.client.pace,
         // Read after the grid: every client of the sweep recorded into it.
         announced_quota: cfg.workload.client.announced.get(),
-        api: target.format().as_str().to_string(),
+        api: target.api_name().to_string(),
         model: target.model().to_string(),
         steps: cfg.workload.chain.step_names(),
         sizes: cfg.sizes.clone(),
