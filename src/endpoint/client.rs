@@ -3,6 +3,9 @@
 //! Pooled: one `reqwest::Client` whose connections stay alive and are reused across the
 //! batch. Unpooled: the same client configuration with no idle connections kept, so every
 //! call opens (and pays for) a fresh connection, as code that builds a session per call does.
+//! Plain `http://` targets over HTTP/1.1 take the lean [`direct`](super::direct) path (hyper
+//! itself, the request prepared once per run) in the same two modes; TLS and HTTP/2 go
+//! through reqwest.
 
 use std::sync::{Arc, Once};
 use std::time::{Duration, SystemTime};
@@ -10,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use thiserror::Error;
 use tokio::time::Instant;
 
+use super::direct::{Direct, Sent};
 use super::fault::{classify, describe, error_message, retry_after};
 use super::options::MAX_REDIRECTS;
 use super::quota::QuotaHeaders;
@@ -29,6 +33,9 @@ pub struct HttpClient {
     opts: ClientOptions,
     /// Header-aware pacing, shared by every clone of this client (one run).
     pacer: Option<Arc<Pacer>>,
+    /// The hyper-direct HTTP/1.1 path and its connections, shared by every clone; None with
+    /// `--http2` (prior knowledge goes through reqwest).
+    direct: Option<Arc<Direct>>,
 }
 
 /// What one call produced. Failures are data: `error` says why.
@@ -85,25 +92,150 @@ impl CallOutcome {
     }
 }
 
+/// How one call goes out. Lives on the stack for one call: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Plan<'a> {
+    /// Over hyper itself, with the target's prepared parts.
+    Direct(&'a Direct, &'a super::direct::Prepared),
+    /// Through reqwest, with the first request built.
+    Reqwest(Result<reqwest::Request, reqwest::Error>),
+}
+
 /// A response as far as it was read.
-struct Exchange {
+pub(super) struct Exchange {
     status: u16,
     retry_after: Option<Duration>,
     quota: Option<QuotaHeaders>,
     ttft: Option<Duration>,
     stream: Option<sse::StreamStats>,
-    body: Result<Vec<u8>, BodyFault>,
+    pub(super) body: Result<Vec<u8>, BodyFault>,
     /// Where a 3xx that was not followed pointed.
     location: Option<String>,
 }
 
 /// Why a body was not read to its end.
-enum BodyFault {
-    /// The transport failed mid-body.
-    Read(reqwest::Error),
+pub(super) enum BodyFault {
+    /// The transport failed mid-body; `local` when this machine was at fault (descriptors).
+    Read { local: bool, message: String },
     /// The body is (or says it is) larger than `--max-response-bytes`; `seen` bytes at least.
     TooLarge { seen: u64, declared: bool },
 }
+
+/// Why a call got no response: its error kind and the message (secrets not yet redacted).
+pub(super) struct Failed {
+    pub(super) kind: ErrorKind,
+    pub(super) message: String,
+}
+
+impl From<reqwest::Error> for Failed {
+    fn from(e: reqwest::Error) -> Failed {
+        Failed {
+            kind: classify(&e),
+            message: describe(&e),
+        }
+    }
+}
+
+impl Exchange {
+    /// A response's head: its status, how long it asks to wait, the quota it announces.
+    pub(super) fn head(
+        status: u16,
+        headers: &reqwest::header::HeaderMap,
+        location: Option<String>,
+    ) -> Exchange {
+        // One pass over the names: most responses carry neither, and parsing the quota looks
+        // up (and formats) eight header names.
+        let (mut wait, mut quota) = (false, false);
+        for name in headers.keys() {
+            let name = name.as_str();
+            wait |= name.starts_with("retry-after");
+            quota |= name.starts_with("x-ratelimit-") || name.starts_with("anthropic-ratelimit-");
+        }
+        Exchange {
+            status,
+            retry_after: wait
+                .then(|| retry_after(headers, SystemTime::now()))
+                .flatten(),
+            quota: quota
+                .then(|| QuotaHeaders::parse(headers, SystemTime::now()))
+                .flatten(),
+            ttft: None,
+            stream: None,
+            body: Ok(Vec::new()),
+            location,
+        }
+    }
+}
+
+/// A body read chunk by chunk up to `--max-response-bytes`, a stream scanned as it arrives
+/// (first token and chunk gaps timed from the call's start).
+pub(super) struct BodyReader {
+    bytes: Vec<u8>,
+    scan: Option<sse::StreamScan>,
+    max: u64,
+    start: Instant,
+}
+
+impl BodyReader {
+    /// A reader for a response of `status` to `target`; None when the body announced
+    /// (`declared`) is over the limit, `ex.body` then says so.
+    pub(super) fn new(
+        target: &Target,
+        ex: &mut Exchange,
+        declared: Option<u64>,
+        max: u64,
+        start: Instant,
+    ) -> Option<BodyReader> {
+        if let Some(len) = declared
+            && len > max
+        {
+            ex.body = Err(BodyFault::TooLarge {
+                seen: len,
+                declared: true,
+            });
+            return None;
+        }
+        let scan = (target.stream && ex.status == 200).then(|| match target.format {
+            super::ApiFormat::Anthropic => sse::StreamScan::anthropic(),
+            _ => sse::StreamScan::default(),
+        });
+        Some(BodyReader {
+            bytes: Vec::new(),
+            scan,
+            max,
+            start,
+        })
+    }
+
+    /// Takes in one chunk; false when it takes the body over the limit (`ex.body` says so and
+    /// nothing more should be read).
+    pub(super) fn push(&mut self, chunk: &[u8], ex: &mut Exchange) -> bool {
+        let seen = (self.bytes.len() + chunk.len()) as u64;
+        if seen > self.max {
+            ex.body = Err(BodyFault::TooLarge {
+                seen,
+                declared: false,
+            });
+            return false;
+        }
+        self.bytes.extend_from_slice(chunk);
+        if let Some(scan) = self.scan.as_mut() {
+            let start = self.start;
+            scan.feed(&self.bytes, || start.elapsed());
+            ex.ttft = scan.first();
+        }
+        true
+    }
+
+    /// The body read to its end.
+    pub(super) fn finish(self, ex: &mut Exchange) {
+        ex.stream = self.scan.and_then(sse::StreamScan::finish);
+        ex.body = Ok(self.bytes);
+    }
+}
+
+/// The `User-Agent` of every request.
+pub(super) const USER_AGENT: &str = concat!("loadchain/", env!("CARGO_PKG_VERSION"));
 
 static CRYPTO: Once = Once::new();
 
@@ -127,7 +259,7 @@ impl HttpClient {
             // Redirects are followed by hand (see `exchange`), so that `-H` headers never
             // reach another origin and a POST never silently turns into a GET.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("loadchain/", env!("CARGO_PKG_VERSION")));
+            .user_agent(USER_AGENT);
         builder = match pooling {
             Pooling::On => builder
                 .pool_max_idle_per_host(usize::MAX)
@@ -143,6 +275,8 @@ impl HttpClient {
             pooling,
             opts: opts.clone(),
             pacer: opts.pace.then(|| Arc::new(Pacer::default())),
+            direct: (!opts.http2_prior_knowledge)
+                .then(|| Arc::new(Direct::new(pooling, opts.connect_timeout))),
         })
     }
 
@@ -181,16 +315,28 @@ impl HttpClient {
     /// Sends one request and reads the whole body, timing send → last byte. The per-call
     /// timeout covers every redirect hop and the whole body.
     pub async fn call(&self, target: &Target, body: bytes::Bytes) -> CallOutcome {
-        // Built before the clock starts: latency is the exchange, not request assembly.
-        let first = self.request(target, &target.method, &target.url, &body);
+        // Plain http:// over HTTP/1.1: the request parts were prepared once, on the first
+        // call; anything else is built before the clock starts (latency is the exchange, not
+        // request assembly).
+        let plan = match (self.direct.as_deref(), target.prepared()) {
+            (Some(direct), Some(parts)) => Plan::Direct(direct, parts),
+            _ => Plan::Reqwest(self.request(target, &target.method, &target.url, &body)),
+        };
         // The call's one clock read: its start offset and its latency both come from it.
         let start = Instant::now();
-        let result = match first {
-            Ok(first) => {
-                let exchange = self.exchange(target, first, body, start);
+        let result = match plan {
+            Plan::Direct(direct, parts) => {
+                let exchange = self.exchange_direct(direct, parts, target, body, start);
                 tokio::time::timeout(self.opts.timeout, exchange).await
             }
-            Err(e) => Ok(Err(e)),
+            Plan::Reqwest(Ok(first)) => {
+                let exchange = self.exchange(target, first, body, start);
+                tokio::time::timeout(self.opts.timeout, async {
+                    exchange.await.map_err(Failed::from)
+                })
+                .await
+            }
+            Plan::Reqwest(Err(e)) => Ok(Err(Failed::from(e))),
         };
         let latency = start.elapsed();
         let mut out = CallOutcome::new(start, latency);
@@ -202,10 +348,9 @@ impl HttpClient {
                     humantime::format_duration(self.opts.timeout)
                 );
             }
-            Ok(Err(e)) => {
-                let kind = classify(&e);
+            Ok(Err(Failed { kind, message })) => {
                 out.error = Some(kind);
-                out.message = self.explain(kind, describe(&e));
+                out.message = self.explain(kind, message);
             }
             Ok(Ok(ex)) => self.settle(target, ex, &mut out),
         }
@@ -227,13 +372,13 @@ impl HttpClient {
         out.ttft = ex.ttft;
         out.stream = ex.stream;
         let bytes = match ex.body {
-            Err(BodyFault::Read(e)) => {
-                let kind = match classify(&e) {
-                    ErrorKind::Local => ErrorKind::Local,
-                    _ => ErrorKind::Body,
-                };
-                out.error = Some(kind);
-                out.message = describe(&e);
+            Err(BodyFault::Read { local, message }) => {
+                out.error = Some(if local {
+                    ErrorKind::Local
+                } else {
+                    ErrorKind::Body
+                });
+                out.message = message;
                 return;
             }
             Err(BodyFault::TooLarge { seen, declared }) => {
@@ -316,13 +461,56 @@ impl HttpClient {
         &self,
         target: &Target,
         first: reqwest::Request,
-        mut body: bytes::Bytes,
+        body: bytes::Bytes,
         start: Instant,
     ) -> Result<Exchange, reqwest::Error> {
-        let mut method = target.method.clone();
-        let mut url = target.url.clone();
-        let mut request = first;
-        let mut hops = 0;
+        let (method, url) = (target.method.clone(), target.url.clone());
+        self.follow(target, method, url, first, body, 0, start)
+            .await
+    }
+
+    /// The first hop over the direct path; a redirect it meets (when followed) goes on
+    /// through reqwest, which may lead to https.
+    async fn exchange_direct(
+        &self,
+        direct: &Direct,
+        parts: &super::direct::Prepared,
+        target: &Target,
+        body: bytes::Bytes,
+        start: Instant,
+    ) -> Result<Exchange, Failed> {
+        let sent = direct
+            .send(parts, target, body.clone(), &self.opts, start)
+            .await?;
+        match sent {
+            Sent::Done(ex) => Ok(ex),
+            Sent::Redirect { status, next } => {
+                // As in `follow`: 303 means GET, the others keep the method and body.
+                let (method, body) = if status == 303 {
+                    (reqwest::Method::GET, bytes::Bytes::new())
+                } else {
+                    (target.method.clone(), body)
+                };
+                let request = self.request(target, &method, &next, &body)?;
+                let next = self.follow(target, method, next, request, body, 1, start);
+                Ok(next.await?)
+            }
+        }
+    }
+
+    /// Sends `request` (hop `hops` of a call, to `url`), following redirects by hand when
+    /// asked, and reads the last response's body up to the size limit.
+    #[allow(clippy::too_many_arguments)]
+    async fn follow(
+        &self,
+        target: &Target,
+        mut method: reqwest::Method,
+        mut url: reqwest::Url,
+        mut request: reqwest::Request,
+        mut body: bytes::Bytes,
+        mut hops: usize,
+        start: Instant,
+    ) -> Result<Exchange, reqwest::Error> {
         loop {
             let response = self.inner.execute(request).await?;
             let status = response.status().as_u16();
@@ -367,56 +555,32 @@ impl HttpClient {
         start: Instant,
     ) -> Exchange {
         let status = response.status().as_u16();
-        let mut ex = Exchange {
-            status,
-            retry_after: retry_after(response.headers(), SystemTime::now()),
-            quota: QuotaHeaders::parse(response.headers(), SystemTime::now()),
-            ttft: None,
-            stream: None,
-            body: Ok(Vec::new()),
-            location,
-        };
+        let mut ex = Exchange::head(status, response.headers(), location);
         let max = self.opts.max_response_bytes;
-        if let Some(len) = response.content_length()
-            && len > max
-        {
-            ex.body = Err(BodyFault::TooLarge {
-                seen: len,
-                declared: true,
-            });
+        let Some(mut reader) =
+            BodyReader::new(target, &mut ex, response.content_length(), max, start)
+        else {
             return ex;
-        }
-        let mut scan = (target.stream && status == 200).then(|| match target.format {
-            super::ApiFormat::Anthropic => sse::StreamScan::anthropic(),
-            _ => sse::StreamScan::default(),
-        });
-        let mut bytes = Vec::new();
+        };
         loop {
             let chunk = match response.chunk().await {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
                 Err(e) => {
-                    ex.body = Err(BodyFault::Read(e));
+                    let local = classify(&e) == ErrorKind::Local;
+                    ex.body = Err(BodyFault::Read {
+                        local,
+                        message: describe(&e),
+                    });
                     return ex;
                 }
             };
-            let seen = (bytes.len() + chunk.len()) as u64;
-            if seen > max {
-                // Dropping the response closes the connection: nothing more is read.
-                ex.body = Err(BodyFault::TooLarge {
-                    seen,
-                    declared: false,
-                });
+            // Over the limit: dropping the response closes the connection, nothing more is read.
+            if !reader.push(&chunk, &mut ex) {
                 return ex;
             }
-            bytes.extend_from_slice(&chunk);
-            if let Some(scan) = scan.as_mut() {
-                scan.feed(&bytes, || start.elapsed());
-                ex.ttft = scan.first();
-            }
         }
-        ex.stream = scan.and_then(sse::StreamScan::finish);
-        ex.body = Ok(bytes);
+        reader.finish(&mut ex);
         ex
     }
 

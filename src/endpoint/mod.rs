@@ -9,6 +9,7 @@
 mod anthropic;
 mod client;
 mod decoded;
+mod direct;
 mod fault;
 mod options;
 mod pacer;
