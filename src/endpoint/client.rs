@@ -330,7 +330,9 @@ impl HttpClient {
                 tokio::time::timeout(self.opts.timeout, exchange).await
             }
             Plan::Reqwest(Ok(first)) => {
-                let exchange = self.exchange(target, first, body, start);
+                // Boxed: reqwest's futures are large, and every call's future (the direct
+                // path's too) would otherwise be sized, and copied, for them.
+                let exchange = Box::pin(self.exchange(target, first, body, start));
                 tokio::time::timeout(self.opts.timeout, async {
                     exchange.await.map_err(Failed::from)
                 })
@@ -492,7 +494,7 @@ impl HttpClient {
                     (target.method.clone(), body)
                 };
                 let request = self.request(target, &method, &next, &body)?;
-                let next = self.follow(target, method, next, request, body, 1, start);
+                let next = Box::pin(self.follow(target, method, next, request, body, 1, start));
                 Ok(next.await?)
             }
         }

@@ -158,7 +158,7 @@ impl Direct {
                     // it goes again on a fresh one (as reqwest's pool retries it).
                     Some(back) if reused => {
                         request = back;
-                        sender = self.connect(parts, target).await?;
+                        sender = Box::pin(self.connect(parts, target)).await?;
                         reused = false;
                     }
                     _ => return Err(sending(target, &e.into_error())),
@@ -234,7 +234,9 @@ impl Direct {
                 }
             }
         }
-        Ok((self.connect(parts, target).await?, false))
+        // Boxed: a connection opens once per run when pooled, and its future (DNS, TCP,
+        // handshake) would otherwise size every call's.
+        Ok((Box::pin(self.connect(parts, target)).await?, false))
     }
 
     /// Opens a connection (TCP with `TCP_NODELAY`, then HTTP/1.1), bounded by the connect
