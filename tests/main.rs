@@ -13,6 +13,7 @@ mod exec;
 mod guard;
 #[cfg(unix)]
 mod hostile;
+mod hotpath;
 mod llm;
 mod mock_binary;
 mod openloop;

@@ -15,6 +15,7 @@ mod arrivals;
 mod chain;
 mod openloop;
 mod rate;
+mod workers;
 
 pub use adaptive::{AdaptiveLimit, AdaptiveOutcome, Completion, Controller, TracePoint};
 pub use arrivals::{Arrivals, ArrivalsError, Schedule};
@@ -290,9 +291,19 @@ impl Runner {
                 observer: &observer,
                 until: until.filter(|_| pass == 0),
             };
-            let mut failed = match pending.take() {
-                None => this.run_pass(pass_, 0..rows.len(), &mut state).await,
-                Some(queue) => this.run_pass(pass_, queue.into_iter(), &mut state).await,
+            let mut failed = match (pending.take(), &self.adaptive) {
+                (None, None) => {
+                    let queue = Box::new(0..rows.len());
+                    this.run_pass_workers(pass_, queue, rows.len(), &mut state)
+                        .await
+                }
+                (Some(queue), None) => {
+                    let n = queue.len();
+                    let queue = Box::new(queue.into_iter());
+                    this.run_pass_workers(pass_, queue, n, &mut state).await
+                }
+                (None, Some(_)) => this.run_pass(pass_, 0..rows.len(), &mut state).await,
+                (Some(queue), Some(_)) => this.run_pass(pass_, queue.into_iter(), &mut state).await,
             };
             failed.sort_unstable();
             if state.cut_short && !is_last {
@@ -306,8 +317,9 @@ impl Runner {
         state.finish(&rows, observer.as_ref())
     }
 
-    /// One pass over `queue` at `limit`; returns the rows that failed. The spawning loop
-    /// takes a permit *before* spawning, so at most `limit` chain tasks exist at once.
+    /// One pass over `queue` at the adaptive limit (a fixed one runs `run_pass_workers`);
+    /// returns the rows that failed. The spawning loop takes a permit *before* spawning, so at
+    /// most `limit` chain tasks exist at once.
     async fn run_pass(
         self: &Arc<Self>,
         p: Pass<'_>,
@@ -353,12 +365,12 @@ impl Runner {
                 )
             });
             while let Some(Ok((idx, run))) = tasks.try_join_next() {
-                state.settle(idx, run, &p, &mut failed);
+                state.settle(idx, &p.rows.get(idx), run, &p, &mut failed);
             }
         }
         while let Some(done) = tasks.join_next().await {
             if let Ok((idx, run)) = done {
-                state.settle(idx, run, &p, &mut failed);
+                state.settle(idx, &p.rows.get(idx), run, &p, &mut failed);
             }
         }
         failed
@@ -445,6 +457,7 @@ impl BatchState {
     fn settle(
         &mut self,
         idx: usize,
+        row: &Row,
         run: Result<ChainRun, String>,
         p: &Pass<'_>,
         failed: &mut Vec<usize>,
@@ -457,8 +470,7 @@ impl BatchState {
         self.passes[idx] += 1;
         run.record.passes = self.passes[idx];
         let is_final = run.record.ok() || p.is_last;
-        p.observer
-            .chain_done(&p.rows.get(idx), &run.record, is_final);
+        p.observer.chain_done(row, &run.record, is_final);
         if is_final {
             self.finished += 1;
             self.held.remove(&idx);
