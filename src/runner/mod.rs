@@ -1,11 +1,12 @@
 //! One batch at one concurrency limit: the semaphore pattern, failure isolation, backoff
 //! retries and retry-failed passes. Emits [`CallRecord`]s and [`ChainRecord`]s; never prints.
 //!
-//! Concurrency: the spawning loop takes an owned permit from a `Semaphore` of `limit` permits
-//! *before* spawning a chain's task, and the task drops it when the chain ends, so at most
-//! `limit` chains exist at once (limit 1 is sequential) and a batch of 10,000 rows never holds
-//! 10,000 futures. Each chain is its own task: a failure, timeout or even a panic in one is
-//! recorded against its row and never touches the others.
+//! Concurrency: at a fixed limit, `limit` worker tasks each take the next row when their chain
+//! ends (see `workers.rs`), so at most `limit` chains exist at once (limit 1 is sequential)
+//! and a batch of 10,000 rows never holds 10,000 futures. The adaptive limit keeps the
+//! semaphore pattern: the spawning loop takes an owned permit *before* spawning a chain's
+//! task, which gives it back when the chain ends. Either way a failure, timeout or even a
+//! panic in one chain is recorded against its row and never touches the others.
 //!
 //! Clock: `tokio::time::Instant`, monotonic. Wall time runs from just before the first chain
 //! is spawned to the end of the last call of the last pass; client construction is excluded.
