@@ -7,14 +7,15 @@
 //! itself, the request prepared once per run) in the same two modes; TLS and HTTP/2 go
 //! through reqwest.
 
-use std::sync::{Arc, Once};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Once, OnceLock};
+use std::time::Duration;
 
 use thiserror::Error;
 use tokio::time::Instant;
 
 use super::direct::{Direct, Sent};
-use super::fault::{classify, describe, error_message, retry_after};
+use super::exchange::{BodyFault, BodyReader, Exchange, Failed};
+use super::fault::{classify, describe, error_message};
 use super::options::MAX_REDIRECTS;
 use super::quota::QuotaHeaders;
 use super::{ClientOptions, Pacer, Target, Ticket, sse};
@@ -28,7 +29,9 @@ pub struct ClientError(String);
 /// A configured HTTP client in one pooling mode.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
-    inner: reqwest::Client,
+    /// reqwest, for https, `--http2` and followed redirects: built on first use when the
+    /// target takes the direct path (building it loads the system's certificates, ~7 ms).
+    inner: Arc<OnceLock<reqwest::Client>>,
     pooling: Pooling,
     opts: ClientOptions,
     /// Header-aware pacing, shared by every clone of this client (one run).
@@ -98,140 +101,7 @@ enum Plan<'a> {
     /// Over hyper itself, with the target's prepared parts.
     Direct(&'a Direct, &'a super::direct::Prepared),
     /// Through reqwest, with the first request built.
-    Reqwest(Result<reqwest::Request, reqwest::Error>),
-}
-
-/// A response as far as it was read.
-pub(super) struct Exchange {
-    status: u16,
-    retry_after: Option<Duration>,
-    quota: Option<QuotaHeaders>,
-    ttft: Option<Duration>,
-    stream: Option<sse::StreamStats>,
-    pub(super) body: Result<Vec<u8>, BodyFault>,
-    /// Where a 3xx that was not followed pointed.
-    location: Option<String>,
-}
-
-/// Why a body was not read to its end.
-pub(super) enum BodyFault {
-    /// The transport failed mid-body; `local` when this machine was at fault (descriptors).
-    Read { local: bool, message: String },
-    /// The body is (or says it is) larger than `--max-response-bytes`; `seen` bytes at least.
-    TooLarge { seen: u64, declared: bool },
-}
-
-/// Why a call got no response: its error kind and the message (secrets not yet redacted).
-pub(super) struct Failed {
-    pub(super) kind: ErrorKind,
-    pub(super) message: String,
-}
-
-impl From<reqwest::Error> for Failed {
-    fn from(e: reqwest::Error) -> Failed {
-        Failed {
-            kind: classify(&e),
-            message: describe(&e),
-        }
-    }
-}
-
-impl Exchange {
-    /// A response's head: its status, how long it asks to wait, the quota it announces.
-    pub(super) fn head(
-        status: u16,
-        headers: &reqwest::header::HeaderMap,
-        location: Option<String>,
-    ) -> Exchange {
-        // One pass over the names: most responses carry neither, and parsing the quota looks
-        // up (and formats) eight header names.
-        let (mut wait, mut quota) = (false, false);
-        for name in headers.keys() {
-            let name = name.as_str();
-            wait |= name.starts_with("retry-after");
-            quota |= name.starts_with("x-ratelimit-") || name.starts_with("anthropic-ratelimit-");
-        }
-        Exchange {
-            status,
-            retry_after: wait
-                .then(|| retry_after(headers, SystemTime::now()))
-                .flatten(),
-            quota: quota
-                .then(|| QuotaHeaders::parse(headers, SystemTime::now()))
-                .flatten(),
-            ttft: None,
-            stream: None,
-            body: Ok(Vec::new()),
-            location,
-        }
-    }
-}
-
-/// A body read chunk by chunk up to `--max-response-bytes`, a stream scanned as it arrives
-/// (first token and chunk gaps timed from the call's start).
-pub(super) struct BodyReader {
-    bytes: Vec<u8>,
-    scan: Option<sse::StreamScan>,
-    max: u64,
-    start: Instant,
-}
-
-impl BodyReader {
-    /// A reader for a response of `status` to `target`; None when the body announced
-    /// (`declared`) is over the limit, `ex.body` then says so.
-    pub(super) fn new(
-        target: &Target,
-        ex: &mut Exchange,
-        declared: Option<u64>,
-        max: u64,
-        start: Instant,
-    ) -> Option<BodyReader> {
-        if let Some(len) = declared
-            && len > max
-        {
-            ex.body = Err(BodyFault::TooLarge {
-                seen: len,
-                declared: true,
-            });
-            return None;
-        }
-        let scan = (target.stream && ex.status == 200).then(|| match target.format {
-            super::ApiFormat::Anthropic => sse::StreamScan::anthropic(),
-            _ => sse::StreamScan::default(),
-        });
-        Some(BodyReader {
-            bytes: Vec::new(),
-            scan,
-            max,
-            start,
-        })
-    }
-
-    /// Takes in one chunk; false when it takes the body over the limit (`ex.body` says so and
-    /// nothing more should be read).
-    pub(super) fn push(&mut self, chunk: &[u8], ex: &mut Exchange) -> bool {
-        let seen = (self.bytes.len() + chunk.len()) as u64;
-        if seen > self.max {
-            ex.body = Err(BodyFault::TooLarge {
-                seen,
-                declared: false,
-            });
-            return false;
-        }
-        self.bytes.extend_from_slice(chunk);
-        if let Some(scan) = self.scan.as_mut() {
-            let start = self.start;
-            scan.feed(&self.bytes, || start.elapsed());
-            ex.ttft = scan.first();
-        }
-        true
-    }
-
-    /// The body read to its end.
-    pub(super) fn finish(self, ex: &mut Exchange) {
-        ex.stream = self.scan.and_then(sse::StreamScan::finish);
-        ex.body = Ok(self.bytes);
-    }
+    Reqwest(Result<(&'a reqwest::Client, reqwest::Request), Failed>),
 }
 
 /// The `User-Agent` of every request.
@@ -248,36 +118,73 @@ fn install_crypto_provider() {
     });
 }
 
+/// The reqwest client of one pooling mode.
+fn build_reqwest(pooling: Pooling, opts: &ClientOptions) -> Result<reqwest::Client, ClientError> {
+    install_crypto_provider();
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(opts.connect_timeout)
+        .tcp_nodelay(true)
+        .danger_accept_invalid_certs(opts.insecure)
+        // Redirects are followed by hand (see `exchange`), so that `-H` headers never
+        // reach another origin and a POST never silently turns into a GET.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(USER_AGENT);
+    builder = match pooling {
+        Pooling::On => builder
+            .pool_max_idle_per_host(usize::MAX)
+            .pool_idle_timeout(Duration::from_secs(90)),
+        Pooling::Off => builder.pool_max_idle_per_host(0),
+    };
+    if opts.http2_prior_knowledge {
+        builder = builder.http2_prior_knowledge();
+    }
+    builder.build().map_err(|e| ClientError(e.to_string()))
+}
+
 impl HttpClient {
     /// Builds a client for one pooling mode.
     pub fn new(pooling: Pooling, opts: &ClientOptions) -> Result<HttpClient, ClientError> {
-        install_crypto_provider();
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(opts.connect_timeout)
-            .tcp_nodelay(true)
-            .danger_accept_invalid_certs(opts.insecure)
-            // Redirects are followed by hand (see `exchange`), so that `-H` headers never
-            // reach another origin and a POST never silently turns into a GET.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(USER_AGENT);
-        builder = match pooling {
-            Pooling::On => builder
-                .pool_max_idle_per_host(usize::MAX)
-                .pool_idle_timeout(Duration::from_secs(90)),
-            Pooling::Off => builder.pool_max_idle_per_host(0),
-        };
-        if opts.http2_prior_knowledge {
-            builder = builder.http2_prior_knowledge();
+        let client = HttpClient::lazy(pooling, opts);
+        let _ = client.inner.set(build_reqwest(pooling, opts)?);
+        Ok(client)
+    }
+
+    /// A client for calls to `target`: reqwest is built now unless the target takes the
+    /// direct path, where it may never be needed (and then costs nothing).
+    pub fn for_target(
+        pooling: Pooling,
+        opts: &ClientOptions,
+        target: &Target,
+    ) -> Result<HttpClient, ClientError> {
+        if opts.http2_prior_knowledge || target.prepared().is_none() {
+            return HttpClient::new(pooling, opts);
         }
-        let inner = builder.build().map_err(|e| ClientError(e.to_string()))?;
-        Ok(HttpClient {
-            inner,
+        Ok(HttpClient::lazy(pooling, opts))
+    }
+
+    fn lazy(pooling: Pooling, opts: &ClientOptions) -> HttpClient {
+        HttpClient {
+            inner: Arc::new(OnceLock::new()),
             pooling,
             opts: opts.clone(),
             pacer: opts.pace.then(|| Arc::new(Pacer::default())),
             direct: (!opts.http2_prior_knowledge)
                 .then(|| Arc::new(Direct::new(pooling, opts.connect_timeout))),
-        })
+        }
+    }
+
+    /// The reqwest client, built on first use.
+    fn reqwest(&self) -> Result<&reqwest::Client, Failed> {
+        if let Some(client) = self.inner.get() {
+            return Ok(client);
+        }
+        match build_reqwest(self.pooling, &self.opts) {
+            Ok(client) => Ok(self.inner.get_or_init(|| client)),
+            Err(e) => Err(Failed {
+                kind: ErrorKind::Connect,
+                message: e.to_string(),
+            }),
+        }
     }
 
     /// Waits until the pacer lets a call of `tokens` estimated tokens go (at once without
@@ -320,7 +227,10 @@ impl HttpClient {
         // request assembly).
         let plan = match (self.direct.as_deref(), target.prepared()) {
             (Some(direct), Some(parts)) => Plan::Direct(direct, parts),
-            _ => Plan::Reqwest(self.request(target, &target.method, &target.url, &body)),
+            _ => Plan::Reqwest(self.reqwest().and_then(|client| {
+                let request = self.request(client, target, &target.method, &target.url, &body);
+                Ok((client, request?))
+            })),
         };
         // The call's one clock read: its start offset and its latency both come from it.
         let start = Instant::now();
@@ -329,16 +239,16 @@ impl HttpClient {
                 let exchange = self.exchange_direct(direct, parts, target, body, start);
                 tokio::time::timeout(self.opts.timeout, exchange).await
             }
-            Plan::Reqwest(Ok(first)) => {
+            Plan::Reqwest(Ok((client, first))) => {
                 // Boxed: reqwest's futures are large, and every call's future (the direct
                 // path's too) would otherwise be sized, and copied, for them.
-                let exchange = Box::pin(self.exchange(target, first, body, start));
+                let exchange = Box::pin(self.exchange(client, target, first, body, start));
                 tokio::time::timeout(self.opts.timeout, async {
                     exchange.await.map_err(Failed::from)
                 })
                 .await
             }
-            Plan::Reqwest(Err(e)) => Ok(Err(Failed::from(e))),
+            Plan::Reqwest(Err(e)) => Ok(Err(e)),
         };
         let latency = start.elapsed();
         let mut out = CallOutcome::new(start, latency);
@@ -440,12 +350,13 @@ impl HttpClient {
     /// origin (a redirect elsewhere gets none).
     fn request(
         &self,
+        client: &reqwest::Client,
         target: &Target,
         method: &reqwest::Method,
         url: &reqwest::Url,
         body: &bytes::Bytes,
     ) -> Result<reqwest::Request, reqwest::Error> {
-        let mut request = self.inner.request(method.clone(), url.clone());
+        let mut request = client.request(method.clone(), url.clone());
         if url.origin() == target.url.origin() {
             request = request.headers(target.headers.clone());
         }
@@ -461,13 +372,14 @@ impl HttpClient {
     /// and reads the body up to the size limit.
     async fn exchange(
         &self,
+        client: &reqwest::Client,
         target: &Target,
         first: reqwest::Request,
         body: bytes::Bytes,
         start: Instant,
     ) -> Result<Exchange, reqwest::Error> {
         let (method, url) = (target.method.clone(), target.url.clone());
-        self.follow(target, method, url, first, body, 0, start)
+        self.follow(client, target, method, url, first, body, 0, start)
             .await
     }
 
@@ -493,8 +405,10 @@ impl HttpClient {
                 } else {
                     (target.method.clone(), body)
                 };
-                let request = self.request(target, &method, &next, &body)?;
-                let next = Box::pin(self.follow(target, method, next, request, body, 1, start));
+                let client = self.reqwest()?;
+                let request = self.request(client, target, &method, &next, &body)?;
+                let next = self.follow(client, target, method, next, request, body, 1, start);
+                let next = Box::pin(next);
                 Ok(next.await?)
             }
         }
@@ -505,6 +419,7 @@ impl HttpClient {
     #[allow(clippy::too_many_arguments)]
     async fn follow(
         &self,
+        client: &reqwest::Client,
         target: &Target,
         mut method: reqwest::Method,
         mut url: reqwest::Url,
@@ -514,7 +429,7 @@ impl HttpClient {
         start: Instant,
     ) -> Result<Exchange, reqwest::Error> {
         loop {
-            let response = self.inner.execute(request).await?;
+            let response = client.execute(request).await?;
             let status = response.status().as_u16();
             let location = (300..400)
                 .contains(&status)
@@ -537,7 +452,7 @@ impl HttpClient {
                         body = bytes::Bytes::new();
                     }
                     url = next;
-                    request = self.request(target, &method, &url, &body)?;
+                    request = self.request(client, target, &method, &url, &body)?;
                 }
                 location => {
                     let location = location.map(|l| super::redact::display_url(&l));

@@ -22,7 +22,7 @@ use reqwest::header::{self, HeaderMap, HeaderValue};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::client::{BodyFault, BodyReader, Exchange, Failed};
+use super::exchange::{BodyFault, BodyReader, Exchange, Failed};
 use super::fault::is_local_fault;
 use super::{ClientOptions, Target};
 use crate::record::{ErrorKind, Pooling};

@@ -10,6 +10,7 @@ mod anthropic;
 mod client;
 mod decoded;
 mod direct;
+mod exchange;
 mod fault;
 mod options;
 mod pacer;

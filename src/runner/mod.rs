@@ -193,7 +193,7 @@ impl RunnerFactory {
     /// A runner at `limit` with a new client in `pooling` mode and a fresh rate limiter.
     pub fn runner(&self, limit: usize, pooling: Pooling) -> Result<Runner, ClientError> {
         Ok(Runner {
-            client: HttpClient::new(pooling, &self.client)?,
+            client: HttpClient::for_target(pooling, &self.client, &self.target)?,
             target: Arc::clone(&self.target),
             chain: Arc::clone(&self.chain),
             limiter: RateLimiter::new(self.rpm, self.tpm).map(Arc::new),
