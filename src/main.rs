@@ -23,7 +23,18 @@ fn main() -> ExitCode {
             return ExitCode::from(FAILURE);
         }
     };
-    match runtime.block_on(loadchain::app::run(cli)) {
+    // On a worker thread, not the blocking main thread: the spawning loop of a batch then
+    // queues chain tasks locally and is woken without a cross-thread unpark per call.
+    let app = runtime.block_on(async { tokio::spawn(loadchain::app::run(cli)).await });
+    let result = match app {
+        Ok(result) => result,
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(join) => {
+            loadchain::stderr_line!("Error: the run was cancelled: {join}");
+            return ExitCode::from(FAILURE);
+        }
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {

@@ -15,6 +15,7 @@ mod exec_sweep;
 mod guard;
 #[cfg(unix)]
 mod hostile;
+mod hotpath;
 mod llm;
 mod mock_binary;
 mod openloop;

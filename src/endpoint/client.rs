@@ -3,14 +3,19 @@
 //! Pooled: one `reqwest::Client` whose connections stay alive and are reused across the
 //! batch. Unpooled: the same client configuration with no idle connections kept, so every
 //! call opens (and pays for) a fresh connection, as code that builds a session per call does.
+//! Plain `http://` targets over HTTP/1.1 take the lean [`direct`](super::direct) path (hyper
+//! itself, the request prepared once per run) in the same two modes; TLS and HTTP/2 go
+//! through reqwest.
 
-use std::sync::{Arc, Once};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Once, OnceLock};
+use std::time::Duration;
 
 use thiserror::Error;
 use tokio::time::Instant;
 
-use super::fault::{classify, describe, error_message, retry_after};
+use super::direct::{Direct, Sent};
+use super::exchange::{BodyFault, BodyReader, Exchange, Failed};
+use super::fault::{classify, describe, error_message};
 use super::options::MAX_REDIRECTS;
 use super::quota::QuotaHeaders;
 use super::{ClientOptions, Pacer, Target, Ticket, sse};
@@ -24,11 +29,16 @@ pub struct ClientError(String);
 /// A configured HTTP client in one pooling mode.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
-    inner: reqwest::Client,
+    /// reqwest, for https, `--http2` and followed redirects: built on first use when the
+    /// target takes the direct path (building it loads the system's certificates, ~7 ms).
+    inner: Arc<OnceLock<reqwest::Client>>,
     pooling: Pooling,
     opts: ClientOptions,
     /// Header-aware pacing, shared by every clone of this client (one run).
     pacer: Option<Arc<Pacer>>,
+    /// The hyper-direct HTTP/1.1 path and its connections, shared by every clone; None with
+    /// `--http2` (prior knowledge goes through reqwest).
+    direct: Option<Arc<Direct>>,
 }
 
 /// What one call produced. Failures are data: `error` says why.
@@ -88,25 +98,17 @@ impl CallOutcome {
     }
 }
 
-/// A response as far as it was read.
-struct Exchange {
-    status: u16,
-    retry_after: Option<Duration>,
-    quota: Option<QuotaHeaders>,
-    ttft: Option<Duration>,
-    stream: Option<sse::StreamStats>,
-    body: Result<Vec<u8>, BodyFault>,
-    /// Where a 3xx that was not followed pointed.
-    location: Option<String>,
+/// How one call goes out. Lives on the stack for one call: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Plan<'a> {
+    /// Over hyper itself, with the target's prepared parts.
+    Direct(&'a Direct, &'a super::direct::Prepared),
+    /// Through reqwest, with the first request built.
+    Reqwest(Result<(&'a reqwest::Client, reqwest::Request), Failed>),
 }
 
-/// Why a body was not read to its end.
-enum BodyFault {
-    /// The transport failed mid-body.
-    Read(reqwest::Error),
-    /// The body is (or says it is) larger than `--max-response-bytes`; `seen` bytes at least.
-    TooLarge { seen: u64, declared: bool },
-}
+/// The `User-Agent` of every request.
+pub(super) const USER_AGENT: &str = concat!("loadchain/", env!("CARGO_PKG_VERSION"));
 
 static CRYPTO: Once = Once::new();
 
@@ -119,34 +121,73 @@ fn install_crypto_provider() {
     });
 }
 
+/// The reqwest client of one pooling mode.
+fn build_reqwest(pooling: Pooling, opts: &ClientOptions) -> Result<reqwest::Client, ClientError> {
+    install_crypto_provider();
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(opts.connect_timeout)
+        .tcp_nodelay(true)
+        .danger_accept_invalid_certs(opts.insecure)
+        // Redirects are followed by hand (see `exchange`), so that `-H` headers never
+        // reach another origin and a POST never silently turns into a GET.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(USER_AGENT);
+    builder = match pooling {
+        Pooling::On => builder
+            .pool_max_idle_per_host(usize::MAX)
+            .pool_idle_timeout(Duration::from_secs(90)),
+        Pooling::Off => builder.pool_max_idle_per_host(0),
+    };
+    if opts.http2_prior_knowledge {
+        builder = builder.http2_prior_knowledge();
+    }
+    builder.build().map_err(|e| ClientError(e.to_string()))
+}
+
 impl HttpClient {
     /// Builds a client for one pooling mode.
     pub fn new(pooling: Pooling, opts: &ClientOptions) -> Result<HttpClient, ClientError> {
-        install_crypto_provider();
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(opts.connect_timeout)
-            .tcp_nodelay(true)
-            .danger_accept_invalid_certs(opts.insecure)
-            // Redirects are followed by hand (see `exchange`), so that `-H` headers never
-            // reach another origin and a POST never silently turns into a GET.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("loadchain/", env!("CARGO_PKG_VERSION")));
-        builder = match pooling {
-            Pooling::On => builder
-                .pool_max_idle_per_host(usize::MAX)
-                .pool_idle_timeout(Duration::from_secs(90)),
-            Pooling::Off => builder.pool_max_idle_per_host(0),
-        };
-        if opts.http2_prior_knowledge {
-            builder = builder.http2_prior_knowledge();
+        let client = HttpClient::lazy(pooling, opts);
+        let _ = client.inner.set(build_reqwest(pooling, opts)?);
+        Ok(client)
+    }
+
+    /// A client for calls to `target`: reqwest is built now unless the target takes the
+    /// direct path, where it may never be needed (and then costs nothing).
+    pub fn for_target(
+        pooling: Pooling,
+        opts: &ClientOptions,
+        target: &Target,
+    ) -> Result<HttpClient, ClientError> {
+        if opts.http2_prior_knowledge || target.prepared().is_none() {
+            return HttpClient::new(pooling, opts);
         }
-        let inner = builder.build().map_err(|e| ClientError(e.to_string()))?;
-        Ok(HttpClient {
-            inner,
+        Ok(HttpClient::lazy(pooling, opts))
+    }
+
+    fn lazy(pooling: Pooling, opts: &ClientOptions) -> HttpClient {
+        HttpClient {
+            inner: Arc::new(OnceLock::new()),
             pooling,
             opts: opts.clone(),
             pacer: opts.pace.then(|| Arc::new(Pacer::default())),
-        })
+            direct: (!opts.http2_prior_knowledge)
+                .then(|| Arc::new(Direct::new(pooling, opts.connect_timeout))),
+        }
+    }
+
+    /// The reqwest client, built on first use.
+    fn reqwest(&self) -> Result<&reqwest::Client, Failed> {
+        if let Some(client) = self.inner.get() {
+            return Ok(client);
+        }
+        match build_reqwest(self.pooling, &self.opts) {
+            Ok(client) => Ok(self.inner.get_or_init(|| client)),
+            Err(e) => Err(Failed {
+                kind: ErrorKind::Connect,
+                message: e.to_string(),
+            }),
+        }
     }
 
     /// Waits until the pacer lets a call of `tokens` estimated tokens go (at once without
@@ -184,16 +225,33 @@ impl HttpClient {
     /// Sends one request and reads the whole body, timing send → last byte. The per-call
     /// timeout covers every redirect hop and the whole body.
     pub async fn call(&self, target: &Target, body: bytes::Bytes) -> CallOutcome {
-        // Built before the clock starts: latency is the exchange, not request assembly.
-        let first = self.request(target, &target.method, &target.url, &body);
+        // Plain http:// over HTTP/1.1: the request parts were prepared once, on the first
+        // call; anything else is built before the clock starts (latency is the exchange, not
+        // request assembly).
+        let plan = match (self.direct.as_deref(), target.prepared()) {
+            (Some(direct), Some(parts)) => Plan::Direct(direct, parts),
+            _ => Plan::Reqwest(self.reqwest().and_then(|client| {
+                let request = self.request(client, target, &target.method, &target.url, &body);
+                Ok((client, request?))
+            })),
+        };
         // The call's one clock read: its start offset and its latency both come from it.
         let start = Instant::now();
-        let result = match first {
-            Ok(first) => {
-                let exchange = self.exchange(target, first, body, start);
+        let result = match plan {
+            Plan::Direct(direct, parts) => {
+                let exchange = self.exchange_direct(direct, parts, target, body, start);
                 tokio::time::timeout(self.opts.timeout, exchange).await
             }
-            Err(e) => Ok(Err(e)),
+            Plan::Reqwest(Ok((client, first))) => {
+                // Boxed: reqwest's futures are large, and every call's future (the direct
+                // path's too) would otherwise be sized, and copied, for them.
+                let exchange = Box::pin(self.exchange(client, target, first, body, start));
+                tokio::time::timeout(self.opts.timeout, async {
+                    exchange.await.map_err(Failed::from)
+                })
+                .await
+            }
+            Plan::Reqwest(Err(e)) => Ok(Err(e)),
         };
         let latency = start.elapsed();
         let mut out = CallOutcome::new(start, latency);
@@ -205,10 +263,9 @@ impl HttpClient {
                     humantime::format_duration(self.opts.timeout)
                 );
             }
-            Ok(Err(e)) => {
-                let kind = classify(&e);
+            Ok(Err(Failed { kind, message })) => {
                 out.error = Some(kind);
-                out.message = self.explain(kind, describe(&e));
+                out.message = self.explain(kind, message);
             }
             Ok(Ok(ex)) => self.settle(target, ex, &mut out),
         }
@@ -230,13 +287,13 @@ impl HttpClient {
         out.ttft = ex.ttft;
         out.stream = ex.stream;
         let bytes = match ex.body {
-            Err(BodyFault::Read(e)) => {
-                let kind = match classify(&e) {
-                    ErrorKind::Local => ErrorKind::Local,
-                    _ => ErrorKind::Body,
-                };
-                out.error = Some(kind);
-                out.message = describe(&e);
+            Err(BodyFault::Read { local, message }) => {
+                out.error = Some(if local {
+                    ErrorKind::Local
+                } else {
+                    ErrorKind::Body
+                });
+                out.message = message;
                 return;
             }
             Err(BodyFault::TooLarge { seen, declared }) => {
@@ -297,12 +354,13 @@ impl HttpClient {
     /// origin (a redirect elsewhere gets none).
     fn request(
         &self,
+        client: &reqwest::Client,
         target: &Target,
         method: &reqwest::Method,
         url: &reqwest::Url,
         body: &bytes::Bytes,
     ) -> Result<reqwest::Request, reqwest::Error> {
-        let mut request = self.inner.request(method.clone(), url.clone());
+        let mut request = client.request(method.clone(), url.clone());
         if url.origin() == target.url.origin() {
             request = request.headers(target.headers.clone());
         }
@@ -318,17 +376,64 @@ impl HttpClient {
     /// and reads the body up to the size limit.
     async fn exchange(
         &self,
+        client: &reqwest::Client,
         target: &Target,
         first: reqwest::Request,
-        mut body: bytes::Bytes,
+        body: bytes::Bytes,
         start: Instant,
     ) -> Result<Exchange, reqwest::Error> {
-        let mut method = target.method.clone();
-        let mut url = target.url.clone();
-        let mut request = first;
-        let mut hops = 0;
+        let (method, url) = (target.method.clone(), target.url.clone());
+        self.follow(client, target, method, url, first, body, 0, start)
+            .await
+    }
+
+    /// The first hop over the direct path; a redirect it meets (when followed) goes on
+    /// through reqwest, which may lead to https.
+    async fn exchange_direct(
+        &self,
+        direct: &Direct,
+        parts: &super::direct::Prepared,
+        target: &Target,
+        body: bytes::Bytes,
+        start: Instant,
+    ) -> Result<Exchange, Failed> {
+        let sent = direct
+            .send(parts, target, body.clone(), &self.opts, start)
+            .await?;
+        match sent {
+            Sent::Done(ex) => Ok(ex),
+            Sent::Redirect { status, next } => {
+                // As in `follow`: 303 means GET, the others keep the method and body.
+                let (method, body) = if status == 303 {
+                    (reqwest::Method::GET, bytes::Bytes::new())
+                } else {
+                    (target.method.clone(), body)
+                };
+                let client = self.reqwest()?;
+                let request = self.request(client, target, &method, &next, &body)?;
+                let next = self.follow(client, target, method, next, request, body, 1, start);
+                let next = Box::pin(next);
+                Ok(next.await?)
+            }
+        }
+    }
+
+    /// Sends `request` (hop `hops` of a call, to `url`), following redirects by hand when
+    /// asked, and reads the last response's body up to the size limit.
+    #[allow(clippy::too_many_arguments)]
+    async fn follow(
+        &self,
+        client: &reqwest::Client,
+        target: &Target,
+        mut method: reqwest::Method,
+        mut url: reqwest::Url,
+        mut request: reqwest::Request,
+        mut body: bytes::Bytes,
+        mut hops: usize,
+        start: Instant,
+    ) -> Result<Exchange, reqwest::Error> {
         loop {
-            let response = self.inner.execute(request).await?;
+            let response = client.execute(request).await?;
             let status = response.status().as_u16();
             let location = (300..400)
                 .contains(&status)
@@ -351,7 +456,7 @@ impl HttpClient {
                         body = bytes::Bytes::new();
                     }
                     url = next;
-                    request = self.request(target, &method, &url, &body)?;
+                    request = self.request(client, target, &method, &url, &body)?;
                 }
                 location => {
                     let location = location.map(|l| super::redact::display_url(&l));
@@ -371,56 +476,32 @@ impl HttpClient {
         start: Instant,
     ) -> Exchange {
         let status = response.status().as_u16();
-        let mut ex = Exchange {
-            status,
-            retry_after: retry_after(response.headers(), SystemTime::now()),
-            quota: QuotaHeaders::parse(response.headers(), SystemTime::now()),
-            ttft: None,
-            stream: None,
-            body: Ok(Vec::new()),
-            location,
-        };
+        let mut ex = Exchange::head(status, response.headers(), location);
         let max = self.opts.max_response_bytes;
-        if let Some(len) = response.content_length()
-            && len > max
-        {
-            ex.body = Err(BodyFault::TooLarge {
-                seen: len,
-                declared: true,
-            });
+        let Some(mut reader) =
+            BodyReader::new(target, &mut ex, response.content_length(), max, start)
+        else {
             return ex;
-        }
-        let mut scan = (target.stream && status == 200).then(|| match target.format {
-            super::ApiFormat::Anthropic => sse::StreamScan::anthropic(),
-            _ => sse::StreamScan::default(),
-        });
-        let mut bytes = Vec::new();
+        };
         loop {
             let chunk = match response.chunk().await {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
                 Err(e) => {
-                    ex.body = Err(BodyFault::Read(e));
+                    let local = classify(&e) == ErrorKind::Local;
+                    ex.body = Err(BodyFault::Read {
+                        local,
+                        message: describe(&e),
+                    });
                     return ex;
                 }
             };
-            let seen = (bytes.len() + chunk.len()) as u64;
-            if seen > max {
-                // Dropping the response closes the connection: nothing more is read.
-                ex.body = Err(BodyFault::TooLarge {
-                    seen,
-                    declared: false,
-                });
+            // Over the limit: dropping the response closes the connection, nothing more is read.
+            if !reader.push(&chunk, &mut ex) {
                 return ex;
             }
-            bytes.extend_from_slice(&chunk);
-            if let Some(scan) = scan.as_mut() {
-                scan.feed(&bytes, || start.elapsed());
-                ex.ttft = scan.first();
-            }
         }
-        ex.stream = scan.and_then(sse::StreamScan::finish);
-        ex.body = Ok(bytes);
+        reader.finish(&mut ex);
         ex
     }
 

@@ -52,7 +52,7 @@ pub(super) fn classify(e: &reqwest::Error) -> ErrorKind {
 }
 
 /// Out of file descriptors (EMFILE, ENFILE) or local ports: the machine, not the server.
-fn is_local_fault(e: &std::io::Error) -> bool {
+pub(super) fn is_local_fault(e: &std::io::Error) -> bool {
     #[cfg(unix)]
     if matches!(e.raw_os_error(), Some(23 | 24)) {
         return true;

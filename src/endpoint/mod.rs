@@ -9,6 +9,8 @@
 mod anthropic;
 mod client;
 mod decoded;
+mod direct;
+mod exchange;
 mod fault;
 mod options;
 mod pacer;

@@ -31,7 +31,7 @@ pub async fn preflight(
     step: &Step,
     opts: &ClientOptions,
 ) -> Result<(), PreflightError> {
-    let client = HttpClient::new(Pooling::Off, opts)?;
+    let client = HttpClient::for_target(Pooling::Off, opts, target)?;
     let row = &Row::synthetic(1)[0];
     let out = client
         .call(target, target.body(step, row, None).into())

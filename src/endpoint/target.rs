@@ -4,7 +4,6 @@
 
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use serde_json::json;
 use thiserror::Error;
 
 use super::Decoded;
@@ -69,6 +68,9 @@ pub struct Target {
     pub(super) secrets: Secrets,
     /// `run --exec`: each call runs this program instead of an HTTP request.
     pub(super) exec: Option<std::sync::Arc<crate::exec::ExecCommand>>,
+    /// The request parts of the direct HTTP/1.1 path, made on the first call (None: https
+    /// or otherwise not for that path); reset when headers change.
+    pub(super) direct: std::sync::OnceLock<Option<std::sync::Arc<super::direct::Prepared>>>,
 }
 
 impl Target {
@@ -134,6 +136,7 @@ impl Target {
             stream: false,
             secrets,
             exec: None,
+            direct: std::sync::OnceLock::new(),
         }
     }
 
@@ -146,6 +149,7 @@ impl Target {
             }
             self.headers.append(name, value);
         }
+        self.direct = std::sync::OnceLock::new();
         Ok(self)
     }
 
@@ -161,6 +165,7 @@ impl Target {
         value.set_sensitive(true);
         self.secrets.add(key);
         self.headers.insert(name, value);
+        self.direct = std::sync::OnceLock::new();
         Ok(self)
     }
 
@@ -195,6 +200,13 @@ impl Target {
         &self.url
     }
 
+    /// The direct path's prepared request parts, made on the first call.
+    pub(super) fn prepared(&self) -> Option<&super::direct::Prepared> {
+        self.direct
+            .get_or_init(|| super::direct::Prepared::new(self).map(std::sync::Arc::new))
+            .as_deref()
+    }
+
     /// The request/response shape.
     pub fn format(&self) -> ApiFormat {
         self.format
@@ -227,23 +239,27 @@ impl Target {
             ApiFormat::OpenAi => {
                 let mut messages = Vec::with_capacity(2);
                 if let Some(system) = &step.system {
-                    messages.push(
-                        json!({"role": "system", "content": system.render(&row.vars, previous)}),
-                    );
+                    messages.push(ChatMessage {
+                        content: system.render(&row.vars, previous),
+                        role: "system",
+                    });
                 }
-                messages.push(
-                    json!({"role": "user", "content": step.prompt.render(&row.vars, previous)}),
-                );
-                let mut body = json!({"model": self.model, "messages": messages});
-                if let Some(max) = step.max_tokens {
-                    body["max_tokens"] = json!(max);
-                }
-                if self.stream {
-                    body["stream"] = json!(true);
+                messages.push(ChatMessage {
+                    content: step.prompt.render(&row.vars, previous),
+                    role: "user",
+                });
+                let body = ChatRequest {
+                    max_tokens: step.max_tokens,
+                    messages,
+                    model: &self.model,
+                    stream: self.stream.then_some(true),
                     // Usage arrives in a last chunk, so tokens stay exact when streaming.
-                    body["stream_options"] = json!({"include_usage": true});
-                }
-                serde_json::to_vec(&body).expect("a JSON value always serializes")
+                    stream_options: self.stream.then_some(StreamOptions {
+                        include_usage: true,
+                    }),
+                };
+                // Strings and numbers only: serializing cannot fail.
+                serde_json::to_vec(&body).unwrap_or_default()
             }
             ApiFormat::Anthropic => {
                 let body = anthropic::body(
@@ -295,6 +311,31 @@ impl Target {
 
 /// Anthropic's API-key header.
 const API_KEY_HEADER: &str = "x-api-key";
+
+/// A chat completion request, serialized straight from borrowed parts (no JSON tree per
+/// call). Fields in alphabetical order: the bytes are those a `serde_json::Value` gave.
+#[derive(serde::Serialize)]
+struct ChatRequest<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    messages: Vec<ChatMessage>,
+    model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(serde::Serialize)]
+struct ChatMessage {
+    content: String,
+    role: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
 
 /// The parts of a chat completion loadchain reads; everything else is skipped unparsed.
 #[derive(serde::Deserialize)]
@@ -374,7 +415,7 @@ fn redact_header(h: &str) -> String {
 mod tests {
     use super::*;
     use crate::chain::Chain;
-    use serde_json::Value;
+    use serde_json::{Value, json};
 
     fn openai(url: &str) -> Result<Target, TargetError> {
         Target::openai(url, "m")
@@ -438,5 +479,41 @@ mod tests {
         );
         assert_eq!(d.stop_reason.as_deref(), Some("length"));
         assert_eq!(t.decode(b"{}"), None);
+    }
+
+    #[test]
+    fn openai_body_bytes_are_those_of_a_json_tree() {
+        let chain = Chain::default_steps(2).unwrap();
+        let row = &Row::synthetic(1)[0];
+        for stream in [false, true] {
+            for max_tokens in [None, Some(64)] {
+                for system in [false, true] {
+                    let t = openai("http://localhost/v1").unwrap().streaming(stream);
+                    let mut step = chain.steps[1].clone();
+                    step.max_tokens = max_tokens;
+                    if system {
+                        step.system = Some(step.prompt.clone());
+                    }
+                    let content = step.prompt.render(&row.vars, Some("a \"quoted\"\n"));
+                    let mut messages = Vec::new();
+                    if system {
+                        messages.push(json!({"role": "system", "content": content}));
+                    }
+                    messages.push(json!({"role": "user", "content": content}));
+                    let mut tree = json!({"model": "m", "messages": messages});
+                    if let Some(max) = max_tokens {
+                        tree["max_tokens"] = json!(max);
+                    }
+                    if stream {
+                        tree["stream"] = json!(true);
+                        tree["stream_options"] = json!({"include_usage": true});
+                    }
+                    assert_eq!(
+                        String::from_utf8(t.body(&step, row, Some("a \"quoted\"\n"))).unwrap(),
+                        serde_json::to_string(&tree).unwrap()
+                    );
+                }
+            }
+        }
     }
 }

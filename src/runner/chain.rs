@@ -119,7 +119,8 @@ impl Runner {
                 }),
             };
             let out = match self.target.exec() {
-                Some(exec) => exec.call(row).await,
+                // Boxed: a program's future must not size (and slow) every HTTP call's.
+                Some(exec) => Box::pin(exec.call(row)).await,
                 None => {
                     self.client
                         .call_paced(&self.target, body.clone(), ticket)

@@ -1,0 +1,145 @@
+//! A response as far as a call read it, shared by the reqwest path and the direct one: its
+//! head (status, Retry-After, quota headers), its body read up to `--max-response-bytes` with
+//! a stream scanned as it arrives, and why a call got no response at all.
+
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use super::fault::{classify, describe, retry_after};
+use super::quota::QuotaHeaders;
+use super::{Target, sse};
+use crate::record::ErrorKind;
+
+/// A response as far as it was read.
+pub(super) struct Exchange {
+    pub(super) status: u16,
+    pub(super) retry_after: Option<Duration>,
+    pub(super) quota: Option<QuotaHeaders>,
+    pub(super) ttft: Option<Duration>,
+    pub(super) stream: Option<sse::StreamStats>,
+    pub(super) body: Result<Vec<u8>, BodyFault>,
+    /// Where a 3xx that was not followed pointed.
+    pub(super) location: Option<String>,
+}
+
+/// Why a body was not read to its end.
+pub(super) enum BodyFault {
+    /// The transport failed mid-body; `local` when this machine was at fault (descriptors).
+    Read { local: bool, message: String },
+    /// The body is (or says it is) larger than `--max-response-bytes`; `seen` bytes at least.
+    TooLarge { seen: u64, declared: bool },
+}
+
+/// Why a call got no response: its error kind and the message (secrets not yet redacted).
+pub(super) struct Failed {
+    pub(super) kind: ErrorKind,
+    pub(super) message: String,
+}
+
+impl From<reqwest::Error> for Failed {
+    fn from(e: reqwest::Error) -> Failed {
+        Failed {
+            kind: classify(&e),
+            message: describe(&e),
+        }
+    }
+}
+
+impl Exchange {
+    /// A response's head: its status, how long it asks to wait, the quota it announces.
+    pub(super) fn head(
+        status: u16,
+        headers: &reqwest::header::HeaderMap,
+        location: Option<String>,
+    ) -> Exchange {
+        // One pass over the names: most responses carry neither, and parsing the quota looks
+        // up (and formats) eight header names.
+        let (mut wait, mut quota) = (false, false);
+        for name in headers.keys() {
+            let name = name.as_str();
+            wait |= name.starts_with("retry-after");
+            quota |= name.starts_with("x-ratelimit-") || name.starts_with("anthropic-ratelimit-");
+        }
+        Exchange {
+            status,
+            retry_after: wait
+                .then(|| retry_after(headers, SystemTime::now()))
+                .flatten(),
+            quota: quota
+                .then(|| QuotaHeaders::parse(headers, SystemTime::now()))
+                .flatten(),
+            ttft: None,
+            stream: None,
+            body: Ok(Vec::new()),
+            location,
+        }
+    }
+}
+
+/// A body read chunk by chunk up to `--max-response-bytes`, a stream scanned as it arrives
+/// (first token and chunk gaps timed from the call's start).
+pub(super) struct BodyReader {
+    bytes: Vec<u8>,
+    scan: Option<sse::StreamScan>,
+    max: u64,
+    start: Instant,
+}
+
+impl BodyReader {
+    /// A reader for a response of `status` to `target`; None when the body announced
+    /// (`declared`) is over the limit, `ex.body` then says so.
+    pub(super) fn new(
+        target: &Target,
+        ex: &mut Exchange,
+        declared: Option<u64>,
+        max: u64,
+        start: Instant,
+    ) -> Option<BodyReader> {
+        if let Some(len) = declared
+            && len > max
+        {
+            ex.body = Err(BodyFault::TooLarge {
+                seen: len,
+                declared: true,
+            });
+            return None;
+        }
+        let scan = (target.stream && ex.status == 200).then(|| match target.format {
+            super::ApiFormat::Anthropic => sse::StreamScan::anthropic(),
+            _ => sse::StreamScan::default(),
+        });
+        Some(BodyReader {
+            bytes: Vec::new(),
+            scan,
+            max,
+            start,
+        })
+    }
+
+    /// Takes in one chunk; false when it takes the body over the limit (`ex.body` says so and
+    /// nothing more should be read).
+    pub(super) fn push(&mut self, chunk: &[u8], ex: &mut Exchange) -> bool {
+        let seen = (self.bytes.len() + chunk.len()) as u64;
+        if seen > self.max {
+            ex.body = Err(BodyFault::TooLarge {
+                seen,
+                declared: false,
+            });
+            return false;
+        }
+        self.bytes.extend_from_slice(chunk);
+        if let Some(scan) = self.scan.as_mut() {
+            let start = self.start;
+            scan.feed(&self.bytes, || start.elapsed());
+            ex.ttft = scan.first();
+        }
+        true
+    }
+
+    /// The body read to its end.
+    pub(super) fn finish(self, ex: &mut Exchange) {
+        ex.stream = self.scan.and_then(sse::StreamScan::finish);
+        ex.body = Ok(self.bytes);
+    }
+}
