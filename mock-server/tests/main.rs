@@ -3,6 +3,7 @@
 
 mod common;
 
+mod burst;
 mod endpoints;
 mod faults;
 mod fidelity;
