@@ -233,9 +233,10 @@ async fn run_grid(
             None => (size, size),
         };
         let rows = Rows::Synthetic(rows_n);
+        let hash_rows = if compared.contains(&size) { known } else { 0 };
         // Figures are gathered as calls finish; nothing per call is kept.
         let recorder = Arc::new(
-            RunRecorder::new(steps.len(), if compared.contains(&size) { known } else { 0 })
+            RunRecorder::new(steps.len(), hash_rows)
                 .with_price(cfg.workload.price)
                 .with_slo(cfg.workload.slo),
         );
