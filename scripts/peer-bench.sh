@@ -22,7 +22,9 @@
 # Takes about 2 minutes after the release build on a 2-core machine; --full adds the 1M-call
 # RSS point (about 1 minute today, and ~1.3 GB of RSS while call records are kept in memory).
 #
-#   scripts/peer-bench.sh [--full] [--rounds N] [--raw FILE]
+#   scripts/peer-bench.sh [--full] [--rounds N] [--only LIST] [--raw FILE]
+#
+# --only LIST runs only the named workloads, comma-separated (e.g. --only B or --only B,M).
 #
 # --raw FILE keeps every round's figures as TSV: workload, tool, process wall s, run wall s,
 # CPU s, calls, peak RSS KiB, p50 µs.
@@ -36,11 +38,16 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 FULL=0
 ROUNDS=3
 RAW=""
+ONLY="A,B,C,M"
 while (($# > 0)); do
     case "$1" in
         --full) FULL=1 ;;
         --rounds)
             ROUNDS="${2:-}"
+            shift
+            ;;
+        --only)
+            ONLY="${2:-}"
             shift
             ;;
         --raw)
@@ -63,6 +70,12 @@ if ! [[ "$ROUNDS" =~ ^[1-9][0-9]?$ ]]; then
     echo "error: --rounds takes a number from 1 to 99" >&2
     exit 2
 fi
+if ! [[ "$ONLY" =~ ^[ABCM](,[ABCM])*$ ]]; then
+    echo "error: --only takes workload names from A, B, C, M, comma-separated (e.g. B,M)" >&2
+    exit 2
+fi
+# selected W: whether workload W is to run.
+selected() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 # Requirements: jq to read JSON, GNU time for CPU and peak RSS of each process.
 if ! command -v jq >/dev/null; then
@@ -258,28 +271,36 @@ echo "peer-bench $(date -u +%Y-%m-%dT%H:%MZ): $(nproc) CPUs ($(sed -n 's/^model 
 echo "loadchain $("$LOADCHAIN" --version | awk '{ print $2 }'), $( ((HAVE_OHA)) && oha --version || echo 'oha: not installed (cargo install oha --locked)'), $(wrk_version)"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); rounds: $ROUNDS"
 
-workload A fixed:0ms "100000 50" "100000 50" "5 50"
-workload B fixed:100ms "10000 1000" "10000 1000"
-workload C fixed:50ms "1000 10" "1000 10"
-start_mock fixed:0ms
-echo "workload M: loadchain peak RSS, zero latency, limit 50, mock $MOCK_URL" >&2
-run_loadchain M10k 10000 50
-if ((FULL)); then run_loadchain M1m 1000000 50; fi
-stop_mock
+selected A && workload A fixed:0ms "100000 50" "100000 50" "5 50"
+selected B && workload B fixed:100ms "10000 1000" "10000 1000"
+selected C && workload C fixed:50ms "1000 10" "1000 10"
+if selected M; then
+    start_mock fixed:0ms
+    echo "workload M: loadchain peak RSS, zero latency, limit 50, mock $MOCK_URL" >&2
+    run_loadchain M10k 10000 50
+    if ((FULL)); then run_loadchain M1m 1000000 50; fi
+    stop_mock
+fi
 
-table A "A: zero latency, 100,000 calls, 50 connections, 1 step (wrk: 5 s; medians of $ROUNDS rounds)"
-table B "B: fixed 100 ms, 10,000 calls, 1,000 connections (ideal run wall 1.00 s; medians of $ROUNDS rounds)"
-echo "   loadchain efficiency (1.00 s / run wall): $(fmt "$(median B loadchain '1 / $4')" '%.2f'); oha: $(fmt "$(median B oha '1 / $4')" '%.2f')"
-echo
-echo "C: fixed 50 ms, 1,000 calls, 10 connections: p50 minus 50 ms (medians of $ROUNDS rounds)"
-lc_p50="$(median C loadchain '$8 / 1000 - 50')"
-oha_p50="$(median C oha '$8 / 1000 - 50')"
-echo "   loadchain $(fmt "$lc_p50" '%+.3f ms'), oha $(fmt "$oha_p50" '%+.3f ms'), loadchain - oha $(fmt "$(awk -v a="$lc_p50" -v b="$oha_p50" 'BEGIN { print (b == "-") ? "-" : a - b }')" '%+.3f ms')"
-echo
-echo "M: loadchain peak RSS, zero latency, limit 50, 1 step"
-echo "   10k calls $(fmt "$(median M10k loadchain '$7 / 1024')" '%.1f MB'), 100k calls $(fmt "$(median A loadchain '$7 / 1024')" '%.1f MB') (workload A), 1M calls $( ((FULL)) && fmt "$(median M1m loadchain '$7 / 1024')" '%.1f MB' || echo '(run with --full)')"
-if ((FULL)); then
-    echo "   1M / 10k: $(ratio "$(median M1m loadchain '$7')" "$(median M10k loadchain '$7')")"
+selected A && table A "A: zero latency, 100,000 calls, 50 connections, 1 step (wrk: 5 s; medians of $ROUNDS rounds)"
+if selected B; then
+    table B "B: fixed 100 ms, 10,000 calls, 1,000 connections (ideal run wall 1.00 s; medians of $ROUNDS rounds)"
+    echo "   loadchain efficiency (1.00 s / run wall): $(fmt "$(median B loadchain '1 / $4')" '%.2f'); oha: $(fmt "$(median B oha '1 / $4')" '%.2f')"
+fi
+if selected C; then
+    echo
+    echo "C: fixed 50 ms, 1,000 calls, 10 connections: p50 minus 50 ms (medians of $ROUNDS rounds)"
+    lc_p50="$(median C loadchain '$8 / 1000 - 50')"
+    oha_p50="$(median C oha '$8 / 1000 - 50')"
+    echo "   loadchain $(fmt "$lc_p50" '%+.3f ms'), oha $(fmt "$oha_p50" '%+.3f ms'), loadchain - oha $(fmt "$(awk -v a="$lc_p50" -v b="$oha_p50" 'BEGIN { print (b == "-") ? "-" : a - b }')" '%+.3f ms')"
+fi
+if selected M; then
+    echo
+    echo "M: loadchain peak RSS, zero latency, limit 50, 1 step"
+    echo "   10k calls $(fmt "$(median M10k loadchain '$7 / 1024')" '%.1f MB'), 100k calls $(fmt "$(median A loadchain '$7 / 1024')" '%.1f MB') (workload A), 1M calls $( ((FULL)) && fmt "$(median M1m loadchain '$7 / 1024')" '%.1f MB' || echo '(run with --full)')"
+    if ((FULL)); then
+        echo "   1M / 10k: $(ratio "$(median M1m loadchain '$7')" "$(median M10k loadchain '$7')")"
+    fi
 fi
 if [[ -n "$RAW" ]]; then
     printf 'workload\ttool\twall_s\trun_s\tcpu_s\tcalls\trss_kib\tp50_us\n' >"$RAW"
