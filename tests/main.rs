@@ -10,8 +10,6 @@ mod cost;
 mod docs;
 #[cfg(unix)]
 mod exec;
-#[cfg(target_os = "linux")]
-mod footprint;
 mod guard;
 #[cfg(unix)]
 mod hostile;

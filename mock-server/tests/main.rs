@@ -3,7 +3,6 @@
 
 mod common;
 
-mod burst;
 mod endpoints;
 mod faults;
 mod fidelity;
