@@ -210,13 +210,7 @@ async fn run_grid(
             .collect(),
         None => Vec::new(),
     };
-    // Output hashes (4 bytes a row) only for sizes that more than one run will compare.
-    let compared = |size: usize| {
-        cells.iter().filter(|c| c.size == size).count() * cfg.repeat
-            + autos.iter().filter(|a| a.size == size).count()
-            > 1
-    };
-    let compared: Vec<usize> = cfg.sizes.iter().copied().filter(|&s| compared(s)).collect();
+    let compared = repeat::compared_sizes(&cells, cfg.repeat, &autos);
     let autos = autos.into_iter().map(|key| (usize::MAX, key, true));
     let mut auto_runs = Vec::new();
     let mut adaptive = None;
