@@ -293,7 +293,7 @@ impl Runner {
         // One shared copy for the chain tasks: a task clones an Arc, not the client.
         let this = Arc::new(self.clone());
         let t0 = Instant::now();
-        let mut state = BatchState::new(rows.len(), t0);
+        let mut state = BatchState::new(t0);
         state.resume_from = resume_from;
         // None: every row (the first pass walks a range, not a list of a million indices).
         let mut pending: Option<Vec<usize>> = None;
@@ -446,13 +446,14 @@ struct Pass<'a> {
     until: Option<Instant>,
 }
 
-/// What a batch has gathered so far, across passes: per row only its pass count, and the
-/// records of rows that failed and wait for their next pass. Calls and finished records go
+/// What a batch has gathered so far, across passes: the records of rows that failed and wait
+/// for their next pass (nothing per row otherwise: a row in pass `p` has run `p + 1` times,
+/// since each pass runs exactly the previous pass's failures). Calls and finished records go
 /// to the observer as they happen, so memory does not grow with the calls.
 struct BatchState {
     t0: Instant,
-    /// Passes each row has run (0: not started).
-    passes: Vec<u16>,
+    /// Most passes any row has run (0: none started).
+    max_passes: u16,
     /// Failed rows' latest records, until a later pass settles them or the batch stops.
     held: HashMap<usize, ChainRecord>,
     /// Rows whose first pass resumes where an earlier session failed (taken as they start).
@@ -468,11 +469,10 @@ struct BatchState {
 }
 
 impl BatchState {
-    fn new(rows: usize, t0: Instant) -> BatchState {
+    fn new(t0: Instant) -> BatchState {
         BatchState {
             t0,
-            // Grown as rows start: a soak's row count is not known in advance.
-            passes: Vec::with_capacity(rows.min(1 << 20)),
+            max_passes: 0,
             held: HashMap::new(),
             resume_from: ResumeFrom::new(),
             calls_saved: 0,
@@ -497,11 +497,8 @@ impl BatchState {
     ) {
         let mut run = run.unwrap_or_else(|message| panicked(idx, message));
         self.last_end = self.last_end.max(run.end);
-        if self.passes.len() <= idx {
-            self.passes.resize(idx + 1, 0);
-        }
-        self.passes[idx] += 1;
-        run.record.passes = self.passes[idx];
+        run.record.passes = p.pass + 1;
+        self.max_passes = self.max_passes.max(p.pass + 1);
         let is_final = run.record.ok() || p.is_last;
         p.observer.chain_done(row, &run.record, is_final);
         if is_final {
@@ -536,7 +533,7 @@ impl BatchState {
             finished: self.finished,
             interrupted: self.cut_short,
             not_run,
-            passes: self.passes.iter().copied().max().unwrap_or(0),
+            passes: self.max_passes,
             wall: last_end.duration_since(self.t0),
             retry_wall: self
                 .retry_start

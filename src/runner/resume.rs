@@ -94,7 +94,7 @@ mod tests {
 
     #[test]
     fn a_held_failure_resumes_after_its_completed_steps_and_counts_them() {
-        let mut state = BatchState::new(1, Instant::now());
+        let mut state = BatchState::new(Instant::now());
         state.held.insert(0, failed_at(2));
         let start = state.start_of(0, 3, false).unwrap();
         assert_eq!(start.outputs, vec!["out0", "out1"]);
@@ -104,7 +104,7 @@ mod tests {
 
     #[test]
     fn restart_or_a_failure_at_the_first_step_starts_from_scratch() {
-        let mut state = BatchState::new(2, Instant::now());
+        let mut state = BatchState::new(Instant::now());
         state.held.insert(0, failed_at(2));
         state.held.insert(1, failed_at(0));
         assert_eq!(state.start_of(0, 3, true), None);
@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn a_seed_from_an_earlier_session_is_used_once_and_must_leave_a_step_to_run() {
-        let mut state = BatchState::new(2, Instant::now());
+        let mut state = BatchState::new(Instant::now());
         let two = Resumed::of(&failed_at(2)).unwrap();
         state.resume_from.insert(0, two.clone());
         state.resume_from.insert(1, two);

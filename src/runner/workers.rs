@@ -38,7 +38,7 @@ impl Runner {
         let steps = self.chain.steps.len();
         let queue: Arc<Queue> = Arc::new(Mutex::new(queue));
         let settled: Arc<Settled> = Arc::new(Mutex::new((
-            std::mem::replace(state, BatchState::new(0, t0)),
+            std::mem::replace(state, BatchState::new(t0)),
             Vec::new(),
         )));
         let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -99,7 +99,7 @@ impl Runner {
             }
         }
         let mut guard = settled.lock().unwrap_or_else(PoisonError::into_inner);
-        *state = std::mem::replace(&mut guard.0, BatchState::new(0, t0));
+        *state = std::mem::replace(&mut guard.0, BatchState::new(t0));
         let failed = std::mem::take(&mut guard.1);
         if stopped.load(std::sync::atomic::Ordering::Relaxed) {
             state.cut_short = true;

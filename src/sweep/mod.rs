@@ -212,6 +212,7 @@ async fn run_grid(
             .collect(),
         None => Vec::new(),
     };
+    let compared = repeat::compared_sizes(&cells, cfg.repeat, &autos);
     let autos = autos.into_iter().map(|key| (usize::MAX, key, true));
     let mut auto_runs = Vec::new();
     let mut adaptive = None;
@@ -228,9 +229,10 @@ async fn run_grid(
             None => (size, size),
         };
         let rows = Rows::Synthetic(rows_n);
+        let hash_rows = if compared.contains(&size) { known } else { 0 };
         // Figures are gathered as calls finish; nothing per call is kept.
         let recorder = Arc::new(
-            RunRecorder::new(steps.len(), known)
+            RunRecorder::new(steps.len(), hash_rows)
                 .with_price(cfg.workload.price)
                 .with_slo(cfg.workload.slo),
         );

@@ -57,6 +57,21 @@ pub fn cells(sizes: &[usize], limits: &[usize], pooling: &[Pooling]) -> Vec<RunK
     out
 }
 
+/// Sizes that more than one run of the sweep measures (cells × repeats, and adaptive runs):
+/// only their runs keep an output hash per row (4 bytes), which later runs compare with the
+/// first; a size run once keeps none, so a single run of a million rows holds nothing per row.
+pub fn compared_sizes(cells: &[RunKey], repeat: usize, autos: &[RunKey]) -> Vec<usize> {
+    let runs = |size: usize| {
+        cells.iter().filter(|c| c.size == size).count() * repeat.max(1)
+            + autos.iter().filter(|a| a.size == size).count()
+    };
+    let mut sizes: Vec<usize> = cells.iter().chain(autos).map(|k| k.size).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes.retain(|&size| runs(size) > 1);
+    sizes
+}
+
 /// One cell's repeats so far.
 #[derive(Debug, Default)]
 pub struct CellRuns {
@@ -163,5 +178,28 @@ mod tests {
             vec![(0, 0), (1, 0), (2, 0)],
             "K = 1: plain order"
         );
+    }
+
+    #[test]
+    fn only_sizes_run_more_than_once_keep_output_hashes() {
+        let on = [Pooling::On];
+        let one = cells(&[10, 20], &[4], &on);
+        assert!(
+            compared_sizes(&one, 1, &[]).is_empty(),
+            "each size runs once"
+        );
+        assert_eq!(compared_sizes(&one, 2, &[]), vec![10, 20], "repeated");
+        let auto = [RunKey {
+            size: 20,
+            limit: 8,
+            pooling: Pooling::On,
+        }];
+        assert_eq!(
+            compared_sizes(&one, 1, &auto),
+            vec![20],
+            "plus an adaptive run"
+        );
+        let two = cells(&[10], &[1, 4], &on);
+        assert_eq!(compared_sizes(&two, 1, &[]), vec![10], "two limits");
     }
 }
