@@ -278,6 +278,7 @@ fn a_sweep_counts_the_calls_its_retry_pass_saved() {
     assert_eq!(server.counts(), [1 + 1, 1, 2]);
     let run = &report["runs"][0];
     assert_eq!(run["calls_saved"], 2, "{run}");
+    assert_eq!(report["settings"]["restart_chains"], false);
     let schema = crate::schema::validator("report.schema.json");
     crate::schema::assert_valid(&schema, &report, "report.json with calls_saved");
     assert_eq!(run["chains_ok"], 1);
@@ -303,6 +304,10 @@ fn a_sweep_counts_the_calls_its_retry_pass_saved() {
         &["--restart-chains", "--price", "in=1,out=1"],
     );
     assert_eq!(server.counts(), [1 + 2, 2, 2]);
+    assert_eq!(
+        report["settings"]["restart_chains"], true,
+        "the report says how it ran"
+    );
     let run = &report["runs"][0];
     assert_eq!(run["calls_saved"], 0);
     // Steps 1 and 2 were paid twice: 2 calls of 5 + 3 tokens at 1 per 1M.
@@ -402,6 +407,7 @@ fn run_resume_with_restart_chains_runs_the_whole_chain_again() {
     assert_eq!(server.counts(), [1 + 1 + 1 + 1, 2, 2]);
     assert_eq!(second["calls_saved"], 0);
     assert_eq!(second["calls"], 3);
+    assert_eq!(second["settings"]["restart_chains"], true, "{second}");
     assert!(!stderr.contains("resume at the step"), "{stderr}");
     assert_eq!(
         outputs(&lines(dir.path())[1]),

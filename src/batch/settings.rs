@@ -19,6 +19,7 @@ pub(super) fn settings(cfg: &RunConfig, target: &Target) -> RunSettings {
         steps: cfg.workload.chain.step_names(),
         stream: cfg.workload.stream,
         retry_passes: cfg.workload.retry.retry_passes,
+        restart_chains: cfg.workload.retry.restart_chains,
         max_retries: cfg.workload.retry.max_retries,
         timeout_ms: cfg.workload.client.timeout.as_millis() as u64,
         max_retry_wait_ms: cfg.workload.retry.max_retry_wait.as_millis() as u64,

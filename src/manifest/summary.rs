@@ -110,6 +110,10 @@ pub struct RunSettings {
     pub stream: bool,
     /// Retry-failed passes after the first pass.
     pub retry_passes: u32,
+    /// Whether a failed chain's retry ran from step 1 (`--restart-chains`) instead of
+    /// resuming at the step that failed: it changes calls, cost and chain latency.
+    #[serde(default)]
+    pub restart_chains: bool,
     /// Backoff retries per call after 429/503.
     pub max_retries: u32,
     /// Per-call timeout, ms.

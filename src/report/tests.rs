@@ -255,6 +255,7 @@ pub(crate) fn fixture_with(sizes: &[usize], limits: &[usize]) -> (SweepReport, V
         pooling: vec![Pooling::On, Pooling::Off],
         baseline_limit: 1,
         retry_passes: 1,
+        restart_chains: false,
         max_retries: 3,
         timeout_ms: 30_000,
         rpm: None,

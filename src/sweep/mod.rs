@@ -342,6 +342,7 @@ fn settings(cfg: &SweepConfig, target: &Target, baseline_limit: usize) -> Settin
         pooling: cfg.pooling.clone(),
         baseline_limit,
         retry_passes: cfg.workload.retry.retry_passes,
+        restart_chains: cfg.workload.retry.restart_chains,
         max_retries: cfg.workload.retry.max_retries,
         timeout_ms: cfg.workload.client.timeout.as_millis() as u64,
         rpm: cfg.workload.rpm,
