@@ -91,6 +91,10 @@ fn limit_5_runs_the_program_over_3x_faster_than_sequential() {
         md.contains("With --exec only pooling on is measured"),
         "{md}"
     );
+    assert!(
+        !md.contains("Pooled connections"),
+        "a program has no connections to head a table with: {md}"
+    );
 }
 
 #[test]

@@ -48,11 +48,14 @@ fn wall_time(md: &mut String, report: &SweepReport) {
     let s = &report.settings;
     md.push_str("## Wall time\n\n");
     for pooling in table::poolings(report) {
-        let _ = writeln!(
-            md,
-            "### {} connections (pooling {pooling})\n",
-            capitalize(format::pooling_word(pooling))
-        );
+        // A program (--exec) has no connections: one table, no pooling heading.
+        if s.api != "exec" {
+            let _ = writeln!(
+                md,
+                "### {} connections (pooling {pooling})\n",
+                capitalize(format::pooling_word(pooling))
+            );
+        }
         md.push_str(&table::course_table(report, pooling).to_markdown());
         md.push('\n');
     }

@@ -49,10 +49,14 @@ pub fn results(report: &SweepReport) -> String {
         let _ = writeln!(out, "{}", super::adaptive::line(a));
     }
     for pooling in table::poolings(report) {
+        // A program (--exec) has no connections to name.
+        let what = match report.settings.api.as_str() {
+            "exec" => String::new(),
+            _ => format!(", {} connections", format::pooling_word(pooling)),
+        };
         let _ = writeln!(
             out,
-            "\nWall time, {} connections (×speedup against {}):",
-            format::pooling_word(pooling),
+            "\nWall time{what} (×speedup against {}):",
             format::limit_header(report.settings.baseline_limit)
         );
         let _ = writeln!(
