@@ -143,6 +143,13 @@ fn sweep_and_run_write_the_quality_section_in_every_file() {
         header.ends_with("quality_similarity_p10,quality_similarity_p50"),
         "{header}"
     );
+    let calls = std::fs::read_to_string(out.join("calls.csv")).unwrap();
+    let mut lines = calls.lines();
+    assert!(lines.next().unwrap().ends_with(",finish"), "{calls}");
+    assert!(
+        lines.all(|l| l.ends_with(",stop")),
+        "every call of the plain mock ended by itself: {calls}"
+    );
 
     let rows = crate::run::manifest(dir.path(), 5);
     let run_out = dir.path().join("run");

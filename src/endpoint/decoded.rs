@@ -43,6 +43,16 @@ impl Finish {
             Some(_) => Finish::Other,
         }
     }
+
+    /// Stable snake_case name, as in JSON and calls.csv.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Finish::Stop => "stop",
+            Finish::Length => "length",
+            Finish::Other => "other",
+            Finish::Unknown => "unknown",
+        }
+    }
 }
 
 #[cfg(test)]

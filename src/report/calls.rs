@@ -166,5 +166,6 @@ pub(super) fn row(key: RunKey, c: &CallRecord) -> CallRow {
         tokens: c.tokens,
         ttft_ms: c.ttft.map(ms),
         input_tokens: c.input_tokens,
+        finish: c.error.is_none().then(|| c.finish.as_str().to_string()),
     }
 }

@@ -209,6 +209,10 @@ pub struct CallRow {
     /// Prompt (input) tokens, when the API reported them: with `tokens`, the call's cost.
     #[serde(default)]
     pub input_tokens: Option<u32>,
+    /// Why generation stopped (`stop`, `length` = truncated, `other`, `unknown`); empty for a
+    /// failed call.
+    #[serde(default)]
+    pub finish: Option<String>,
 }
 
 /// Milliseconds rounded to whole microseconds, so CSV cells do not carry float noise.

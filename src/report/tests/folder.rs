@@ -108,7 +108,8 @@ fn calls_csv_has_one_row_per_call() {
             "bytes",
             "tokens",
             "ttft_ms",
-            "input_tokens"
+            "input_tokens",
+            "finish"
         ]
     );
     let rows: Vec<report::CallRow> = r.deserialize().map(Result::unwrap).collect();
@@ -121,6 +122,11 @@ fn calls_csv_has_one_row_per_call() {
             .any(|c| c.error_kind.as_deref() == Some("rate_limited") && c.status == Some(429))
     );
     assert!(rows.iter().any(|c| c.try_no == 1 && c.pass == 0));
+    // A failed call has no finish reason; a successful one always says one.
+    assert!(
+        rows.iter()
+            .all(|c| c.finish.is_some() == c.error_kind.is_none())
+    );
 }
 
 #[test]
