@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::exchange::{BodyFault, BodyReader, Exchange, Failed};
-use super::fault::is_local_fault;
+use super::fault::{caused_locally, describe, is_local_fault};
 use super::{ClientOptions, Target};
 use crate::record::{ErrorKind, Pooling};
 
@@ -201,8 +201,8 @@ impl Direct {
                 }
                 Some(Err(e)) => {
                     ex.body = Err(BodyFault::Read {
-                        local: io_source(&e).is_some_and(is_local_fault),
-                        message: format!("error reading a body from connection: {}", chain(&e)),
+                        local: caused_locally(&e),
+                        message: format!("error reading a body from connection: {}", describe(&e)),
                     });
                     return Ok(Sent::Done(ex));
                 }
@@ -288,7 +288,7 @@ impl Direct {
 /// after the connection opened is the server not speaking HTTP (garbage, closed or reset
 /// mid-headers, too many headers).
 fn sending(target: &Target, e: &hyper::Error) -> Failed {
-    let kind = if io_source(e).is_some_and(is_local_fault) {
+    let kind = if caused_locally(e) {
         ErrorKind::Local
     } else {
         ErrorKind::Protocol
@@ -298,31 +298,7 @@ fn sending(target: &Target, e: &hyper::Error) -> Failed {
         message: format!(
             "error sending request for url ({}): {}",
             super::redact::display_url(&target.url),
-            chain(e)
+            describe(e)
         ),
     }
-}
-
-/// The first I/O error among `e`'s causes.
-fn io_source(e: &hyper::Error) -> Option<&std::io::Error> {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return Some(io);
-        }
-        source = s.source();
-    }
-    None
-}
-
-/// The error with its causes on one line.
-fn chain(e: &hyper::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    msg
 }

@@ -27,17 +27,9 @@ pub(super) fn retry_after(
 }
 
 pub(super) fn classify(e: &reqwest::Error) -> ErrorKind {
-    use std::error::Error as _;
-    let mut source = e.source();
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>()
-            && is_local_fault(io)
-        {
-            return ErrorKind::Local;
-        }
-        source = s.source();
-    }
-    if e.is_timeout() {
+    if caused_locally(e) {
+        ErrorKind::Local
+    } else if e.is_timeout() {
         ErrorKind::Timeout
     } else if e.is_connect() {
         ErrorKind::Connect
@@ -60,8 +52,24 @@ pub(super) fn is_local_fault(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::AddrNotAvailable
 }
 
-/// The error with its causes on one line; reqwest errors carry the URL, never headers.
-pub(super) fn describe(e: &reqwest::Error) -> String {
+/// Whether an I/O error among `e`'s causes is a local fault: the same test for reqwest's
+/// errors and hyper's.
+pub(super) fn caused_locally(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if s.downcast_ref::<std::io::Error>()
+            .is_some_and(is_local_fault)
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// The error with its causes on one line (reqwest's or hyper's); reqwest errors carry the
+/// URL, never headers.
+pub(super) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     let mut msg = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
