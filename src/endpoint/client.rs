@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::direct::{Direct, Sent};
 use super::exchange::{BodyFault, BodyReader, Exchange, Failed};
-use super::fault::{classify, describe, error_message};
+use super::fault::{caused_locally, describe, error_message};
 use super::options::MAX_REDIRECTS;
 use super::quota::QuotaHeaders;
 use super::{ClientOptions, Pacer, Target, Ticket, sse};
@@ -403,12 +403,7 @@ impl HttpClient {
         match sent {
             Sent::Done(ex) => Ok(ex),
             Sent::Redirect { status, next } => {
-                // As in `follow`: 303 means GET, the others keep the method and body.
-                let (method, body) = if status == 303 {
-                    (reqwest::Method::GET, bytes::Bytes::new())
-                } else {
-                    (target.method.clone(), body)
-                };
+                let (method, body) = redirected(status, target.method.clone(), body);
                 let client = self.reqwest()?;
                 let request = self.request(client, target, &method, &next, &body)?;
                 let next = self.follow(client, target, method, next, request, body, 1, start);
@@ -449,12 +444,7 @@ impl HttpClient {
                         && matches!(next.scheme(), "http" | "https") =>
                 {
                     hops += 1;
-                    // 303 means "GET the answer elsewhere"; 301/302/307/308 keep the method
-                    // and body: an API call turned into a body-less GET is never what was meant.
-                    if status == 303 {
-                        method = reqwest::Method::GET;
-                        body = bytes::Bytes::new();
-                    }
+                    (method, body) = redirected(status, method, body);
                     url = next;
                     request = self.request(client, target, &method, &url, &body)?;
                 }
@@ -488,9 +478,8 @@ impl HttpClient {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
                 Err(e) => {
-                    let local = classify(&e) == ErrorKind::Local;
                     ex.body = Err(BodyFault::Read {
-                        local,
+                        local: caused_locally(&e),
                         message: describe(&e),
                     });
                     return ex;
@@ -516,5 +505,20 @@ impl HttpClient {
             ),
             _ => message,
         }
+    }
+}
+
+/// The method and body a redirect with `status` sends on to its Location: 303 means "GET the
+/// answer elsewhere"; 301/302/307/308 keep the method and body, since an API call turned into
+/// a body-less GET is never what was meant.
+fn redirected(
+    status: u16,
+    method: reqwest::Method,
+    body: bytes::Bytes,
+) -> (reqwest::Method, bytes::Bytes) {
+    if status == 303 {
+        (reqwest::Method::GET, bytes::Bytes::new())
+    } else {
+        (method, body)
     }
 }
