@@ -522,3 +522,19 @@ fn redirected(
         (method, body)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::redirected;
+
+    #[test]
+    fn only_303_turns_a_call_into_a_body_less_get() {
+        let body = bytes::Bytes::from_static(b"{}");
+        let (m, b) = redirected(303, reqwest::Method::POST, body.clone());
+        assert_eq!((m, b.len()), (reqwest::Method::GET, 0));
+        for status in [301, 302, 307, 308] {
+            let (m, b) = redirected(status, reqwest::Method::POST, body.clone());
+            assert_eq!((m, b), (reqwest::Method::POST, body.clone()), "{status}");
+        }
+    }
+}
