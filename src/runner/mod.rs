@@ -386,10 +386,7 @@ impl Runner {
                     Some(a) => a.release(permit),
                     None => drop(permit),
                 }
-                (
-                    idx,
-                    run.map_err(|p| format!("chain task panicked: {}", panic_text(p.as_ref()))),
-                )
+                (idx, run.map_err(chain_panicked))
             });
             while let Some(Ok((idx, run))) = tasks.try_join_next() {
                 state.settle(idx, &p.rows.get(idx), run, &p, &mut failed);
@@ -544,11 +541,12 @@ impl BatchState {
     }
 }
 
-/// The message of a panic payload.
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
+/// A chain task's panic as its row's failure message, with the payload's text.
+fn chain_panicked(payload: Box<dyn std::any::Any + Send>) -> String {
+    let text = payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_string())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    format!("chain task panicked: {text}")
 }

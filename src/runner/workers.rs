@@ -12,7 +12,7 @@ use futures_util::FutureExt;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::{BatchState, Pass, Runner, panic_text};
+use super::{BatchState, Pass, Runner, chain_panicked};
 
 /// The queue of rows a pass has not started yet.
 type Queue = Mutex<Box<dyn Iterator<Item = usize> + Send>>;
@@ -82,7 +82,7 @@ impl Runner {
                     let run = AssertUnwindSafe(chain)
                         .catch_unwind()
                         .await
-                        .map_err(|e| format!("chain task panicked: {}", panic_text(e.as_ref())));
+                        .map_err(chain_panicked);
                     let mut guard = settled.lock().unwrap_or_else(PoisonError::into_inner);
                     let (state, failed) = &mut *guard;
                     state.settle(idx, &row, run, &p, failed);
