@@ -49,7 +49,7 @@ fn wall_time(md: &mut String, report: &SweepReport) {
     md.push_str("## Wall time\n\n");
     for pooling in table::poolings(report) {
         // A program (--exec) has no connections: one table, no pooling heading.
-        if s.api != "exec" {
+        if !s.is_exec() {
             let _ = writeln!(
                 md,
                 "### {} connections (pooling {pooling})\n",
@@ -238,7 +238,7 @@ fn settings_table(report: &SweepReport) -> Table {
 /// What to say when only one pooling mode was measured.
 pub(crate) fn single_mode_note(report: &SweepReport) -> String {
     match table::poolings(report).as_slice() {
-        _ if report.settings.target.starts_with("exec: ") => {
+        _ if report.settings.is_exec() => {
             "With --exec only pooling on is measured: loadchain opens no connections for the \
              program, so there is no pool to compare against."
                 .to_string()

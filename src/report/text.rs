@@ -50,9 +50,10 @@ pub fn results(report: &SweepReport) -> String {
     }
     for pooling in table::poolings(report) {
         // A program (--exec) has no connections to name.
-        let what = match report.settings.api.as_str() {
-            "exec" => String::new(),
-            _ => format!(", {} connections", format::pooling_word(pooling)),
+        let what = if report.settings.is_exec() {
+            String::new()
+        } else {
+            format!(", {} connections", format::pooling_word(pooling))
         };
         let _ = writeln!(
             out,

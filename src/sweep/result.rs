@@ -109,6 +109,13 @@ fn one() -> usize {
     1
 }
 
+impl Settings {
+    /// Whether the sweep ran the user's program (`--exec`): no connections, no pool.
+    pub fn is_exec(&self) -> bool {
+        self.api == "exec"
+    }
+}
+
 /// What reports written before these settings existed ran with.
 fn default_max_retry_wait_ms() -> u64 {
     60_000
