@@ -34,8 +34,7 @@ fn a_sweep_with_limits_auto_recommends_a_limit_near_the_quota_and_reports_its_tr
     let stdout: Value = serde_json::from_slice(&run.get_output().stdout).unwrap();
     let v = validator("report.schema.json");
     assert_valid(&v, &stdout, "sweep --json with auto");
-    let file: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let file: Value = crate::common::read_json(&out.join("report.json"));
     assert_valid(&v, &file, "report.json with auto");
     let limit = stdout["recommended_limit"].as_u64().unwrap();
     assert!((3..=10).contains(&limit), "recommended {limit}");
@@ -79,8 +78,7 @@ fn run_with_limit_auto_writes_the_recommendation_to_summary_json() {
         .assert()
         .success();
     let stdout = String::from_utf8_lossy(&run.get_output().stdout).to_string();
-    let summary: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary: Value = crate::common::read_json(&out.join("summary.json"));
     assert_valid(
         &validator("summary.schema.json"),
         &summary,

@@ -31,9 +31,7 @@ fn run_with_a_price_reports_cost_and_fail_on_cost_exits_1() {
     assert_eq!(broken.status.code(), Some(1), "{broken:?}");
     let stderr = String::from_utf8_lossy(&broken.stderr);
     assert!(stderr.contains("cost>5"), "{stderr}");
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("a/summary.json")).unwrap())
-            .unwrap();
+    let summary: serde_json::Value = crate::common::read_json(&dir.path().join("a/summary.json"));
     let cost = &summary["cost"];
     // The mock reports 16 output tokens a call: 10 calls × 16 × 0.2 = 32 units of output.
     assert_eq!(cost["output_tokens"], 160, "{cost}");
@@ -79,8 +77,7 @@ fn a_sweep_prices_each_run_in_every_report() {
         .success();
     let stdout = String::from_utf8_lossy(&assert.get_output().stdout).to_string();
     assert!(stdout.contains("Cost:"), "{stdout}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let report: serde_json::Value = crate::common::read_json(&out.join("report.json"));
     for r in report["runs"].as_array().unwrap() {
         let c = &r["cost"];
         // max_tokens = 8 caps the mock's answer: 3 calls × 8 tokens × 2 per 1M.
@@ -125,8 +122,7 @@ fn retries_are_priced_apart_and_the_steps_add_up_to_the_total() {
         "on",
     ]);
     cmd.assert().success();
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value = crate::common::read_json(&out.join("summary.json"));
     let c = &summary["cost"];
     let total = c["total"].as_f64().unwrap();
     let retries = c["retries"].as_f64().unwrap();

@@ -12,7 +12,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn summary(out: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
+    crate::common::read_json(&out.join("summary.json"))
 }
 
 fn results(out: &Path) -> Vec<serde_json::Value> {

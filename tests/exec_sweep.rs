@@ -27,7 +27,7 @@ fn sweep(exec: &str, out: &Path, args: &[&str]) -> assert_cmd::Command {
 }
 
 fn report(out: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap()
+    crate::common::read_json(&out.join("report.json"))
 }
 
 fn run_at(report: &Value, limit: u64) -> &Value {

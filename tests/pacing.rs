@@ -133,8 +133,7 @@ fn the_announced_quota_is_in_the_report_settings() {
         .arg(&out)
         .assert()
         .success();
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let report: Value = crate::common::read_json(&out.join("report.json"));
     let settings = &report["settings"];
     assert_eq!(settings["pace"], true);
     assert_eq!(settings["announced_quota"]["requests_per_min"], 6000);
@@ -167,8 +166,7 @@ fn a_run_records_the_announced_quota_in_summary_json() {
         .arg(&out)
         .assert()
         .success();
-    let summary: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary: Value = crate::common::read_json(&out.join("summary.json"));
     let settings = &summary["settings"];
     // Seen even with pacing off: the headers are read either way.
     assert_eq!(settings["pace"], false);
@@ -184,7 +182,7 @@ fn assert_schema(name: &str, doc: &Value) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("docs/schema")
         .join(name);
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let schema: Value = crate::common::read_json(&path);
     let v = jsonschema::validator_for(&schema).unwrap();
     let errors: Vec<String> = v.iter_errors(doc).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{name}: {errors:?}");

@@ -6,8 +6,8 @@ use loadchain::metrics::quality::Quality;
 use loadchain::record::Pooling;
 use loadchain::sweep::{self, Quiet};
 use loadchain_mock::MockConfig;
-use serde_json::Value;
 
+use crate::common::read_json;
 use crate::common::{fixed, loadchain, spawn_mock, sweep_config};
 
 /// Sweeps `n` chains of `steps` steps at limits 1 and 5 and returns both runs' quality.
@@ -105,10 +105,6 @@ async fn anthropic_stop_reasons_count_the_same_streamed_or_not() {
         // end_turn is stop, max_tokens is length.
         assert_eq!((base.finish.stop, base.finish.length), (6, 6), "{base:?}");
     }
-}
-
-fn read_json(path: &std::path::Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 #[test]

@@ -171,8 +171,7 @@ fn report_json_gives_verdicts_and_fail_on_regressed_exits_1() {
         .unwrap(),
     )
     .unwrap();
-    let doc: Value =
-        serde_json::from_str(&std::fs::read_to_string(a.join("report.json")).unwrap()).unwrap();
+    let doc: Value = crate::common::read_json(&a.join("report.json"));
     let v = jsonschema::validator_for(&schema).unwrap();
     let errors: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{errors:?}");

@@ -59,7 +59,7 @@ pub fn wait_for_results(out: &Path, n: usize) {
 }
 
 pub fn summary(out: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
+    crate::common::read_json(&out.join("summary.json"))
 }
 
 fn outputs_by_id(out: &Path) -> HashMap<String, String> {

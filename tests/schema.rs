@@ -7,13 +7,14 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::common::loadchain;
+use crate::common::read_json;
 
 /// A schema file of docs/schema/, itself checked against the draft 2020-12 meta-schema.
 pub(crate) fn validator(name: &str) -> jsonschema::Validator {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("docs/schema")
         .join(name);
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let schema: Value = crate::common::read_json(&path);
     jsonschema::draft202012::meta::validate(&schema)
         .unwrap_or_else(|e| panic!("{name} is not a valid 2020-12 schema: {e}"));
     jsonschema::validator_for(&schema).unwrap()
@@ -26,10 +27,6 @@ pub(crate) fn assert_valid(v: &jsonschema::Validator, doc: &Value, what: &str) {
         .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect();
     assert!(errors.is_empty(), "{what}:\n{}", errors.join("\n"));
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 #[test]

@@ -9,7 +9,7 @@ use loadchain::metrics::LatencyRecorder;
 use loadchain::metrics::lossless::decode;
 
 fn report(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+    crate::common::read_json(&dir.join("report.json"))
 }
 
 fn within(a: u64, b: u64, pct: f64) -> bool {
@@ -198,9 +198,7 @@ fn run_segments_take_disjoint_rows_and_merge_into_one_folder() {
         .assert()
         .success();
     assert_eq!(lines(&merged), 7);
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(merged.join("summary.json")).unwrap())
-            .unwrap();
+    let summary: serde_json::Value = crate::common::read_json(&merged.join("summary.json"));
     assert_eq!(summary["rows_in_manifest"], 7);
     assert_eq!(summary["succeeded"], 7);
     assert_eq!(summary["chain_latency"]["count"], 7);

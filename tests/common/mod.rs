@@ -147,3 +147,10 @@ impl loadchain::runner::Observer for Collect {
         }
     }
 }
+
+/// A JSON file a command wrote (report.json, summary.json, a schema), parsed.
+pub fn read_json(path: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
