@@ -33,3 +33,4 @@ mod streaming;
 mod sweep;
 mod tls;
 mod ux;
+mod wire;

@@ -3,8 +3,8 @@
 //! Pooled: one `reqwest::Client` whose connections stay alive and are reused across the
 //! batch. Unpooled: the same client configuration with no idle connections kept, so every
 //! call opens (and pays for) a fresh connection, as code that builds a session per call does.
-//! Plain `http://` targets over HTTP/1.1 take the lean [`direct`](super::direct) path (hyper
-//! itself, the request prepared once per run) in the same two modes; TLS and HTTP/2 go
+//! Plain `http://` targets over HTTP/1.1 take the lean [`direct`](super::direct) path (its own
+//! HTTP/1.1 code, the request prepared once per run) in the same two modes; TLS and HTTP/2 go
 //! through reqwest.
 
 use std::sync::{Arc, Once, OnceLock};
@@ -36,7 +36,7 @@ pub struct HttpClient {
     opts: ClientOptions,
     /// Header-aware pacing, shared by every clone of this client (one run).
     pacer: Option<Arc<Pacer>>,
-    /// The hyper-direct HTTP/1.1 path and its connections, shared by every clone; None with
+    /// The direct HTTP/1.1 path and its connections, shared by every clone; None with
     /// `--http2` (prior knowledge goes through reqwest).
     direct: Option<Arc<Direct>>,
 }
@@ -101,7 +101,7 @@ impl CallOutcome {
 /// How one call goes out. Lives on the stack for one call: its size does not matter.
 #[allow(clippy::large_enum_variant)]
 enum Plan<'a> {
-    /// Over hyper itself, with the target's prepared parts.
+    /// Over its own HTTP/1.1 code, with the target's prepared parts.
     Direct(&'a Direct, &'a super::direct::Prepared),
     /// Through reqwest, with the first request built.
     Reqwest(Result<(&'a reqwest::Client, reqwest::Request), Failed>),

@@ -1,44 +1,45 @@
-//! The lean path for plain `http://` targets over HTTP/1.1, the load-test case: hyper's own
-//! connection handshake over a tokio `TcpStream` (`TCP_NODELAY`), the request's URI, header
-//! block and method prepared once per target, and an idle stack of keep-alive connections
-//! shared by a run's client. reqwest stays for TLS, HTTP/2 and redirect hops; a profile at
-//! zero latency showed its per-request layers (client and connector clones, URL parsing,
-//! redirect policy, pending-request futures) at 15–20 % of loadchain's CPU.
+//! The lean path for plain `http://` targets over HTTP/1.1, the load-test case: the call's
+//! own future writes the request (prepared once per target, see [`h1`](super::h1)) on a tokio
+//! `TcpStream` (`TCP_NODELAY`) and reads the response, with an idle stack of keep-alive
+//! connections shared by a run's client. reqwest stays for TLS, HTTP/2 and redirect hops; a
+//! profile at zero latency showed its per-request layers (client and connector clones, URL
+//! parsing, redirect policy, pending-request futures) at 15–20 % of loadchain's CPU, and
+//! hyper's client connection (a task and ~23 kB per connection) most of the rest.
 //!
 //! Measures and reports exactly as the reqwest path does: the same error kinds (connect,
 //! timeout, protocol, body, local), the same size limit, Retry-After and quota headers, SSE
 //! scan and redirect handling (a 3xx that is followed continues through reqwest).
 
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Body as _;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
-use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::header::{self, HeaderValue};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::exchange::{BodyFault, BodyReader, Exchange, Failed};
-use super::fault::{caused_locally, describe, is_local_fault};
+use super::fault::is_local_fault;
+use super::h1::{self, Chunked, Framing, RequestHead, ResponseHead};
 use super::{ClientOptions, Target};
 use crate::record::{ErrorKind, Pooling};
 
-type Sender = SendRequest<Full<Bytes>>;
+/// What a read asks room for: responses of a chat call fit in one.
+const READ_CHUNK: usize = 8 * 1024;
 
 /// What stays the same for every request to one target: where to connect, the request line
 /// and the header block (reqwest's defaults, `-H` and the key), built on the first call.
 #[derive(Debug, Clone)]
 pub(crate) struct Prepared {
     addr: Addr,
-    uri: hyper::Uri,
-    /// Headers of a request without a body.
-    bare: HeaderMap,
-    /// The same with `content-type: application/json`, for a request with a body.
-    json: HeaderMap,
+    /// The head of a request without a body.
+    bare: RequestHead,
+    /// The same with `content-type: application/json` and a content-length.
+    json: RequestHead,
 }
 
 #[derive(Debug, Clone)]
@@ -71,7 +72,6 @@ impl Prepared {
             target_uri.push('?');
             target_uri.push_str(query);
         }
-        let uri = target_uri.parse().ok()?;
         let authority = match url.port() {
             Some(port) => format!("{host}:{port}"),
             None => host.to_string(),
@@ -91,24 +91,20 @@ impl Prepared {
         );
         Some(Prepared {
             addr,
-            uri,
-            bare,
-            json,
+            bare: RequestHead::new(&target.method, &target_uri, &bare, false),
+            json: RequestHead::new(&target.method, &target_uri, &json, true),
         })
     }
 
-    /// One request with `body` (a GET with an empty body carries none, as with reqwest).
-    fn request(&self, target: &Target, body: Bytes) -> hyper::Request<Full<Bytes>> {
+    /// One request with `body`, as bytes for one write (a GET with an empty body carries
+    /// none, as with reqwest).
+    fn request(&self, target: &Target, body: &[u8]) -> Vec<u8> {
         let with_body = target.method != reqwest::Method::GET || !body.is_empty();
-        let mut request = hyper::Request::new(Full::new(body));
-        *request.method_mut() = target.method.clone();
-        *request.uri_mut() = self.uri.clone();
-        *request.headers_mut() = if with_body {
-            self.json.clone()
+        if with_body {
+            self.json.request(body)
         } else {
-            self.bare.clone()
-        };
-        request
+            self.bare.request(body)
+        }
     }
 }
 
@@ -126,7 +122,17 @@ pub(super) enum Sent {
 pub(super) struct Direct {
     pooled: bool,
     connect_timeout: Duration,
-    idle: Mutex<Vec<Sender>>,
+    idle: Mutex<Vec<TcpStream>>,
+}
+
+/// How a request failed on a connection, for the retry rule and the message.
+enum Broke {
+    /// Writing the request failed: it did not (wholly) leave.
+    Write(io::Error),
+    /// The connection ended or failed before a whole response head came.
+    Read(Option<io::Error>),
+    /// The server answered something that is not an HTTP/1.x response head.
+    Head(h1::BadHead),
 }
 
 impl Direct {
@@ -148,30 +154,30 @@ impl Direct {
         opts: &ClientOptions,
         start: Instant,
     ) -> Result<Sent, Failed> {
-        let (mut sender, mut reused) = self.checkout(parts, target).await?;
-        let mut request = parts.request(target, body);
-        let response = loop {
-            match sender.try_send_request(request).await {
-                Ok(response) => break response,
-                Err(mut e) => match e.take_message() {
-                    // A kept connection the server had closed: the request never left, so
-                    // it goes again on a fresh one (as reqwest's pool retries it).
-                    Some(back) if reused => {
-                        request = back;
-                        sender = Box::pin(self.connect(parts, target)).await?;
-                        reused = false;
-                    }
-                    _ => return Err(sending(target, &e.into_error())),
-                },
+        let head_request = target.method == reqwest::Method::HEAD;
+        let (mut io, mut reused) = self.checkout(parts, target).await?;
+        let mut buf = Vec::new();
+        let head = loop {
+            let request = parts.request(target, &body);
+            match exchange_head(&mut io, request, &mut buf, head_request).await {
+                Ok(head) => break head,
+                // A kept connection the server had closed, found out on write: the request
+                // goes again on a fresh one, as hyper's pool does with a request it could not
+                // send. Once written, it is never sent twice (a POST may cost money).
+                Err(Broke::Write(_)) if reused => {
+                    io = Box::pin(self.connect(parts, target)).await?;
+                    reused = false;
+                }
+                Err(broke) => return Err(sending(target, broke)),
             }
         };
-        let status = response.status().as_u16();
+        drop(body);
+        let status = head.status;
         let mut location = None;
         if (300..400).contains(&status)
-            && let Some(next) = response
-                .headers()
-                .get(header::LOCATION)
-                .and_then(|raw| raw.to_str().ok())
+            && let Some(next) = head
+                .location
+                .as_deref()
                 .and_then(|raw| target.url.join(raw).ok())
         {
             if opts.follow_redirects && matches!(next.scheme(), "http" | "https") {
@@ -180,47 +186,61 @@ impl Direct {
             }
             location = Some(super::redact::display_url(&next));
         }
-        let mut ex = Exchange::head(status, response.headers(), location);
-        let mut body = response.into_body();
-        let declared = body.size_hint().exact();
+        // Boxed: the body's reading state (the exchange, the reader, the head) exists only
+        // while a response arrives, not in every call's future while it waits for one (at
+        // 10,000 calls in flight, a kilobyte each is 10 MB).
+        let read = self.read_response(io, head, buf, location, target, opts, start);
+        Ok(Sent::Done(Box::pin(read).await))
+    }
+
+    /// Reads the body that follows `head` (its first bytes already in `buf`) up to the size
+    /// limit; the connection goes back to the idle stack when it can carry another request.
+    #[allow(clippy::too_many_arguments)]
+    async fn read_response(
+        &self,
+        mut io: TcpStream,
+        head: ResponseHead,
+        mut buf: Vec<u8>,
+        location: Option<String>,
+        target: &Target,
+        opts: &ClientOptions,
+        start: Instant,
+    ) -> Exchange {
+        let mut ex = Exchange::head(head.status, &head.headers, location);
+        let declared = match head.framing {
+            Framing::Length(len) => Some(len),
+            Framing::Empty => Some(0),
+            _ => None,
+        };
         let Some(mut reader) =
             BodyReader::new(target, &mut ex, declared, opts.max_response_bytes, start)
         else {
-            return Ok(Sent::Done(ex));
+            return ex;
         };
-        loop {
-            match body.frame().await {
-                None => break,
-                Some(Ok(frame)) => {
-                    if let Some(chunk) = frame.data_ref()
-                        && !reader.push(chunk, &mut ex)
-                    {
-                        // Over the limit: the connection closes, nothing more is read.
-                        return Ok(Sent::Done(ex));
-                    }
-                }
-                Some(Err(e)) => {
-                    ex.body = Err(BodyFault::Read {
-                        local: caused_locally(&e),
-                        message: format!("error reading a body from connection: {}", describe(&e)),
-                    });
-                    return Ok(Sent::Done(ex));
+        buf.drain(..head.len);
+        match read_body(&mut io, &head, buf, &mut reader, &mut ex).await {
+            Ok(Reuse::No) => reader.finish(&mut ex),
+            Ok(Reuse::Yes) => {
+                reader.finish(&mut ex);
+                if self.pooled {
+                    self.idle
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(io);
                 }
             }
+            // Over the limit, or broken: ex.body says so; the connection closes.
+            Err(()) => {}
         }
-        reader.finish(&mut ex);
-        if self.pooled {
-            // Read to its end: the connection is ready for the next call.
-            self.idle
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(sender);
-        }
-        Ok(Sent::Done(ex))
+        ex
     }
 
     /// An idle connection that is still open (pooled), else a new one; true when reused.
-    async fn checkout(&self, parts: &Prepared, target: &Target) -> Result<(Sender, bool), Failed> {
+    async fn checkout(
+        &self,
+        parts: &Prepared,
+        target: &Target,
+    ) -> Result<(TcpStream, bool), Failed> {
         if self.pooled {
             loop {
                 let idle = self
@@ -228,77 +248,215 @@ impl Direct {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .pop();
-                let Some(mut sender) = idle else { break };
-                if sender.ready().await.is_ok() {
-                    return Ok((sender, true));
+                let Some(io) = idle else { break };
+                if still_open(&io) {
+                    return Ok((io, true));
                 }
             }
         }
-        // Boxed: a connection opens once per run when pooled, and its future (DNS, TCP,
-        // handshake) would otherwise size every call's.
+        // Boxed: a connection opens once per run when pooled, and its future (DNS, TCP)
+        // would otherwise size every call's.
         Ok((Box::pin(self.connect(parts, target)).await?, false))
     }
 
-    /// Opens a connection (TCP with `TCP_NODELAY`, then HTTP/1.1), bounded by the connect
-    /// timeout; its driver runs as its own task until the connection closes.
-    async fn connect(&self, parts: &Prepared, target: &Target) -> Result<Sender, Failed> {
+    /// Opens a connection (TCP with `TCP_NODELAY`), bounded by the connect timeout.
+    async fn connect(&self, parts: &Prepared, target: &Target) -> Result<TcpStream, Failed> {
         let open = async {
             let stream = match &parts.addr {
                 Addr::Ip(addr) => TcpStream::connect(*addr).await,
                 Addr::Name(host, port) => TcpStream::connect((host.as_str(), *port)).await,
             }?;
             stream.set_nodelay(true)?;
-            Ok::<_, std::io::Error>(stream)
+            Ok::<_, io::Error>(stream)
         };
         let url = super::redact::display_url(&target.url);
-        let stream = match tokio::time::timeout(self.connect_timeout, open).await {
-            Err(_) => {
-                return Err(Failed {
-                    kind: ErrorKind::Timeout,
-                    message: format!(
-                        "error sending request for url ({url}): connect timed out after {}",
-                        humantime::format_duration(self.connect_timeout)
-                    ),
-                });
-            }
-            Ok(Err(e)) => {
-                return Err(Failed {
-                    kind: if is_local_fault(&e) {
-                        ErrorKind::Local
-                    } else {
-                        ErrorKind::Connect
-                    },
-                    message: format!(
-                        "error sending request for url ({url}): tcp connect error: {e}"
-                    ),
-                });
-            }
-            Ok(Ok(stream)) => stream,
-        };
-        let (sender, connection) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| sending(target, &e))?;
-        // Its error, if any, reaches the request in flight.
-        tokio::spawn(connection);
-        Ok(sender)
+        match tokio::time::timeout(self.connect_timeout, open).await {
+            Err(_) => Err(Failed {
+                kind: ErrorKind::Timeout,
+                message: format!(
+                    "error sending request for url ({url}): connect timed out after {}",
+                    humantime::format_duration(self.connect_timeout)
+                ),
+            }),
+            Ok(Err(e)) => Err(Failed {
+                kind: if is_local_fault(&e) {
+                    ErrorKind::Local
+                } else {
+                    ErrorKind::Connect
+                },
+                message: format!("error sending request for url ({url}): tcp connect error: {e}"),
+            }),
+            Ok(Ok(stream)) => Ok(stream),
+        }
     }
+}
+
+/// Whether a kept connection can take a request: nothing arrived on it since its last
+/// response (a FIN, a reset or stray bytes all retire it). No system call unless the
+/// socket has signalled something.
+fn still_open(io: &TcpStream) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    match io.poll_read_ready(&mut cx) {
+        Poll::Pending => true,
+        Poll::Ready(Err(_)) => false,
+        Poll::Ready(Ok(())) => {
+            let mut probe = [0u8; 1];
+            matches!(io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        }
+    }
+}
+
+/// Reads what the socket has into `buf`, waiting for it first; a buffer is reserved only
+/// once bytes are there to read, so a connection waiting for its answer holds none.
+async fn fill(io: &TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+    loop {
+        io.readable().await?;
+        if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+            buf.reserve(READ_CHUNK);
+        }
+        match io.try_read_buf(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            read => return read,
+        }
+    }
+}
+
+/// Writes `request` and reads up to a whole response head (left at the start of `buf`). The
+/// request is dropped once written: a call waiting for its answer holds no copy of it.
+async fn exchange_head(
+    io: &mut TcpStream,
+    request: Vec<u8>,
+    buf: &mut Vec<u8>,
+    head_request: bool,
+) -> Result<ResponseHead, Broke> {
+    io.write_all(&request).await.map_err(Broke::Write)?;
+    drop(request);
+    loop {
+        match fill(io, buf).await {
+            Ok(0) => return Err(Broke::Read(None)),
+            Ok(_) => {}
+            Err(e) => return Err(Broke::Read(Some(e))),
+        }
+        if let Some(head) = h1::parse_head(buf, head_request).map_err(Broke::Head)? {
+            return Ok(head);
+        }
+    }
+}
+
+/// Whether the connection can carry the next request after a body read to its end.
+enum Reuse {
+    Yes,
+    No,
+}
+
+/// Reads the body that follows `head` (its first bytes already in `buf`) into `reader`;
+/// Err when it stopped early (`ex.body` then says why).
+async fn read_body(
+    io: &mut TcpStream,
+    head: &ResponseHead,
+    mut buf: Vec<u8>,
+    reader: &mut BodyReader,
+    ex: &mut Exchange,
+) -> Result<Reuse, ()> {
+    let mut chunked = Chunked::default();
+    let mut left = match head.framing {
+        Framing::Empty => 0,
+        Framing::Length(len) => len,
+        Framing::Chunked | Framing::UntilClose => u64::MAX,
+    };
+    loop {
+        // Take what the buffer holds.
+        let mut at = 0;
+        while at < buf.len() && left > 0 {
+            let data = match head.framing {
+                Framing::Chunked => {
+                    let (used, data) = match chunked.decode(&buf[at..]) {
+                        Ok(step) => step,
+                        Err(bad) => {
+                            broken(ex, None, bad.0);
+                            return Err(());
+                        }
+                    };
+                    at += used;
+                    if chunked.done() {
+                        left = 0;
+                    }
+                    data
+                }
+                Framing::Length(_) => {
+                    let take = (buf.len() - at).min(usize::try_from(left).unwrap_or(usize::MAX));
+                    left -= take as u64;
+                    at += take;
+                    &buf[at - take..at]
+                }
+                Framing::UntilClose | Framing::Empty => {
+                    let data = &buf[at..];
+                    at = buf.len();
+                    data
+                }
+            };
+            if !data.is_empty() && !reader.push(data, ex) {
+                return Err(());
+            }
+        }
+        if left == 0 {
+            // Bytes past the response's end: a server out of step; its connection retires.
+            return Ok(if head.keep_alive && at == buf.len() {
+                Reuse::Yes
+            } else {
+                Reuse::No
+            });
+        }
+        buf.clear();
+        match fill(io, &mut buf).await {
+            Ok(0) if head.framing == Framing::UntilClose => return Ok(Reuse::No),
+            Ok(0) => {
+                broken(ex, None, "end of file before message completed");
+                return Err(());
+            }
+            Ok(_) => {}
+            Err(e) => {
+                broken(ex, Some(&e), "");
+                return Err(());
+            }
+        }
+    }
+}
+
+/// Records on `ex` that the body stopped early: an I/O error, or what was wrong with it.
+fn broken(ex: &mut Exchange, e: Option<&io::Error>, what: &str) {
+    let (local, cause) = match e {
+        Some(e) => (is_local_fault(e), e.to_string()),
+        None => (false, what.to_string()),
+    };
+    ex.body = Err(BodyFault::Read {
+        local,
+        message: format!("error reading a body from connection: {cause}"),
+    });
 }
 
 /// A request that got no response: out of descriptors is this machine's fault; anything else
 /// after the connection opened is the server not speaking HTTP (garbage, closed or reset
 /// mid-headers, too many headers).
-fn sending(target: &Target, e: &hyper::Error) -> Failed {
-    let kind = if caused_locally(e) {
-        ErrorKind::Local
-    } else {
-        ErrorKind::Protocol
+fn sending(target: &Target, broke: Broke) -> Failed {
+    let (local, cause) = match broke {
+        Broke::Write(e) => (is_local_fault(&e), format!("connection error: {e}")),
+        Broke::Read(Some(e)) => (is_local_fault(&e), format!("connection error: {e}")),
+        Broke::Read(None) => (
+            false,
+            "connection closed before message completed".to_string(),
+        ),
+        Broke::Head(bad) => (false, bad.to_string()),
     };
     Failed {
-        kind,
+        kind: if local {
+            ErrorKind::Local
+        } else {
+            ErrorKind::Protocol
+        },
         message: format!(
-            "error sending request for url ({}): {}",
-            super::redact::display_url(&target.url),
-            describe(e)
+            "error sending request for url ({}): {cause}",
+            super::redact::display_url(&target.url)
         ),
     }
 }

@@ -12,6 +12,7 @@ mod decoded;
 mod direct;
 mod exchange;
 mod fault;
+mod h1;
 mod options;
 mod pacer;
 mod preflight;

@@ -29,7 +29,8 @@ fn runner() -> Runner {
 }
 
 /// The `--exec` call's future (≈13 KB) once sized every HTTP chain too: 14 KB a task, 140 MB
-/// for 10,000 chains in flight. Boxed, a chain's future is the HTTP call's plus a little.
+/// for 10,000 chains in flight. Boxed, a chain's future is the HTTP call's plus a little, and
+/// the direct path's body reading is boxed too (≈2.5 KB in all).
 #[tokio::test]
 async fn a_chain_in_flight_costs_a_few_kilobytes() {
     let runner = runner();
@@ -37,7 +38,7 @@ async fn a_chain_in_flight_costs_a_few_kilobytes() {
     let chain = runner.run_chain(&row, 0, 0, Instant::now(), None, &Quiet);
     let bytes = std::mem::size_of_val(&chain);
     eprintln!("run_chain future: {bytes} bytes");
-    assert!(bytes <= 6 * 1024, "a chain's future takes {bytes} bytes");
+    assert!(bytes <= 3 * 1024, "a chain's future takes {bytes} bytes");
 }
 
 /// Keeps each call's (row, pass) and each final record's (row, passes).

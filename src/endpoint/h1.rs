@@ -1,0 +1,476 @@
+//! HTTP/1.1 on the wire for the direct path: a request head serialized once per target, a
+//! response head parsed with `httparse` (hyper's own parser), and a chunked-body decoder.
+//!
+//! Why not hyper's client connection: it keeps ~23 kB per open connection (8 KB read buffer,
+//! 8 KB write buffer, a dispatch-channel block) and runs a task per connection that hands each
+//! response to the calling task: one more wake-up, often on the other core. At 10,000 calls in
+//! flight that was 234 MB, and at 50 ms the hand-off was part of loadchain's p50 above oha's.
+//! Here the call's own future writes the request and reads the response, and a buffer exists
+//! only while a response is being read.
+
+use std::fmt;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+/// Most headers a response head may have, as hyper allows.
+const MAX_HEADERS: usize = 100;
+
+/// Largest response head read (status line and headers), as hyper's default read limit.
+pub(super) const MAX_HEAD_BYTES: usize = 400 * 1024;
+
+/// A request head without its `content-length`: the request line and the header block.
+#[derive(Debug, Clone)]
+pub(super) struct RequestHead {
+    /// `METHOD target HTTP/1.1\r\n` and every header line, each ending in CRLF.
+    lines: Vec<u8>,
+    /// Whether a body (and so a content-length) goes with it.
+    with_body: bool,
+}
+
+impl RequestHead {
+    /// The head for `method` to `target_uri` with `headers`; `with_body` adds a
+    /// content-length line per request.
+    pub(super) fn new(
+        method: &reqwest::Method,
+        target_uri: &str,
+        headers: &HeaderMap,
+        with_body: bool,
+    ) -> RequestHead {
+        let mut lines = Vec::with_capacity(256);
+        lines.extend_from_slice(method.as_str().as_bytes());
+        lines.push(b' ');
+        lines.extend_from_slice(target_uri.as_bytes());
+        lines.extend_from_slice(b" HTTP/1.1\r\n");
+        for (name, value) in headers {
+            lines.extend_from_slice(name.as_str().as_bytes());
+            lines.extend_from_slice(b": ");
+            lines.extend_from_slice(value.as_bytes());
+            lines.extend_from_slice(b"\r\n");
+        }
+        RequestHead { lines, with_body }
+    }
+
+    /// The whole request with `body`, ready for one write.
+    pub(super) fn request(&self, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.lines.len() + 32 + body.len());
+        out.extend_from_slice(&self.lines);
+        if self.with_body {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(body.len().to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        if self.with_body {
+            out.extend_from_slice(body);
+        }
+        out
+    }
+}
+
+/// How a response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// No body (HEAD, 1xx, 204, 304).
+    Empty,
+    /// `content-length` bytes.
+    Length(u64),
+    /// `transfer-encoding: chunked`.
+    Chunked,
+    /// Everything until the server closes the connection.
+    UntilClose,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub(super) struct ResponseHead {
+    pub(super) status: u16,
+    /// Bytes the head took: the body starts after them.
+    pub(super) len: usize,
+    pub(super) framing: Framing,
+    /// Whether the connection may carry another request after this response.
+    pub(super) keep_alive: bool,
+    /// The `Location` header, raw.
+    pub(super) location: Option<String>,
+    /// Only the headers a call looks at (Retry-After, rate-limit quotas): most responses have
+    /// none, and then this map never allocates.
+    pub(super) headers: HeaderMap,
+}
+
+/// A response head that is not HTTP/1.x.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct BadHead(pub(super) String);
+
+impl fmt::Display for BadHead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Parses the response head at the start of `buf`: None while incomplete. Interim 1xx heads
+/// (other than 101) are skipped, their length counted in `len`.
+pub(super) fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<ResponseHead>, BadHead> {
+    let mut skipped = 0;
+    loop {
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut slots);
+        let len = match response.parse(&buf[skipped..]) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => {
+                if buf.len() > MAX_HEAD_BYTES {
+                    return Err(BadHead(format!(
+                        "response head over {MAX_HEAD_BYTES} bytes"
+                    )));
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(BadHead(format!("invalid HTTP response: {e}"))),
+        };
+        let status = response.code.unwrap_or(0);
+        if (100..200).contains(&status) && status != 101 {
+            skipped += len;
+            continue;
+        }
+        let http11 = response.version == Some(1);
+        let mut head = ResponseHead {
+            status,
+            len: skipped + len,
+            framing: Framing::UntilClose,
+            keep_alive: http11,
+            location: None,
+            headers: HeaderMap::new(),
+        };
+        let (mut length, mut chunked) = (None, false);
+        for h in response.headers.iter() {
+            let name = h.name;
+            if name.eq_ignore_ascii_case("content-length") {
+                let value = std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .ok_or_else(|| BadHead("invalid content-length header".into()))?;
+                if length.is_some_and(|seen| seen != value) {
+                    return Err(BadHead("conflicting content-length headers".into()));
+                }
+                length = Some(value);
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                // Chunked when it is the last coding applied.
+                chunked = h
+                    .value
+                    .rsplit(|&b| b == b',')
+                    .next()
+                    .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                if !chunked {
+                    length = None;
+                }
+            } else if name.eq_ignore_ascii_case("connection") {
+                for token in h.value.split(|&b| b == b',') {
+                    let token = token.trim_ascii();
+                    if token.eq_ignore_ascii_case(b"close") {
+                        head.keep_alive = false;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") && !http11 {
+                        head.keep_alive = true;
+                    }
+                }
+            } else if name.eq_ignore_ascii_case("location") {
+                head.location = std::str::from_utf8(h.value).ok().map(str::to_string);
+            } else if wanted(name)
+                && let (Ok(name), Ok(value)) = (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_bytes(h.value),
+                )
+            {
+                head.headers.append(name, value);
+            }
+        }
+        head.framing = if head_request || status == 204 || status == 304 || status == 101 {
+            Framing::Empty
+        } else if chunked {
+            Framing::Chunked
+        } else if let Some(len) = length {
+            Framing::Length(len)
+        } else {
+            Framing::UntilClose
+        };
+        if head.framing == Framing::UntilClose || status == 101 {
+            head.keep_alive = false;
+        }
+        return Ok(Some(head));
+    }
+}
+
+/// Response headers a call reads: Retry-After (and its `-ms` form) and rate-limit quotas.
+fn wanted(name: &str) -> bool {
+    let starts = |prefix: &str| {
+        name.len() >= prefix.len()
+            && name.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    };
+    starts("retry-after") || starts("x-ratelimit-") || starts("anthropic-ratelimit-")
+}
+
+/// A chunked body that breaks the encoding.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct BadChunk(pub(super) &'static str);
+
+/// Where a chunked body's decoding stands, fed whatever bytes arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Chunked {
+    /// Reading a chunk-size line: the size so far, its digit count, whether in an extension.
+    Size {
+        size: u64,
+        digits: u8,
+        ext: bool,
+    },
+    /// The LF that ends a size line.
+    SizeLf {
+        size: u64,
+    },
+    /// Data bytes still to come in this chunk.
+    Data(u64),
+    /// The CR then LF after a chunk's data.
+    DataCr,
+    DataLf,
+    /// Trailer lines after the last chunk; `fresh` at the start of a line.
+    Trailer {
+        fresh: bool,
+    },
+    /// The LF of a trailer line (`last` when that line was empty: the body's end).
+    TrailerLf {
+        last: bool,
+    },
+    /// The body ended.
+    Done,
+}
+
+impl Default for Chunked {
+    fn default() -> Self {
+        Chunked::Size {
+            size: 0,
+            digits: 0,
+            ext: false,
+        }
+    }
+}
+
+impl Chunked {
+    /// Takes bytes from the front of `input`: returns how many it used and the data among
+    /// them (a slice of `input`; empty when they were framing). Call again with the rest
+    /// until `input` is used up or the body is [`Chunked::Done`].
+    pub(super) fn decode<'a>(&mut self, input: &'a [u8]) -> Result<(usize, &'a [u8]), BadChunk> {
+        let mut used = 0;
+        while used < input.len() {
+            let byte = input[used];
+            *self = match *self {
+                Chunked::Data(left) => {
+                    let take =
+                        (input.len() - used).min(usize::try_from(left).unwrap_or(usize::MAX));
+                    let data = &input[used..used + take];
+                    let left = left - take as u64;
+                    *self = if left == 0 {
+                        Chunked::DataCr
+                    } else {
+                        Chunked::Data(left)
+                    };
+                    return Ok((used + take, data));
+                }
+                Chunked::Done => break,
+                Chunked::Size { size, digits, ext } => match byte {
+                    b'\r' if digits > 0 => Chunked::SizeLf { size },
+                    b'\n' if digits > 0 => Chunked::after_size(size),
+                    _ if ext => Chunked::Size { size, digits, ext },
+                    b';' | b' ' | b'\t' if digits > 0 => Chunked::Size {
+                        size,
+                        digits,
+                        ext: true,
+                    },
+                    _ => {
+                        let digit = (byte as char)
+                            .to_digit(16)
+                            .ok_or(BadChunk("invalid chunk size line"))?;
+                        if digits >= 15 {
+                            return Err(BadChunk("chunk size too large"));
+                        }
+                        Chunked::Size {
+                            size: size * 16 + u64::from(digit),
+                            digits: digits + 1,
+                            ext,
+                        }
+                    }
+                },
+                Chunked::SizeLf { size } => match byte {
+                    b'\n' => Chunked::after_size(size),
+                    _ => return Err(BadChunk("invalid chunk size line")),
+                },
+                Chunked::DataCr => match byte {
+                    b'\r' => Chunked::DataLf,
+                    b'\n' => Chunked::default(),
+                    _ => return Err(BadChunk("invalid chunk body end")),
+                },
+                Chunked::DataLf => match byte {
+                    b'\n' => Chunked::default(),
+                    _ => return Err(BadChunk("invalid chunk body end")),
+                },
+                Chunked::Trailer { fresh } => match byte {
+                    b'\r' => Chunked::TrailerLf { last: fresh },
+                    b'\n' if fresh => Chunked::Done,
+                    b'\n' => Chunked::Trailer { fresh: true },
+                    _ => Chunked::Trailer { fresh: false },
+                },
+                Chunked::TrailerLf { last } => match byte {
+                    b'\n' if last => Chunked::Done,
+                    b'\n' => Chunked::Trailer { fresh: true },
+                    _ => return Err(BadChunk("invalid trailer line")),
+                },
+            };
+            used += 1;
+        }
+        Ok((used, &[]))
+    }
+
+    fn after_size(size: u64) -> Chunked {
+        if size == 0 {
+            Chunked::Trailer { fresh: true }
+        } else {
+            Chunked::Data(size)
+        }
+    }
+
+    /// Whether the last chunk and the trailer have been read.
+    pub(super) fn done(&self) -> bool {
+        *self == Chunked::Done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(chunks: &[&[u8]]) -> Result<(Vec<u8>, bool), BadChunk> {
+        let mut state = Chunked::default();
+        let mut out = Vec::new();
+        for input in chunks {
+            let mut at = 0;
+            while at < input.len() && !state.done() {
+                let (used, data) = state.decode(&input[at..])?;
+                out.extend_from_slice(data);
+                at += used;
+            }
+        }
+        Ok((out, state.done()))
+    }
+
+    #[test]
+    fn chunked_bodies_decode_across_any_split() {
+        let wire = b"5;name=v\r\nhello\r\n7\r\n, world\r\n0\r\nx-trailer: 1\r\n\r\n";
+        for split in 0..wire.len() {
+            let (a, b) = wire.split_at(split);
+            let (body, done) = decode_all(&[a, b]).unwrap();
+            assert_eq!(body, b"hello, world", "split at {split}");
+            assert!(done, "split at {split}");
+        }
+        // Byte by byte too.
+        let bytes: Vec<&[u8]> = wire.iter().map(std::slice::from_ref).collect();
+        assert_eq!(
+            decode_all(&bytes).unwrap(),
+            (b"hello, world".to_vec(), true)
+        );
+    }
+
+    #[test]
+    fn a_chunked_body_is_unfinished_until_its_last_chunk() {
+        let (body, done) = decode_all(&[b"3\r\nabc\r\n"]).unwrap();
+        assert_eq!((body.as_slice(), done), (&b"abc"[..], false));
+        let (_, done) = decode_all(&[b"3\r\nabc\r\n0\r\n"]).unwrap();
+        assert!(!done, "the trailer's empty line is still to come");
+    }
+
+    #[test]
+    fn broken_chunk_encodings_are_refused() {
+        for wire in [
+            &b"zz\r\nhi\r\n"[..],
+            b"\r\n",
+            b"2\r\nhiX\r\n",
+            b"ffffffffffffffffff\r\n",
+            b"2\rX",
+        ] {
+            assert!(
+                decode_all(&[wire]).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+    }
+
+    #[test]
+    fn heads_give_status_framing_and_reuse() {
+        let wire =
+            b"HTTP/1.1 200 OK\r\ncontent-length: 12\r\nRetry-After: 3\r\ndate: x\r\n\r\nbody";
+        let head = parse_head(wire, false).unwrap().unwrap();
+        assert_eq!(head.status, 200);
+        assert_eq!(head.framing, Framing::Length(12));
+        assert!(head.keep_alive);
+        assert_eq!(head.len, wire.len() - 4);
+        assert_eq!(
+            head.headers.len(),
+            1,
+            "only the headers a call reads are kept"
+        );
+        assert_eq!(head.headers["retry-after"], "3");
+
+        let chunked = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 5\r\n\r\n";
+        let head = parse_head(chunked, false).unwrap().unwrap();
+        assert_eq!((head.status, head.framing), (200, Framing::Chunked));
+        assert_eq!(head.len, chunked.len());
+
+        let closing = b"HTTP/1.0 200 OK\r\n\r\n";
+        let head = parse_head(closing, false).unwrap().unwrap();
+        assert_eq!(head.framing, Framing::UntilClose);
+        assert!(!head.keep_alive);
+
+        let close = b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
+        let head = parse_head(close, false).unwrap().unwrap();
+        assert_eq!(head.framing, Framing::Empty);
+        assert!(!head.keep_alive);
+
+        let moved = b"HTTP/1.1 302 Found\r\nLocation: /next\r\ncontent-length: 0\r\n\r\n";
+        let head = parse_head(moved, true).unwrap().unwrap();
+        assert_eq!(head.location.as_deref(), Some("/next"));
+        assert_eq!(
+            head.framing,
+            Framing::Empty,
+            "a HEAD request's answer has no body"
+        );
+    }
+
+    #[test]
+    fn partial_and_bad_heads() {
+        assert!(
+            parse_head(b"HTTP/1.1 200 OK\r\ncontent-le", false)
+                .unwrap()
+                .is_none()
+        );
+        assert!(parse_head(b"garbage\r\n\r\n", false).is_err());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n", false).is_err());
+        let conflicting = b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n";
+        assert!(parse_head(conflicting, false).is_err());
+        let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..150 {
+            many.extend_from_slice(format!("x-h{i}: v\r\n").as_bytes());
+        }
+        assert!(
+            parse_head(&many, false).is_err(),
+            "more than {MAX_HEADERS} headers"
+        );
+    }
+
+    #[test]
+    fn requests_carry_a_length_only_with_a_body() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("h:1"));
+        let post = RequestHead::new(&reqwest::Method::POST, "/v1/x?a=1", &headers, true);
+        assert_eq!(
+            post.request(b"{}"),
+            b"POST /v1/x?a=1 HTTP/1.1\r\nhost: h:1\r\ncontent-length: 2\r\n\r\n{}"
+        );
+        let get = RequestHead::new(&reqwest::Method::GET, "/", &headers, false);
+        assert_eq!(get.request(b""), b"GET / HTTP/1.1\r\nhost: h:1\r\n\r\n");
+    }
+}
