@@ -254,6 +254,12 @@ impl HttpClient {
             Plan::Reqwest(Err(e)) => Ok(Err(e)),
         };
         let latency = start.elapsed();
+        // Responses come in bursts (every call at a limit sent together, answered together).
+        // Each call then decodes, records and sends its next request; without this yield,
+        // the calls whose answers came in the same burst waited for that work before their
+        // clocks stopped: at 50 ms and limit 10, p50 read ~60 µs above oha's on the same mock.
+        // After it, every answer that arrived is timed first, and the work follows.
+        tokio::task::yield_now().await;
         let mut out = CallOutcome::new(start, latency);
         match result {
             Err(_) => {
