@@ -240,13 +240,13 @@ impl HttpClient {
         let result = match plan {
             Plan::Direct(direct, parts) => {
                 let exchange = self.exchange_direct(direct, parts, target, body, start);
-                tokio::time::timeout(self.opts.timeout, exchange).await
+                tokio::time::timeout_at(start + self.opts.timeout, exchange).await
             }
             Plan::Reqwest(Ok((client, first))) => {
                 // Boxed: reqwest's futures are large, and every call's future (the direct
                 // path's too) would otherwise be sized, and copied, for them.
                 let exchange = Box::pin(self.exchange(client, target, first, body, start));
-                tokio::time::timeout(self.opts.timeout, async {
+                tokio::time::timeout_at(start + self.opts.timeout, async {
                     exchange.await.map_err(Failed::from)
                 })
                 .await
