@@ -8,6 +8,8 @@
 #   A  zero latency, 100,000 calls, 50 connections      loadchain, oha, wrk (wrk: 5 s, 50 conns)
 #   B  fixed 100 ms, 10,000 calls, 1,000 connections    loadchain, oha (ideal wall 1.00 s)
 #   C  fixed 50 ms, 1,000 calls, 10 connections         loadchain, oha: p50 minus 50 ms
+#   F  fixed 1 s, 10,000 calls, 10,000 connections      loadchain, oha: peak RSS with every
+#      call in flight at once (needs an open-file limit of 10,100 or more; skipped below it)
 #   M  loadchain's peak RSS at 10,000 calls (and 1,000,000 with --full), zero latency, limit 50
 # loadchain runs `sweep --steps 1 --pooling on --limits L --n N --no-report -q --json` against
 # the mock; oha and wrk POST the same chat body to /v1/chat/completions over keep-alive.
@@ -25,7 +27,7 @@
 #   scripts/peer-bench.sh [--full] [--rounds N] [--only LIST] [--raw FILE]
 #
 # --only LIST runs only the named workloads, e.g. `--only A` or `--only A,B` (letters A, B, C,
-# M); the others are skipped and their tables left out.
+# F, M); the others are skipped and their tables left out.
 #
 # --raw FILE keeps every round's figures as TSV: workload, tool, process wall s, run wall s,
 # CPU s, calls, peak RSS KiB, p50 µs.
@@ -39,7 +41,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 FULL=0
 ROUNDS=3
 RAW=""
-ONLY="A,B,C,M"
+ONLY="A,B,C,F,M"
 while (($# > 0)); do
     case "$1" in
         --full) FULL=1 ;;
@@ -71,8 +73,8 @@ if ! [[ "$ROUNDS" =~ ^[1-9][0-9]?$ ]]; then
     echo "error: --rounds takes a number from 1 to 99" >&2
     exit 2
 fi
-if ! [[ "$ONLY" =~ ^[ABCM](,[ABCM])*$ ]]; then
-    echo "error: --only takes a comma-separated list of the workloads A, B, C, M" >&2
+if ! [[ "$ONLY" =~ ^[ABCFM](,[ABCFM])*$ ]]; then
+    echo "error: --only takes a comma-separated list of the workloads A, B, C, F, M" >&2
     exit 2
 fi
 # wanted W: whether workload W was selected with --only (all by default).
@@ -275,6 +277,11 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); rounds: $ROUNDS"
 wanted A && workload A fixed:0ms "100000 50" "100000 50" "5 50"
 wanted B && workload B fixed:100ms "10000 1000" "10000 1000"
 wanted C && workload C fixed:50ms "1000 10" "1000 10"
+if wanted F && (($(ulimit -n) < 10100)); then
+    echo "workload F skipped: open-file limit $(ulimit -n) is below 10,100" >&2
+elif wanted F; then
+    workload F fixed:1s "10000 10000" "10000 10000"
+fi
 if wanted M; then
     start_mock fixed:0ms
     echo "workload M: loadchain peak RSS, zero latency, limit 50, mock $MOCK_URL" >&2
@@ -294,6 +301,11 @@ if wanted C; then
     lc_p50="$(median C loadchain '$8 / 1000 - 50')"
     oha_p50="$(median C oha '$8 / 1000 - 50')"
     echo "   loadchain $(fmt "$lc_p50" '%+.3f ms'), oha $(fmt "$oha_p50" '%+.3f ms'), loadchain - oha $(fmt "$(awk -v a="$lc_p50" -v b="$oha_p50" 'BEGIN { print (b == "-") ? "-" : a - b }')" '%+.3f ms')"
+fi
+if wanted F && [[ "$(median F loadchain '$7')" != "-" ]]; then
+    echo
+    echo "F: fixed 1 s, 10,000 calls, 10,000 connections, all in flight at once (medians of $ROUNDS rounds)"
+    echo "   peak RSS: loadchain $(fmt "$(median F loadchain '$7 / 1024')" '%.1f MB'), oha $(fmt "$(median F oha '$7 / 1024')" '%.1f MB'); loadchain/oha $(ratio "$(median F loadchain '$7')" "$(median F oha '$7')")"
 fi
 if wanted M; then
     echo
