@@ -85,12 +85,9 @@ impl LatencyRecorder {
         }
     }
 
-    /// The value at quantile `q`: the middle of its bucket. HdrHistogram's own answer is the
-    /// bucket's top (at 3 significant digits a 50 ms value sits in a 32 µs bucket), so every
-    /// percentile read up to a bucket high; the middle is at most half a bucket from the exact
-    /// value either way, which is what a tool that sorts exact values (oha) reports against.
+    /// The value at quantile `q`, see [`quantile`].
     fn quantile(&self, q: f64) -> u64 {
-        self.hist.median_equivalent(self.hist.value_at_quantile(q))
+        quantile(&self.hist, q)
     }
 
     /// A recorder holding `hist` (decoded from a report, or added up by `merge`).
@@ -123,6 +120,34 @@ impl LatencyRecorder {
             })
             .collect()
     }
+}
+
+/// The value at quantile `q` of `hist`, interpolated inside its bucket. HdrHistogram's own
+/// answer is the bucket's top: at 3 significant digits a 50 ms value sits in a 32 µs bucket,
+/// so every percentile read up to 32 µs high, more than the difference between two good
+/// clients. Here the samples of the bucket that holds the quantile's rank are taken as spread
+/// evenly across it (as Prometheus reads its buckets); a bucket of one sample gives its middle,
+/// and below 2,048 µs, where buckets are 1 µs wide, the value is exact.
+pub fn quantile(hist: &Histogram<u64>, q: f64) -> u64 {
+    let total = hist.len();
+    if total == 0 {
+        return 0;
+    }
+    // The rank HdrHistogram's value_at_quantile looks for.
+    let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+    let mut below = 0u64;
+    for v in hist.iter_recorded() {
+        let count = v.count_at_value();
+        if below + count >= rank {
+            let top = v.value_iterated_to();
+            let low = hist.lowest_equivalent(top);
+            let width = (top - low + 1) as f64;
+            let within = ((rank - below) as f64 - 0.5) / count as f64;
+            return low + (within * width) as u64;
+        }
+        below += count;
+    }
+    hist.max()
 }
 
 /// Latency figures of one run, in microseconds.
@@ -242,6 +267,36 @@ impl ErrorCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantiles_are_read_inside_their_bucket() {
+        let mut hist = LatencyRecorder::new().histogram().clone();
+        // 50,000..51,999 µs, one sample each: 32 µs buckets, exact p50 50,999, p99 51,979.
+        for v in 50_000..52_000 {
+            hist.record(v).unwrap();
+        }
+        for (q, exact) in [(0.5, 50_999u64), (0.9, 51_799), (0.99, 51_979)] {
+            let got = quantile(&hist, q);
+            assert!(got.abs_diff(exact) <= 1, "q {q}: {got} vs {exact}");
+            // HdrHistogram's own answer is the bucket's top.
+            let top = hist.value_at_quantile(q);
+            assert!(top >= exact && top - exact < 32, "q {q}: top {top}");
+        }
+        // One sample in a bucket: its middle; below 2,048 µs buckets are 1 µs: exact.
+        let mut one = LatencyRecorder::new().histogram().clone();
+        one.record(50_010).unwrap();
+        let q = quantile(&one, 0.5);
+        assert!(q == one.median_equivalent(50_010), "{q}");
+        let mut small = LatencyRecorder::new().histogram().clone();
+        for v in [700, 800, 900] {
+            small.record(v).unwrap();
+        }
+        assert_eq!(quantile(&small, 0.5), 800);
+        assert_eq!(
+            quantile(&LatencyRecorder::new().histogram().clone(), 0.5),
+            0
+        );
+    }
 
     #[test]
     fn summary_percentiles_match_recorded_values_within_precision() {
