@@ -8,6 +8,8 @@
 #   A  zero latency, 100,000 calls, 50 connections      loadchain, oha, wrk (wrk: 5 s, 50 conns)
 #   B  fixed 100 ms, 10,000 calls, 1,000 connections    loadchain, oha (ideal wall 1.00 s)
 #   C  fixed 50 ms, 1,000 calls, 10 connections         loadchain, oha: p50 minus 50 ms
+#   W  as C, the mock started with --keep-cpus-awake (Linux): no CPU is idle when a response
+#      is due, so the wake-up of an idle (virtual) CPU leaves the figure
 #   F  fixed 1 s, 10,000 calls, 10,000 connections      loadchain, oha: peak RSS with every
 #      call in flight at once (needs an open-file limit of 10,100 or more; skipped below it)
 #   M  loadchain's peak RSS at 10,000 calls (and 1,000,000 with --full), zero latency, limit 50
@@ -27,7 +29,7 @@
 #   scripts/peer-bench.sh [--full] [--rounds N] [--only LIST] [--raw FILE]
 #
 # --only LIST runs only the named workloads, e.g. `--only A` or `--only A,B` (letters A, B, C,
-# F, M); the others are skipped and their tables left out.
+# W, F, M); the others are skipped and their tables left out.
 #
 # --raw FILE keeps every round's figures as TSV: workload, tool, process wall s, run wall s,
 # CPU s, calls, peak RSS KiB, p50 µs.
@@ -41,7 +43,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 FULL=0
 ROUNDS=3
 RAW=""
-ONLY="A,B,C,F,M"
+ONLY="A,B,C,W,F,M"
 while (($# > 0)); do
     case "$1" in
         --full) FULL=1 ;;
@@ -73,8 +75,8 @@ if ! [[ "$ROUNDS" =~ ^[1-9][0-9]?$ ]]; then
     echo "error: --rounds takes a number from 1 to 99" >&2
     exit 2
 fi
-if ! [[ "$ONLY" =~ ^[ABCFM](,[ABCFM])*$ ]]; then
-    echo "error: --only takes a comma-separated list of the workloads A, B, C, F, M" >&2
+if ! [[ "$ONLY" =~ ^[ABCWFM](,[ABCWFM])*$ ]]; then
+    echo "error: --only takes a comma-separated list of the workloads A, B, C, W, F, M" >&2
     exit 2
 fi
 # wanted W: whether workload W was selected with --only (all by default).
@@ -120,11 +122,12 @@ stop_mock() {
 }
 trap 'stop_mock; rm -rf "$work"' EXIT
 
-# start_mock LATENCY: one fresh mock process for a workload; sets MOCK_URL (scheme://ip:port).
+# start_mock LATENCY [MOCK_FLAGS...]: one fresh mock process for a workload; sets MOCK_URL
+# (scheme://ip:port).
 start_mock() {
     stop_mock
     : >"$work/mock.out" # not the previous mock's URL
-    "$MOCK" --latency "$1" --port 0 >"$work/mock.out" 2>"$work/mock.err" &
+    "$MOCK" --latency "$@" --port 0 >"$work/mock.out" 2>"$work/mock.err" &
     mock_pid=$!
     MOCK_URL=""
     for _ in $(seq 100); do
@@ -203,9 +206,11 @@ run_wrk() {
 
 # workload NAME LATENCY LOADCHAIN_ARGS OHA_ARGS [WRK_ARGS]: ROUNDS rounds, the tools'
 # order rotated each round so that none always runs first (or last) on a warming machine.
+# MOCK_FLAGS (an array, empty by default) goes to the workload's mock.
+MOCK_FLAGS=()
 workload() {
     local name="$1" latency="$2" lc="$3" oh="$4" wr="${5:-}" r i
-    start_mock "$latency"
+    start_mock "$latency" "${MOCK_FLAGS[@]}"
     local tools=(loadchain)
     ((HAVE_OHA)) && tools+=(oha)
     ((HAVE_WRK)) && [[ -n "$wr" ]] && tools+=(wrk)
@@ -277,6 +282,11 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); rounds: $ROUNDS"
 wanted A && workload A fixed:0ms "100000 50" "100000 50" "5 50"
 wanted B && workload B fixed:100ms "10000 1000" "10000 1000"
 wanted C && workload C fixed:50ms "1000 10" "1000 10"
+if wanted W; then
+    MOCK_FLAGS=(--keep-cpus-awake)
+    workload W fixed:50ms "1000 10" "1000 10"
+    MOCK_FLAGS=()
+fi
 if wanted F && (($(ulimit -n) < 10100)); then
     echo "workload F skipped: open-file limit $(ulimit -n) is below 10,100" >&2
 elif wanted F; then
@@ -300,6 +310,13 @@ if wanted C; then
     echo "C: fixed 50 ms, 1,000 calls, 10 connections: p50 minus 50 ms (medians of $ROUNDS rounds)"
     lc_p50="$(median C loadchain '$8 / 1000 - 50')"
     oha_p50="$(median C oha '$8 / 1000 - 50')"
+    echo "   loadchain $(fmt "$lc_p50" '%+.3f ms'), oha $(fmt "$oha_p50" '%+.3f ms'), loadchain - oha $(fmt "$(awk -v a="$lc_p50" -v b="$oha_p50" 'BEGIN { print (b == "-") ? "-" : a - b }')" '%+.3f ms')"
+fi
+if wanted W; then
+    echo
+    echo "W: as C, the mock keeping every CPU awake (--keep-cpus-awake; medians of $ROUNDS rounds)"
+    lc_p50="$(median W loadchain '$8 / 1000 - 50')"
+    oha_p50="$(median W oha '$8 / 1000 - 50')"
     echo "   loadchain $(fmt "$lc_p50" '%+.3f ms'), oha $(fmt "$oha_p50" '%+.3f ms'), loadchain - oha $(fmt "$(awk -v a="$lc_p50" -v b="$oha_p50" 'BEGIN { print (b == "-") ? "-" : a - b }')" '%+.3f ms')"
 fi
 if wanted F && [[ "$(median F loadchain '$7')" != "-" ]]; then

@@ -50,8 +50,38 @@ fn a_bad_config_file_exits_with_status_two_naming_the_file() {
 #[cfg(unix)]
 #[test]
 fn prints_the_url_and_shuts_down_cleanly_on_sigterm() {
+    start_then_terminate(&["--latency", "fixed:10ms", "--port", "0"], |_| {});
+}
+
+/// `--keep-cpus-awake`: one spinner per CPU at SCHED_IDLE while the mock runs, all gone at
+/// exit (which SIGTERM still reaches).
+#[cfg(target_os = "linux")]
+#[test]
+fn keep_cpus_awake_runs_idle_class_spinners() {
+    start_then_terminate(&["--keep-cpus-awake", "--port", "0"], |pid| {
+        let cpus = std::thread::available_parallelism().unwrap().get();
+        let mut spinners = 0;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+            let path = task.unwrap().path();
+            let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            if comm.starts_with("mock-awake-") {
+                let stat = std::fs::read_to_string(path.join("stat")).unwrap();
+                // The policy is field 41; fields after the ")" of comm start at 3. 5: SCHED_IDLE.
+                let after = stat.rsplit_once(") ").unwrap().1;
+                assert_eq!(after.split(' ').nth(41 - 3), Some("5"), "{stat}");
+                spinners += 1;
+            }
+        }
+        assert_eq!(spinners, cpus);
+    });
+}
+
+/// Starts the mock with `args`, checks its URL line, runs `check` on its pid, then sends
+/// SIGTERM and waits (bounded) for a clean exit.
+#[cfg(unix)]
+fn start_then_terminate(args: &[&str], check: impl FnOnce(u32)) {
     let mut child = Command::new(BIN)
-        .args(["--latency", "fixed:10ms", "--port", "0"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -63,6 +93,7 @@ fn prints_the_url_and_shuts_down_cleanly_on_sigterm() {
         line.starts_with("loadchain-mock listening on http://127.0.0.1:"),
         "{line}"
     );
+    check(child.id());
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -117,6 +117,11 @@ pub struct MockArgs {
     #[arg(long)]
     pub vary: bool,
 
+    /// Keep every CPU out of its idle state with lowest-priority (SCHED_IDLE) spinners, so a
+    /// client's measured overhead excludes the wake-up of idle (virtual) CPUs; Linux only
+    #[arg(long)]
+    pub keep_cpus_awake: bool,
+
     /// TOML file with the same settings (keys in snake_case); flags given here override it
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -251,6 +256,18 @@ pub fn describe(config: &MockConfig) -> String {
 /// in the chain (exit code 2 in both binaries); the rest are runtime failures.
 pub async fn run_cli(args: MockArgs) -> anyhow::Result<()> {
     let origin = args.config.clone();
+    // Held until the server has shut down; dropping it stops the spinners.
+    let _awake = match args.keep_cpus_awake {
+        true => Some(crate::awake::KeepAwake::start().map_err(|e| {
+            anyhow::Error::new(ConfigError::Invalid {
+                origin: String::new(),
+                key: "keep_cpus_awake",
+                flag: "keep-cpus-awake",
+                message: format!("cannot run threads at SCHED_IDLE: {e}"),
+            })
+        })?),
+        false => None,
+    };
     let config = args.into_config().map_err(|e| {
         let err = anyhow::Error::new(e);
         match origin {

@@ -37,6 +37,7 @@
 //! # }
 //! ```
 
+mod awake;
 mod body;
 mod cli;
 pub mod config;
