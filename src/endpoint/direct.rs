@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{self, HeaderValue};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -307,18 +307,16 @@ fn still_open(io: &TcpStream) -> bool {
 }
 
 /// Reads what the socket has into `buf`, waiting for it first; a buffer is reserved only
-/// once bytes are there to read, so a connection waiting for its answer holds none.
-async fn fill(io: &TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
-    loop {
-        io.readable().await?;
-        if buf.capacity() - buf.len() < READ_CHUNK / 2 {
-            buf.reserve(READ_CHUNK);
-        }
-        match io.try_read_buf(buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            read => return read,
-        }
+/// once bytes are there to read, so a connection waiting for its answer holds none. The read
+/// goes through `AsyncRead`, which forgets the socket's readiness after a short read: the next
+/// call then waits for its answer instead of first trying a read that finds nothing (one
+/// `recvfrom` per call instead of two).
+async fn fill(io: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+    io.readable().await?;
+    if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+        buf.reserve(READ_CHUNK);
     }
+    io.read_buf(buf).await
 }
 
 /// Writes `request` and reads up to a whole response head (left at the start of `buf`). The
