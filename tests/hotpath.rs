@@ -1,5 +1,5 @@
 //! Issue 10, "a lean hot path": a fixed limit runs as `limit` worker loops (no task per
-//! chain) and plain http:// goes over hyper directly; what they measure must not change.
+//! chain) and plain http:// goes over its own HTTP/1.1 code; what they measure must not change.
 
 use std::sync::Arc;
 use std::time::Duration;
