@@ -19,6 +19,7 @@ mod preflight;
 pub mod quota;
 pub mod redact;
 mod session;
+mod socket;
 pub mod sse;
 mod target;
 
