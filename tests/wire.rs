@@ -291,3 +291,27 @@ async fn a_request_written_is_never_sent_twice() {
     );
     assert_eq!((server.requests().len(), server.connections()), (2, 1));
 }
+
+#[tokio::test]
+async fn an_endless_chunk_extension_fails_as_body_at_once() {
+    let server = Scripted::start(|_| {
+        let mut wire = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;x=".to_vec();
+        // 1 MiB of extension, never ending the size line.
+        wire.extend(std::iter::repeat_n(b'a', 1 << 20));
+        (vec![wire], false)
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let out = call(&pooled(), &server).await;
+    assert_eq!(
+        out.error.map(|e| e.as_str()),
+        Some("body"),
+        "{}",
+        out.message
+    );
+    assert!(out.message.contains("over 64 KiB"), "{}", out.message);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "not left to the timeout"
+    );
+}

@@ -17,6 +17,9 @@ use super::h1::{self, Chunked, Framing, ResponseHead};
 /// What a read asks room for: responses of a chat call fit in one.
 const READ_CHUNK: usize = 8 * 1024;
 
+/// Most bytes of chunk framing (a size line with its extensions, or the trailer) read in a row.
+const MAX_CHUNK_FRAMING: usize = 64 * 1024;
+
 /// How a request failed on a connection, for the retry rule and the message.
 pub(super) enum Broke {
     /// Writing the request failed: it did not (wholly) leave.
@@ -93,6 +96,7 @@ pub(super) async fn read_body(
     ex: &mut Exchange,
 ) -> Result<Reuse, ()> {
     let mut chunked = Chunked::default();
+    let mut framing = 0usize;
     let mut left = match head.framing {
         Framing::Empty => 0,
         Framing::Length(len) => len,
@@ -114,6 +118,14 @@ pub(super) async fn read_body(
                     at += used;
                     if chunked.done() {
                         left = 0;
+                    }
+                    // Framing between data (size lines, extensions, trailers) is bounded: a
+                    // server sending an endless extension would otherwise be read until the
+                    // timeout without ever reaching --max-response-bytes.
+                    framing = if data.is_empty() { framing + used } else { 0 };
+                    if framing > MAX_CHUNK_FRAMING {
+                        broken(ex, None, "chunk size line or trailer over 64 KiB");
+                        return Err(());
                     }
                     data
                 }
