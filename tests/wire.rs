@@ -315,3 +315,24 @@ async fn an_endless_chunk_extension_fails_as_body_at_once() {
         "not left to the timeout"
     );
 }
+
+#[tokio::test]
+async fn bytes_past_the_end_of_an_answer_retire_its_connection() {
+    let server = Scripted::start(|_| {
+        let mut wire = ok_with_length();
+        wire.extend_from_slice(b"HTTP/1.1 200 OK\r\n"); // a stray start of another answer
+        (vec![wire], false)
+    })
+    .await;
+    let client = pooled();
+    for _ in 0..2 {
+        let out = call(&client, &server).await;
+        assert!(out.error.is_none(), "{}", out.message);
+        assert_eq!(out.output.as_deref(), Some("hi there"));
+    }
+    assert_eq!(
+        server.connections(),
+        2,
+        "a connection out of step is not reused"
+    );
+}

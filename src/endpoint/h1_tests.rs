@@ -131,3 +131,19 @@ fn requests_carry_a_length_only_with_a_body() {
     let get = RequestHead::new(&reqwest::Method::GET, "/", &headers, false);
     assert_eq!(get.request(b""), b"GET / HTTP/1.1\r\nhost: h:1\r\n\r\n");
 }
+
+#[test]
+fn a_status_line_without_a_reason_phrase_is_read() {
+    let head = parse_head(b"HTTP/1.1 200\r\ncontent-length: 0\r\n\r\n", false)
+        .unwrap()
+        .unwrap();
+    assert_eq!((head.status, head.framing), (200, Framing::Length(0)));
+}
+
+#[test]
+fn transfer_encoding_wins_over_content_length_and_mixed_case_names_count() {
+    let wire = b"HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 9\r\nTransfer-Encoding: Chunked\r\nConnection: Close\r\n\r\n";
+    let head = parse_head(wire, false).unwrap().unwrap();
+    assert_eq!(head.framing, Framing::Chunked);
+    assert!(!head.keep_alive);
+}
