@@ -157,7 +157,6 @@ impl Direct {
                 Err(broke) => return Err(sending(target, broke)),
             }
         };
-        drop(body);
         let status = head.status;
         let mut location = None;
         if (300..400).contains(&status)

@@ -57,9 +57,9 @@ impl Exchange {
         // up (and formats) eight header names.
         let (mut wait, mut quota) = (false, false);
         for name in headers.keys() {
-            let name = name.as_str();
-            wait |= name.starts_with("retry-after");
-            quota |= name.starts_with("x-ratelimit-") || name.starts_with("anthropic-ratelimit-");
+            let read = HeaderRead::of(name.as_str());
+            wait |= read == HeaderRead::Wait;
+            quota |= read == HeaderRead::Quota;
         }
         Exchange {
             status,
@@ -73,6 +73,35 @@ impl Exchange {
             stream: None,
             body: Ok(Vec::new()),
             location,
+        }
+    }
+}
+
+/// What a call reads from a response header, by its name: one list for both HTTP paths
+/// (the direct one keeps only these headers of a response).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HeaderRead {
+    /// Retry-After, or its `-ms` form.
+    Wait,
+    /// A rate-limit quota (`x-ratelimit-*`, `anthropic-ratelimit-*`).
+    Quota,
+    /// Nothing.
+    Ignored,
+}
+
+impl HeaderRead {
+    /// The use of header `name`, in any letter case.
+    pub(super) fn of(name: &str) -> HeaderRead {
+        let starts = |prefix: &str| {
+            name.len() >= prefix.len()
+                && name.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+        };
+        if starts("retry-after") {
+            HeaderRead::Wait
+        } else if starts("x-ratelimit-") || starts("anthropic-ratelimit-") {
+            HeaderRead::Quota
+        } else {
+            HeaderRead::Ignored
         }
     }
 }

@@ -12,6 +12,8 @@ use std::fmt;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
+use super::exchange::HeaderRead;
+
 /// Most headers a response head may have, as hyper allows.
 const MAX_HEADERS: usize = 100;
 
@@ -172,7 +174,7 @@ pub(super) fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Respon
                 }
             } else if name.eq_ignore_ascii_case("location") {
                 head.location = std::str::from_utf8(h.value).ok().map(str::to_string);
-            } else if wanted(name)
+            } else if HeaderRead::of(name) != HeaderRead::Ignored
                 && let (Ok(name), Ok(value)) = (
                     HeaderName::from_bytes(name.as_bytes()),
                     HeaderValue::from_bytes(h.value),
@@ -195,15 +197,6 @@ pub(super) fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Respon
         }
         return Ok(Some(head));
     }
-}
-
-/// Response headers a call reads: Retry-After (and its `-ms` form) and rate-limit quotas.
-fn wanted(name: &str) -> bool {
-    let starts = |prefix: &str| {
-        name.len() >= prefix.len()
-            && name.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
-    };
-    starts("retry-after") || starts("x-ratelimit-") || starts("anthropic-ratelimit-")
 }
 
 /// A chunked body that breaks the encoding.
