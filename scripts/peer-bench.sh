@@ -305,20 +305,17 @@ if wanted B; then
     table B "B: fixed 100 ms, 10,000 calls, 1,000 connections (ideal run wall 1.00 s; medians of $ROUNDS rounds)"
     echo "   loadchain efficiency (1.00 s / run wall): $(fmt "$(median B loadchain '1 / $4')" '%.2f'); oha: $(fmt "$(median B oha '1 / $4')" '%.2f')"
 fi
-if wanted C; then
+# p50_over WORKLOAD TITLE: each tool's median p50 minus the configured 50 ms, and the gap.
+p50_over() {
+    local lc_p50 oha_p50
     echo
-    echo "C: fixed 50 ms, 1,000 calls, 10 connections: p50 minus 50 ms (medians of $ROUNDS rounds)"
-    lc_p50="$(median C loadchain '$8 / 1000 - 50')"
-    oha_p50="$(median C oha '$8 / 1000 - 50')"
+    echo "$2"
+    lc_p50="$(median "$1" loadchain '$8 / 1000 - 50')"
+    oha_p50="$(median "$1" oha '$8 / 1000 - 50')"
     echo "   loadchain $(fmt "$lc_p50" '%+.3f ms'), oha $(fmt "$oha_p50" '%+.3f ms'), loadchain - oha $(fmt "$(awk -v a="$lc_p50" -v b="$oha_p50" 'BEGIN { print (b == "-") ? "-" : a - b }')" '%+.3f ms')"
-fi
-if wanted W; then
-    echo
-    echo "W: as C, the mock keeping every CPU awake (--keep-cpus-awake; medians of $ROUNDS rounds)"
-    lc_p50="$(median W loadchain '$8 / 1000 - 50')"
-    oha_p50="$(median W oha '$8 / 1000 - 50')"
-    echo "   loadchain $(fmt "$lc_p50" '%+.3f ms'), oha $(fmt "$oha_p50" '%+.3f ms'), loadchain - oha $(fmt "$(awk -v a="$lc_p50" -v b="$oha_p50" 'BEGIN { print (b == "-") ? "-" : a - b }')" '%+.3f ms')"
-fi
+}
+wanted C && p50_over C "C: fixed 50 ms, 1,000 calls, 10 connections: p50 minus 50 ms (medians of $ROUNDS rounds)"
+wanted W && p50_over W "W: as C, the mock keeping every CPU awake (--keep-cpus-awake; medians of $ROUNDS rounds)"
 if wanted F && [[ "$(median F loadchain '$7')" != "-" ]]; then
     echo
     echo "F: fixed 1 s, 10,000 calls, 10,000 connections, all in flight at once (medians of $ROUNDS rounds)"

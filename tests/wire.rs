@@ -117,6 +117,14 @@ async fn call(client: &HttpClient, server: &Scripted) -> loadchain::endpoint::Ca
     client.call(&target, body).await
 }
 
+/// One call that must succeed with the scripted answer's output.
+async fn answered(client: &HttpClient, server: &Scripted) -> loadchain::endpoint::CallOutcome {
+    let out = call(client, server).await;
+    assert!(out.error.is_none(), "{}", out.message);
+    assert_eq!(out.output.as_deref(), Some("hi there"));
+    out
+}
+
 fn pooled() -> HttpClient {
     HttpClient::new(Pooling::On, &ClientOptions::default()).unwrap()
 }
@@ -124,9 +132,7 @@ fn pooled() -> HttpClient {
 #[tokio::test]
 async fn the_request_goes_out_as_reqwest_would_send_it() {
     let server = Scripted::start(|_| (vec![ok_with_length()], false)).await;
-    let out = call(&pooled(), &server).await;
-    assert!(out.error.is_none(), "{}", out.message);
-    assert_eq!(out.output.as_deref(), Some("hi there"));
+    answered(&pooled(), &server).await;
     let requests = server.requests();
     let request = requests[0].as_str();
     let (head, body) = request.split_once("\r\n\r\n").unwrap();
@@ -173,9 +179,7 @@ async fn chunked_answers_split_anywhere_after_an_interim_100_are_read_whole() {
     .await;
     let client = pooled();
     for _ in 0..3 {
-        let out = call(&client, &server).await;
-        assert!(out.error.is_none(), "{}", out.message);
-        assert_eq!(out.output.as_deref(), Some("hi there"));
+        let out = answered(&client, &server).await;
         assert_eq!(out.bytes, BODY.len() as u64);
     }
     assert_eq!(
@@ -194,9 +198,7 @@ async fn a_body_delimited_by_close_is_read_and_its_connection_retired() {
     .await;
     let client = pooled();
     for _ in 0..2 {
-        let out = call(&client, &server).await;
-        assert!(out.error.is_none(), "{}", out.message);
-        assert_eq!(out.output.as_deref(), Some("hi there"));
+        answered(&client, &server).await;
     }
     assert_eq!(server.connections(), 2);
 }
@@ -213,8 +215,7 @@ async fn connection_close_retires_the_connection() {
     .await;
     let client = pooled();
     for _ in 0..3 {
-        let out = call(&client, &server).await;
-        assert!(out.error.is_none(), "{}", out.message);
+        answered(&client, &server).await;
     }
     assert_eq!(server.connections(), 3, "connection: close is honoured");
 }
@@ -224,9 +225,8 @@ async fn a_kept_connection_the_server_closed_is_replaced_without_an_error() {
     // Every connection serves one request, then the server closes it while it sits idle.
     let server = Scripted::start(|_| (vec![ok_with_length()], true)).await;
     let client = pooled();
-    for i in 0..3 {
-        let out = call(&client, &server).await;
-        assert!(out.error.is_none(), "call {i}: {}", out.message);
+    for _ in 0..3 {
+        answered(&client, &server).await;
         // Time for the FIN to arrive, as with a server's keep-alive timeout.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -239,12 +239,12 @@ async fn a_pooled_connection_carries_every_call_and_an_unpooled_one_carries_one(
     let server = Scripted::start(|_| (vec![ok_with_length()], false)).await;
     let client = pooled();
     for _ in 0..5 {
-        assert!(call(&client, &server).await.error.is_none());
+        answered(&client, &server).await;
     }
     assert_eq!(server.connections(), 1);
     let unpooled = HttpClient::new(Pooling::Off, &ClientOptions::default()).unwrap();
     for _ in 0..3 {
-        assert!(call(&unpooled, &server).await.error.is_none());
+        answered(&unpooled, &server).await;
     }
     assert_eq!(server.connections(), 4);
 }
@@ -276,7 +276,7 @@ async fn a_request_written_is_never_sent_twice() {
     })
     .await;
     let client = pooled();
-    assert!(call(&client, &server).await.error.is_none());
+    answered(&client, &server).await;
     let out = call(&client, &server).await;
     assert_eq!(
         out.error.map(|e| e.as_str()),
@@ -326,9 +326,7 @@ async fn bytes_past_the_end_of_an_answer_retire_its_connection() {
     .await;
     let client = pooled();
     for _ in 0..2 {
-        let out = call(&client, &server).await;
-        assert!(out.error.is_none(), "{}", out.message);
-        assert_eq!(out.output.as_deref(), Some("hi there"));
+        answered(&client, &server).await;
     }
     assert_eq!(
         server.connections(),
