@@ -16,6 +16,7 @@ mod guard;
 #[cfg(unix)]
 mod hostile;
 mod hotpath;
+mod keepalive;
 mod llm;
 mod mock_binary;
 mod openloop;

@@ -11,7 +11,7 @@ use loadchain::record::Pooling;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const BODY: &str = r#"{"choices":[{"message":{"role":"assistant","content":"hi there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#;
+pub(crate) const BODY: &str = r#"{"choices":[{"message":{"role":"assistant","content":"hi there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#;
 
 /// What the scripted server answers on a connection's `n`-th request (from 0), and whether
 /// it then closes that connection.
@@ -82,7 +82,7 @@ async fn serve(mut socket: TcpStream, script: Script, seen: Arc<Mutex<Vec<Vec<u8
 }
 
 /// One whole request from the socket (leftover bytes stay in `buf`); None at EOF.
-async fn read_request(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+pub(crate) async fn read_request(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
@@ -103,7 +103,7 @@ async fn read_request(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u
     }
 }
 
-fn ok_with_length() -> Vec<u8> {
+pub(crate) fn ok_with_length() -> Vec<u8> {
     format!(
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{BODY}",
         BODY.len()
@@ -268,14 +268,33 @@ async fn rate_limit_headers_and_retry_after_are_read_from_the_head() {
 }
 
 #[tokio::test]
-async fn a_request_written_is_never_sent_twice() {
-    // The second request on the connection is read, then the connection closes unanswered.
+async fn a_reused_connection_closed_unanswered_is_resent_once_on_a_fresh_one() {
+    // The second request on a connection is read, then the connection closes unanswered: the
+    // server's keep-alive timer fired as the request arrived (RFC 9112 §9.3.1).
     let server = Scripted::start(|n| match n {
         0 => (vec![ok_with_length()], false),
         _ => (vec![], true),
     })
     .await;
     let client = pooled();
+    answered(&client, &server).await;
+    answered(&client, &server).await;
+    assert_eq!(client.stale_retries(), 1, "the resend is counted");
+    assert_eq!((server.requests().len(), server.connections()), (3, 2));
+}
+
+#[tokio::test]
+async fn with_no_stale_retry_a_reused_connection_closed_unanswered_fails_and_says_why() {
+    let server = Scripted::start(|n| match n {
+        0 => (vec![ok_with_length()], false),
+        _ => (vec![], true),
+    })
+    .await;
+    let opts = ClientOptions {
+        stale_retry: false,
+        ..ClientOptions::default()
+    };
+    let client = HttpClient::new(Pooling::On, &opts).unwrap();
     answered(&client, &server).await;
     let out = call(&client, &server).await;
     assert_eq!(
@@ -285,11 +304,18 @@ async fn a_request_written_is_never_sent_twice() {
         out.message
     );
     assert!(
-        out.message.contains("closed before message completed"),
+        out.message.contains("closed before message completed")
+            && out.message.contains("reused keep-alive connection")
+            && out.message.contains("--no-stale-retry"),
         "{}",
         out.message
     );
-    assert_eq!((server.requests().len(), server.connections()), (2, 1));
+    assert_eq!(client.stale_retries(), 0);
+    assert_eq!(
+        (server.requests().len(), server.connections()),
+        (2, 1),
+        "a request written is not sent twice"
+    );
 }
 
 #[tokio::test]
@@ -314,6 +340,35 @@ async fn an_endless_chunk_extension_fails_as_body_at_once() {
         started.elapsed() < Duration::from_secs(10),
         "not left to the timeout"
     );
+}
+
+#[tokio::test]
+async fn transfer_encoding_beats_content_length_in_either_order_and_retires_the_connection() {
+    fn both(n: usize) -> (Vec<Vec<u8>>, bool) {
+        // A content-length that would cut the body short, before or after the coding.
+        let (first, second) = ("content-length: 5\r\n", "transfer-encoding: chunked\r\n");
+        let (a, b) = if n % 2 == 0 { (first, second) } else { (second, first) };
+        let wire = format!(
+            "HTTP/1.1 200 OK\r\n{a}{b}\r\n{:x}\r\n{BODY}\r\n0\r\n\r\n",
+            BODY.len()
+        );
+        (vec![wire.into_bytes()], false)
+    }
+    let server = Scripted::start(both).await;
+    let client = pooled();
+    for _ in 0..2 {
+        let out = answered(&client, &server).await;
+        assert_eq!(out.bytes, BODY.len() as u64, "the chunked body, whole");
+    }
+    // Each connection answers its n-th request: both orders ran on fresh connections.
+    let order = Scripted::start(|n| both(n + 1)).await;
+    answered(&client, &order).await;
+    assert_eq!(
+        (server.connections(), order.connections()),
+        (2, 1),
+        "a connection that carried both headers is not reused"
+    );
+    assert_eq!(client.stale_retries(), 0);
 }
 
 #[tokio::test]

@@ -261,6 +261,7 @@ pub async fn run(
         passes: batch.passes,
         calls: stats.calls,
         calls_saved: stats.calls_saved,
+        stale_retries: stats.stale_retries,
         errors: stats.errors,
         call_latency: stats.call_latency,
         chain_latency: stats.chain_latency,

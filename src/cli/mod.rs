@@ -362,6 +362,15 @@ pub struct CallArgs {
     /// Connection set-up timeout.
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, default_value = "10s")]
     pub connect_timeout: Duration,
+    /// Close a kept connection idle this long instead of reusing it: below the server's
+    /// keep-alive timeout (uvicorn 5s), the client retires it first. A shorter
+    /// `Keep-Alive: timeout=N` from the server wins.
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, default_value = "4s")]
+    pub idle_timeout: Duration,
+    /// Never send a request again when its reused connection closes before any byte of the
+    /// answer (default: it goes once more on a fresh connection, counted as `stale_retries`).
+    #[arg(long)]
+    pub no_stale_retry: bool,
     /// Client-side cap on requests per minute (sends are paced evenly).
     #[arg(long, value_name = "N", value_parser = parse_count_u32)]
     pub rpm: Option<u32>,

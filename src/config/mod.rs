@@ -82,6 +82,8 @@ pub fn client_options(t: &TargetArgs, c: &CallArgs) -> ClientOptions {
         follow_redirects: t.follow_redirects,
         pace: c.pace == crate::cli::OnOff::On,
         announced: crate::endpoint::AnnouncedLog::default(),
+        idle_timeout: c.idle_timeout,
+        stale_retry: !c.no_stale_retry,
     }
 }
 

@@ -135,7 +135,7 @@ fn build_reqwest(pooling: Pooling, opts: &ClientOptions) -> Result<reqwest::Clie
     builder = match pooling {
         Pooling::On => builder
             .pool_max_idle_per_host(usize::MAX)
-            .pool_idle_timeout(Duration::from_secs(90)),
+            .pool_idle_timeout(opts.idle_timeout),
         Pooling::Off => builder.pool_max_idle_per_host(0),
     };
     if opts.http2_prior_knowledge {
@@ -172,7 +172,7 @@ impl HttpClient {
             opts: opts.clone(),
             pacer: opts.pace.then(|| Arc::new(Pacer::default())),
             direct: (!opts.http2_prior_knowledge)
-                .then(|| Arc::new(Direct::new(pooling, opts.connect_timeout))),
+                .then(|| Arc::new(Direct::new(pooling, opts))),
         }
     }
 
@@ -220,6 +220,13 @@ impl HttpClient {
     /// This client's pooling mode.
     pub fn pooling(&self) -> Pooling {
         self.pooling
+    }
+
+    /// Requests this client sent again on a fresh connection because the kept connection
+    /// they went out on had been closed by the server (the direct path's count; reqwest's
+    /// own resends are not visible to it).
+    pub fn stale_retries(&self) -> u64 {
+        self.direct.as_ref().map_or(0, |d| d.stale_retries())
     }
 
     /// Sends one request and reads the whole body, timing send → last byte. The per-call

@@ -13,6 +13,7 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -118,17 +119,38 @@ pub(super) enum Sent {
 pub(super) struct Direct {
     pooled: bool,
     connect_timeout: Duration,
-    idle: Mutex<Vec<TcpStream>>,
+    /// Longest a kept connection may sit idle (`--idle-timeout`).
+    idle_timeout: Duration,
+    /// Whether a request whose reused connection closed unanswered goes again.
+    stale_retry: bool,
+    idle: Mutex<Vec<Kept>>,
+    /// Requests sent again on a fresh connection because their kept one was found closed.
+    stale_retries: AtomicU64,
+}
+
+/// An idle keep-alive connection and when it stops being reused.
+#[derive(Debug)]
+struct Kept {
+    io: TcpStream,
+    until: Instant,
 }
 
 impl Direct {
     /// The connections of one client in `pooling` mode.
-    pub(super) fn new(pooling: Pooling, connect_timeout: Duration) -> Direct {
+    pub(super) fn new(pooling: Pooling, opts: &ClientOptions) -> Direct {
         Direct {
             pooled: pooling == Pooling::On,
-            connect_timeout,
+            connect_timeout: opts.connect_timeout,
+            idle_timeout: opts.idle_timeout,
+            stale_retry: opts.stale_retry,
             idle: Mutex::new(Vec::new()),
+            stale_retries: AtomicU64::new(0),
         }
+    }
+
+    /// Requests sent again so far because a kept connection was found closed.
+    pub(super) fn stale_retries(&self) -> u64 {
+        self.stale_retries.load(Ordering::Relaxed)
     }
 
     /// Sends one request to `target` and reads its response (the first hop of a call).
@@ -147,14 +169,13 @@ impl Direct {
             let request = parts.request(target, &body);
             match exchange_head(&mut io, request, &mut buf, head_request).await {
                 Ok(head) => break head,
-                // A kept connection the server had closed, found out on write: the request
-                // goes again on a fresh one, as hyper's pool does with a request it could not
-                // send. Once written, it is never sent twice (a POST may cost money).
-                Err(Broke::Write(_)) if reused => {
+                // A kept connection the server had closed (RFC 9112 §9.3.1): see `resends`.
+                Err(broke) if reused && buf.is_empty() && self.resends(&broke) => {
+                    self.stale_retries.fetch_add(1, Ordering::Relaxed);
                     io = Box::pin(self.connect(parts, target)).await?;
                     reused = false;
                 }
-                Err(broke) => return Err(sending(target, broke)),
+                Err(broke) => return Err(sending(target, broke, reused && buf.is_empty())),
             }
         };
         let status = head.status;
@@ -207,11 +228,10 @@ impl Direct {
             Ok(Reuse::No) => reader.finish(&mut ex),
             Ok(Reuse::Yes) => {
                 reader.finish(&mut ex);
-                if self.pooled {
-                    self.idle
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .push(io);
+                let keep = self.keep_for(head.idle_limit);
+                if self.pooled && !keep.is_zero() {
+                    let until = Instant::now() + keep;
+                    self.idle().push(Kept { io, until });
                 }
             }
             // Over the limit, or broken: ex.body says so; the connection closes.
@@ -220,22 +240,61 @@ impl Direct {
         ex
     }
 
+    /// Whether a request that got no byte of answer on a reused connection goes again on a
+    /// fresh one, as curl and hyper's pool do. RFC 9112 §9.3.1: a client may retry a request
+    /// when it knows the server did not process it; a kept connection the server closed
+    /// (its keep-alive timeout, or a server that closes after every response without saying
+    /// so) answers the next request with EOF or a reset before any byte, and the request
+    /// never reached the application. A failed write always goes again (the request did not
+    /// leave whole); a request written whole goes again unless `--no-stale-retry`, since a
+    /// server that read it and then died would see it twice: a trade-off for POSTs that
+    /// cost money, hence the flag, and the `stale_retries` count in every report.
+    fn resends(&self, broke: &Broke) -> bool {
+        match broke {
+            Broke::Write(_) => true,
+            Broke::Read(_) => self.stale_retry,
+            Broke::Head(_) => false,
+        }
+    }
+
+    /// How long a connection may sit idle before it is closed instead of reused: the client's
+    /// `--idle-timeout`, or less when the server announced its own (`Keep-Alive: timeout=N`),
+    /// retired a quarter of N (at most 1 s) before the server would close it.
+    fn keep_for(&self, server: Option<Duration>) -> Duration {
+        let server = server.map_or(Duration::MAX, |n| {
+            n - (n / 4).min(Duration::from_secs(1))
+        });
+        self.idle_timeout.min(server)
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Kept>> {
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// An idle connection that is still open (pooled), else a new one; true when reused.
+    /// Costs one system call on a reuse (the peek of [`still_open`]).
     async fn checkout(
         &self,
         parts: &Prepared,
         target: &Target,
     ) -> Result<(TcpStream, bool), Failed> {
         if self.pooled {
+            let now = Instant::now();
             loop {
-                let idle = self
-                    .idle
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .pop();
-                let Some(io) = idle else { break };
-                if still_open(&io) {
-                    return Ok((io, true));
+                let kept = {
+                    let mut idle = self.idle();
+                    let kept = idle.pop();
+                    if kept.as_ref().is_some_and(|k| k.until <= now) {
+                        // The newest is past its idle time: so is much of the stack.
+                        idle.retain(|k| k.until > now);
+                    }
+                    kept
+                };
+                let Some(kept) = kept else { break };
+                if kept.until > now && still_open(&kept.io) {
+                    return Ok((kept.io, true));
                 }
             }
         }
@@ -278,9 +337,10 @@ impl Direct {
 
 /// A request that got no response: out of descriptors is this machine's fault; anything else
 /// after the connection opened is the server not speaking HTTP (garbage, closed or reset
-/// mid-headers, too many headers).
-fn sending(target: &Target, broke: Broke) -> Failed {
-    let (local, cause) = match broke {
+/// mid-headers, too many headers). `stale`: it was a reused connection that closed before
+/// any byte of the answer, not sent again (`--no-stale-retry`).
+fn sending(target: &Target, broke: Broke, stale: bool) -> Failed {
+    let (local, mut cause) = match broke {
         Broke::Write(e) => (is_local_fault(&e), format!("connection error: {e}")),
         Broke::Read(Some(e)) => (is_local_fault(&e), format!("connection error: {e}")),
         Broke::Read(None) => (
@@ -289,6 +349,11 @@ fn sending(target: &Target, broke: Broke) -> Failed {
         ),
         Broke::Head(bad) => (false, bad.to_string()),
     };
+    if stale {
+        cause.push_str(
+            " (a reused keep-alive connection the server had closed; not sent again: --no-stale-retry)",
+        );
+    }
     Failed {
         kind: if local {
             ErrorKind::Local

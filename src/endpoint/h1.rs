@@ -9,6 +9,7 @@
 //! only while a response is being read.
 
 use std::fmt;
+use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
@@ -91,6 +92,8 @@ pub(super) struct ResponseHead {
     pub(super) framing: Framing,
     /// Whether the connection may carry another request after this response.
     pub(super) keep_alive: bool,
+    /// How long the server keeps the connection open while idle (`Keep-Alive: timeout=N`).
+    pub(super) idle_limit: Option<Duration>,
     /// The `Location` header, raw.
     pub(super) location: Option<String>,
     /// Only the headers a call looks at (Retry-After, rate-limit quotas): most responses have
@@ -138,31 +141,24 @@ pub(super) fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Respon
             len: skipped + len,
             framing: Framing::UntilClose,
             keep_alive: http11,
+            idle_limit: None,
             location: None,
             headers: HeaderMap::new(),
         };
-        let (mut length, mut chunked) = (None, false);
+        let mut length = Length::default();
+        // Any transfer-encoding header, and whether the last coding of the last one is chunked.
+        let (mut coded, mut chunked) = (false, false);
         for h in response.headers.iter() {
             let name = h.name;
             if name.eq_ignore_ascii_case("content-length") {
-                let value = std::str::from_utf8(h.value)
-                    .ok()
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .ok_or_else(|| BadHead("invalid content-length header".into()))?;
-                if length.is_some_and(|seen| seen != value) {
-                    return Err(BadHead("conflicting content-length headers".into()));
-                }
-                length = Some(value);
+                length.take(h.value);
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                // Chunked when it is the last coding applied.
+                coded = true;
                 chunked = h
                     .value
                     .rsplit(|&b| b == b',')
                     .next()
                     .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-                if !chunked {
-                    length = None;
-                }
             } else if name.eq_ignore_ascii_case("connection") {
                 for token in h.value.split(|&b| b == b',') {
                     let token = token.trim_ascii();
@@ -172,6 +168,8 @@ pub(super) fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Respon
                         head.keep_alive = true;
                     }
                 }
+            } else if name.eq_ignore_ascii_case("keep-alive") {
+                head.idle_limit = keep_alive_timeout(h.value).or(head.idle_limit);
             } else if name.eq_ignore_ascii_case("location") {
                 head.location = std::str::from_utf8(h.value).ok().map(str::to_string);
             } else if HeaderRead::of(name) != HeaderRead::Ignored
@@ -183,10 +181,19 @@ pub(super) fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Respon
                 head.headers.append(name, value);
             }
         }
+        // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length whatever their order, and
+        // a response with both may be a smuggling attempt, so its connection is not reused.
+        if coded && length.seen {
+            head.keep_alive = false;
+        }
+        let length = if coded { None } else { length.value()? };
         head.framing = if head_request || status == 204 || status == 304 || status == 101 {
             Framing::Empty
         } else if chunked {
             Framing::Chunked
+        } else if coded {
+            // A coding other than chunked last: the body runs until the server closes.
+            Framing::UntilClose
         } else if let Some(len) = length {
             Framing::Length(len)
         } else {
@@ -197,6 +204,51 @@ pub(super) fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Respon
         }
         return Ok(Some(head));
     }
+}
+
+/// The content-length headers of a head: their value, or why they have none usable (only an
+/// error when no transfer-encoding overrides them).
+#[derive(Default)]
+struct Length {
+    seen: bool,
+    value: Option<u64>,
+    bad: Option<&'static str>,
+}
+
+impl Length {
+    fn take(&mut self, raw: &[u8]) {
+        self.seen = true;
+        match std::str::from_utf8(raw)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            None => self.bad = Some("invalid content-length header"),
+            Some(v) if self.value.is_some_and(|seen| seen != v) => {
+                self.bad = Some("conflicting content-length headers");
+            }
+            Some(v) => self.value = Some(v),
+        }
+    }
+
+    fn value(&self) -> Result<Option<u64>, BadHead> {
+        match self.bad {
+            Some(bad) => Err(BadHead(bad.into())),
+            None => Ok(self.value),
+        }
+    }
+}
+
+/// The `timeout=N` (seconds) of a `Keep-Alive` header value, as Apache and others send it.
+fn keep_alive_timeout(value: &[u8]) -> Option<Duration> {
+    value.split(|&b| b == b',').find_map(|param| {
+        let param = std::str::from_utf8(param).ok()?.trim();
+        let (name, secs) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("timeout")
+            .then(|| secs.trim().trim_matches('"').parse::<u64>().ok())
+            .flatten()
+            .map(Duration::from_secs)
+    })
 }
 
 /// A chunked body that breaks the encoding.

@@ -147,3 +147,37 @@ fn transfer_encoding_wins_over_content_length_and_mixed_case_names_count() {
     assert_eq!(head.framing, Framing::Chunked);
     assert!(!head.keep_alive);
 }
+
+#[test]
+fn transfer_encoding_wins_in_either_order_and_a_head_with_both_is_not_reused() {
+    for wire in [
+        &b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n",
+        // A bad length does not matter once a coding overrides it.
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: x\r\n\r\n",
+    ] {
+        let head = parse_head(wire, false).unwrap().unwrap();
+        assert_eq!(head.framing, Framing::Chunked);
+        assert!(!head.keep_alive, "{}", String::from_utf8_lossy(wire));
+    }
+    // A coding other than chunked last: the body runs to the close, whatever the length says.
+    for wire in [
+        &b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\ncontent-length: 3\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: gzip\r\n\r\n",
+    ] {
+        let head = parse_head(wire, false).unwrap().unwrap();
+        assert_eq!(head.framing, Framing::UntilClose);
+        assert!(!head.keep_alive);
+    }
+    let plain = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+    assert!(parse_head(plain, false).unwrap().unwrap().keep_alive);
+}
+
+#[test]
+fn a_keep_alive_timeout_is_read_from_the_head() {
+    let wire = b"HTTP/1.1 200 OK\r\nKeep-Alive: max=100, Timeout=5\r\ncontent-length: 0\r\n\r\n";
+    let head = parse_head(wire, false).unwrap().unwrap();
+    assert_eq!(head.idle_limit, Some(std::time::Duration::from_secs(5)));
+    let none = b"HTTP/1.1 200 OK\r\nKeep-Alive: max=100\r\ncontent-length: 0\r\n\r\n";
+    assert_eq!(parse_head(none, false).unwrap().unwrap().idle_limit, None);
+}

@@ -25,7 +25,7 @@ mod target;
 
 pub use client::{CallOutcome, ClientError, HttpClient};
 pub use decoded::{Decoded, Finish};
-pub use options::{ClientOptions, DEFAULT_MAX_RESPONSE_BYTES};
+pub use options::{ClientOptions, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES};
 pub use pacer::{Announced, AnnouncedLog, Pacer, Ticket};
 pub use preflight::{PreflightError, preflight};
 pub use redact::{Secrets, display_url};

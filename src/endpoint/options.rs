@@ -1,5 +1,5 @@
 //! What every client of a run is configured with: timeouts, TLS, HTTP/2, the response size
-//! limit and whether redirects are followed.
+//! limit, whether redirects are followed, and how long kept connections live.
 
 use std::time::Duration;
 
@@ -22,7 +22,17 @@ pub struct ClientOptions {
     pub pace: bool,
     /// Where every client of the run records the quota the server announced.
     pub announced: super::AnnouncedLog,
+    /// A kept connection idle this long is closed instead of reused (`--idle-timeout`):
+    /// shorter than a typical server's keep-alive timeout, so the client retires it first.
+    pub idle_timeout: Duration,
+    /// Resend once, on a fresh connection, a request whose reused connection closed before
+    /// any byte of its response came (`--no-stale-retry` turns it off).
+    pub stale_retry: bool,
 }
+
+/// Default for `--idle-timeout`: below the shortest keep-alive timeout common servers use
+/// (uvicorn 5 s; nginx 75 s, Apache 5 s, Node 5 s).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Default for `--max-response-bytes`: far above any chat completion, far below what would
 /// hurt the machine when a server sends an endless body.
@@ -42,6 +52,8 @@ impl Default for ClientOptions {
             follow_redirects: false,
             pace: true,
             announced: super::AnnouncedLog::default(),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            stale_retry: true,
         }
     }
 }

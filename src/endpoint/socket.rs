@@ -5,7 +5,6 @@
 //! [`direct`](super::direct).
 
 use std::io;
-use std::task::{Context, Poll, Waker};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -31,9 +30,31 @@ pub(super) enum Broke {
 }
 
 /// Whether a kept connection can take a request: nothing arrived on it since its last
-/// response (a FIN, a reset or stray bytes all retire it). No system call unless the
-/// socket has signalled something.
+/// response (a FIN, a reset or stray bytes all retire it). One non-blocking
+/// `recv(MSG_PEEK)`: tokio's cached readiness alone misses a FIN that the reactor has not
+/// polled yet (the worker was busy running calls), which is the race at a server's
+/// keep-alive timeout.
+#[cfg(unix)]
 pub(super) fn still_open(io: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut probe = [0u8; 1];
+    // SAFETY: recv(2) writes at most `probe.len()` bytes into `probe`, which outlives the
+    // call; the descriptor belongs to `io`, borrowed (so open) for the whole call.
+    let n = unsafe {
+        libc::recv(
+            io.as_raw_fd(),
+            probe.as_mut_ptr().cast(),
+            probe.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+}
+
+/// Elsewhere, tokio's cached readiness, then a read when it says something arrived.
+#[cfg(not(unix))]
+pub(super) fn still_open(io: &TcpStream) -> bool {
+    use std::task::{Context, Poll, Waker};
     let mut cx = Context::from_waker(Waker::noop());
     match io.poll_read_ready(&mut cx) {
         Poll::Pending => true,
@@ -60,14 +81,39 @@ async fn fill(io: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
 
 /// Writes `request` and reads up to a whole response head (left at the start of `buf`). The
 /// request is dropped once written: a call waiting for its answer holds no copy of it.
+///
+/// When the write fails, the server may have answered before reading the whole body (a 413
+/// for a body over its limit) and closed: its answer is still in the receive buffer, and it
+/// is what the call reports, not the broken pipe. Only with no answer there is it
+/// [`Broke::Write`].
 pub(super) async fn exchange_head(
     io: &mut TcpStream,
     request: Vec<u8>,
     buf: &mut Vec<u8>,
     head_request: bool,
 ) -> Result<ResponseHead, Broke> {
-    io.write_all(&request).await.map_err(Broke::Write)?;
+    let written = io.write_all(&request).await;
     drop(request);
+    match written {
+        Ok(()) => read_head(io, buf, head_request).await,
+        Err(e) => match read_head(io, buf, head_request).await {
+            Ok(mut head) => {
+                // The request did not wholly leave: the connection is out of step.
+                head.keep_alive = false;
+                Ok(head)
+            }
+            Err(_) if buf.is_empty() => Err(Broke::Write(e)),
+            Err(broke) => Err(broke),
+        },
+    }
+}
+
+/// Reads up to a whole response head (left at the start of `buf`).
+async fn read_head(
+    io: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    head_request: bool,
+) -> Result<ResponseHead, Broke> {
     loop {
         match fill(io, buf).await {
             Ok(0) => return Err(Broke::Read(None)),

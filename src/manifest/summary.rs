@@ -50,6 +50,10 @@ pub struct RunSummaryFile {
     /// `--resume`) resumed at the step that failed: the completed steps they did not redo.
     #[serde(default)]
     pub calls_saved: u64,
+    /// Requests sent again on a fresh connection because their kept connection had been
+    /// closed by the server before any byte of the answer (RFC 9112 §9.3.1).
+    #[serde(default)]
+    pub stale_retries: u64,
     /// Failed calls per kind.
     pub errors: ErrorCounts,
     /// Per-call latency.
@@ -300,6 +304,7 @@ mod tests {
             passes: 2,
             calls: 30,
             calls_saved: 0,
+            stale_retries: 0,
             errors: ErrorCounts::default(),
             call_latency: LatencySummary::default(),
             chain_latency: LatencySummary::default(),

@@ -49,6 +49,7 @@ pub fn merge_runs(runs: &[&RunSummary]) -> Result<RunSummary, MergeError> {
     out.chains_failed = sum_usize(|r| r.chains_failed);
     out.chains_retried = sum_usize(|r| r.chains_retried);
     out.calls_saved = sum_u64(|r| r.calls_saved);
+    out.stale_retries = sum_u64(|r| r.stale_retries);
     out.chains_not_run = sum_usize(|r| r.chains_not_run);
     out.outputs_differ = sum_usize(|r| r.outputs_differ);
     if runs.len() > 1 {

@@ -129,6 +129,7 @@ impl RunRecorder {
             chains_failed: f.chains_failed,
             chains_retried: batch.retried,
             calls_saved: batch.calls_saved,
+            stale_retries: batch.stale_retries,
             calls: f.calls,
             calls_failed: f.errors.total(),
             call_latency: f.call_latency.summary(),

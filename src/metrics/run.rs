@@ -35,6 +35,11 @@ pub struct RunSummary {
     /// completed step not redone, every resumed attempt counted); 0 with `--restart-chains`.
     #[serde(default)]
     pub calls_saved: u64,
+    /// Requests sent again on a fresh connection because the kept connection they went out
+    /// on had been closed by the server before any byte of the answer (RFC 9112 §9.3.1);
+    /// 0 with `--no-stale-retry` or when nothing went stale.
+    #[serde(default)]
+    pub stale_retries: u64,
     /// Calls sent, every pass and backoff retry included.
     pub calls: u64,
     /// Calls that failed (each is counted in `errors`).

@@ -84,6 +84,12 @@ pub fn run_text(s: &RunSummaryFile, out: &Path) -> String {
         e.connect,
         e.body + e.decode
     ));
+    if s.stale_retries > 0 {
+        text.push_str(&format!(
+            "\nstale connections: {} requests sent again on a fresh connection (stale_retries)",
+            s.stale_retries
+        ));
+    }
     if s.step_latency.len() > 1 {
         let steps: Vec<String> = s
             .step_latency
@@ -137,6 +143,7 @@ mod tests {
             passes: 2,
             calls: 7,
             calls_saved: 0,
+            stale_retries: 0,
             errors,
             call_latency: LatencySummary::default(),
             chain_latency: LatencySummary::default(),

@@ -152,6 +152,9 @@ fn calls_section(md: &mut String, s: &RunSummaryFile) {
     if s.calls_saved > 0 {
         let _ = writeln!(md, "{}.\n", table::saved_words(s.calls_saved));
     }
+    if s.stale_retries > 0 {
+        let _ = writeln!(md, "{}.\n", table::stale_words(s.stale_retries));
+    }
     let words = table::error_words(&s.errors);
     if words.is_empty() {
         md.push_str("No call failed.\n\n");

@@ -182,6 +182,7 @@ fn simulate(size: usize, limit: usize, pooling: Pooling) -> SimRun {
         chains_failed: todo.len(),
         chains_retried: retried,
         calls_saved: 0,
+        stale_retries: 0,
         calls: calls.len() as u64,
         calls_failed,
         call_latency: call_rec.summary(),

@@ -256,6 +256,9 @@ pub struct BatchResult {
     /// Calls not sent because failed chains resumed at the step that failed: the completed
     /// steps they did not redo, summed over every resumed attempt.
     pub calls_saved: u64,
+    /// Requests sent again on a fresh connection because the kept connection they went out
+    /// on had been closed by the server (see `HttpClient::stale_retries`).
+    pub stale_retries: u64,
 }
 
 impl Runner {
@@ -292,6 +295,7 @@ impl Runner {
     ) -> BatchResult {
         // One shared copy for the chain tasks: a task clones an Arc, not the client.
         let this = Arc::new(self.clone());
+        let stale_before = self.client.stale_retries();
         let t0 = Instant::now();
         let mut state = BatchState::new(t0);
         state.resume_from = resume_from;
@@ -339,7 +343,9 @@ impl Runner {
             }
             pending = Some(failed);
         }
-        state.finish(&rows, observer.as_ref())
+        let mut result = state.finish(&rows, observer.as_ref());
+        result.stale_retries = self.client.stale_retries() - stale_before;
+        result
     }
 
     /// One pass over `queue` at the adaptive limit (a fixed one runs `run_pass_workers`);
@@ -537,6 +543,7 @@ impl BatchState {
                 .map_or(Duration::ZERO, |s| last_end.saturating_duration_since(s)),
             retried: self.retried,
             calls_saved: self.calls_saved,
+            stale_retries: 0,
         }
     }
 }

@@ -214,6 +214,7 @@ where
         retry_wall: Duration::ZERO,
         retried: 0,
         calls_saved: 0,
+        stale_retries: 0,
     };
     (batch, stats)
 }
@@ -228,8 +229,9 @@ impl Runner {
         observer: Arc<dyn Observer>,
     ) -> (BatchResult, OpenLoopStats) {
         let this = Arc::new(self.clone());
+        let stale_before = self.client.stale_retries();
         let t0 = Instant::now();
-        drive(plan, self.stop.clone(), move |idx| {
+        let (mut batch, stats) = drive(plan, self.stop.clone(), move |idx| {
             let (runner, observer) = (Arc::clone(&this), Arc::clone(&observer));
             async move {
                 let row = Row::synthetic_at(idx);
@@ -245,7 +247,9 @@ impl Runner {
                 }
             }
         })
-        .await
+        .await;
+        batch.stale_retries = self.client.stale_retries() - stale_before;
+        (batch, stats)
     }
 }
 

@@ -314,6 +314,7 @@ async fn run_grid(
                     retry_wall: std::time::Duration::ZERO,
                     retried: 0,
                     calls_saved: 0,
+                    stale_retries: 0,
                 };
                 m.summary(key, &batch, &steps, None, 0)
             });

@@ -102,6 +102,7 @@ impl CellRuns {
         cell.retry_wall_ms = stats::mean(&retry);
         cell.chains_retried = self.runs.iter().map(|r| r.chains_retried).sum();
         cell.calls_saved = self.runs.iter().map(|r| r.calls_saved).sum();
+        cell.stale_retries = self.runs.iter().map(|r| r.stale_retries).sum();
         cell.chains_not_run = self.runs.iter().map(|r| r.chains_not_run).sum();
         cell.partial = self.runs.iter().any(|r| r.partial);
         cell.outputs_differ = self.runs.iter().map(|r| r.outputs_differ).sum();

@@ -65,6 +65,9 @@ pub(crate) fn issues(report: &SweepReport) -> Vec<String> {
         if r.calls_saved > 0 {
             parts.push(saved_words(r.calls_saved));
         }
+        if r.stale_retries > 0 {
+            parts.push(stale_words(r.stale_retries));
+        }
         if r.chains_failed > 0 {
             parts.push(format!(
                 "{} still failed after every pass",
@@ -94,6 +97,19 @@ pub(crate) fn issues(report: &SweepReport) -> Vec<String> {
 /// The sentence shown when [`issues`] is empty.
 pub(crate) const NO_ISSUES: &str = "None: no 429s, timeouts, 5xx or other failed calls; \
 every chain succeeded; every output matched the first run of its size.";
+
+/// `3 requests sent again on a fresh connection …`, for both commands' summary.md and the
+/// terminal: a resend is never hidden, since a non-idempotent request may have run twice.
+pub(crate) fn stale_words(stale_retries: u64) -> String {
+    let requests = match stale_retries {
+        1 => "1 request".to_string(),
+        n => format!("{n} requests"),
+    };
+    format!(
+        "{requests} sent again on a fresh connection (stale_retries: the kept connection was \
+         closed by the server before any byte of the answer; --no-stale-retry turns this off)"
+    )
+}
 
 /// `4 calls saved by resuming chains at the step that failed`, for both commands' summary.md.
 pub(crate) fn saved_words(calls_saved: u64) -> String {

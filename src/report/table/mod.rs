@@ -21,7 +21,7 @@ use crate::record::Pooling;
 use crate::sweep::SweepReport;
 
 pub(crate) use self::cost::{cost_note, cost_table};
-pub(crate) use self::issues::{NO_ISSUES, error_words, issues, saved_words};
+pub(crate) use self::issues::{NO_ISSUES, error_words, issues, saved_words, stale_words};
 pub(crate) use self::llm::{
     attainment as attainment_cell, goodput as goodput_cell, llm_note, llm_table,
 };
