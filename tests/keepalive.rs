@@ -77,11 +77,13 @@ async fn serve(mut socket: TcpStream, close: Close, extra: &str, answered: Arc<A
     answer.splice(at..at, extra.bytes());
     for n in 0..1_000 {
         let request = match close {
-            Close::Idle(idle) => match tokio::time::timeout(idle, read_request(&mut socket, &mut buf)).await {
-                Ok(request) => request,
-                // Dropped with whatever arrived unread: a reset, as a real server's close.
-                Err(_) => return,
-            },
+            Close::Idle(idle) => {
+                match tokio::time::timeout(idle, read_request(&mut socket, &mut buf)).await {
+                    Ok(request) => request,
+                    // Dropped with whatever arrived unread: a reset, as a real server's close.
+                    Err(_) => return,
+                }
+            }
             _ => read_request(&mut socket, &mut buf).await,
         };
         if request.is_none() || (n > 0 && matches!(close, Close::OnNextRequest)) {
@@ -241,14 +243,22 @@ async fn two_hundred_calls_idle_about_one_second_at_a_one_second_idle_close_lose
 #[tokio::test]
 async fn a_keep_alive_timeout_and_the_idle_timeout_retire_a_connection_before_the_server_does() {
     // `Keep-Alive: timeout=1`: a connection idle 0.85 s is not reused (retired at 0.75 s).
-    let server = Server::start(Close::Idle(Duration::from_secs(1)), "Keep-Alive: timeout=1\r\n").await;
+    let server = Server::start(
+        Close::Idle(Duration::from_secs(1)),
+        "Keep-Alive: timeout=1\r\n",
+    )
+    .await;
     let client = pooled(&ClientOptions::default());
     for _ in 0..3 {
         assert!(call(&client, &server.url).await.error.is_none());
         tokio::time::sleep(Duration::from_millis(850)).await;
     }
     assert_eq!(server.connections(), 3);
-    assert_eq!(client.stale_retries(), 0, "never sent on a closing connection");
+    assert_eq!(
+        client.stale_retries(),
+        0,
+        "never sent on a closing connection"
+    );
     // --idle-timeout 200ms: calls 300 ms apart each open a connection; 50 ms apart reuse one.
     let server = Server::start(Close::Idle(Duration::from_secs(5)), "").await;
     let opts = ClientOptions {
@@ -328,7 +338,16 @@ fn a_ten_megabyte_prompt_in_run_fails_its_row_as_a_413_from_the_mock() {
     loadchain()
         .args(["run", "--manifest"])
         .arg(&rows)
-        .args(["--steps", "1", "--retry-passes", "0", "--limit", "1", "-q", "--out"])
+        .args([
+            "--steps",
+            "1",
+            "--retry-passes",
+            "0",
+            "--limit",
+            "1",
+            "-q",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .unwrap();

@@ -171,8 +171,7 @@ impl HttpClient {
             pooling,
             opts: opts.clone(),
             pacer: opts.pace.then(|| Arc::new(Pacer::default())),
-            direct: (!opts.http2_prior_knowledge)
-                .then(|| Arc::new(Direct::new(pooling, opts))),
+            direct: (!opts.http2_prior_knowledge).then(|| Arc::new(Direct::new(pooling, opts))),
         }
     }
 

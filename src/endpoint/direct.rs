@@ -261,9 +261,7 @@ impl Direct {
     /// `--idle-timeout`, or less when the server announced its own (`Keep-Alive: timeout=N`),
     /// retired a quarter of N (at most 1 s) before the server would close it.
     fn keep_for(&self, server: Option<Duration>) -> Duration {
-        let server = server.map_or(Duration::MAX, |n| {
-            n - (n / 4).min(Duration::from_secs(1))
-        });
+        let server = server.map_or(Duration::MAX, |n| n - (n / 4).min(Duration::from_secs(1)));
         self.idle_timeout.min(server)
     }
 
@@ -364,5 +362,22 @@ fn sending(target: &Target, broke: Broke, stale: bool) -> Failed {
             "error sending request for url ({}): {cause}",
             super::redact::display_url(&target.url)
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ClientOptions, Direct, Duration};
+    use crate::record::Pooling;
+
+    #[test]
+    fn a_connection_is_kept_for_the_idle_timeout_or_less_when_the_server_announces_less() {
+        let direct = Direct::new(Pooling::On, &ClientOptions::default());
+        let secs = Duration::from_secs;
+        assert_eq!(direct.keep_for(None), secs(4), "--idle-timeout's default");
+        assert_eq!(direct.keep_for(Some(secs(60))), secs(4));
+        assert_eq!(direct.keep_for(Some(secs(5))), secs(4), "a second before");
+        assert_eq!(direct.keep_for(Some(secs(1))), Duration::from_millis(750));
+        assert_eq!(direct.keep_for(Some(secs(0))), Duration::ZERO, "never kept");
     }
 }
