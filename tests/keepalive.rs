@@ -263,14 +263,14 @@ async fn a_keep_alive_timeout_and_the_idle_timeout_retire_a_connection_before_th
         0,
         "never sent on a closing connection"
     );
-    // --idle-timeout 200ms: calls 300 ms apart each open a connection; 50 ms apart reuse one.
+    // --idle-timeout 400ms: calls 600 ms apart each open a connection; 20 ms apart reuse one.
     let server = Server::start(Close::Idle(Duration::from_secs(5)), "").await;
     let opts = ClientOptions {
-        idle_timeout: Duration::from_millis(200),
+        idle_timeout: Duration::from_millis(400),
         ..ClientOptions::default()
     };
     let client = pooled(&opts);
-    for pause in [300, 300, 50, 50] {
+    for pause in [600, 600, 20, 20] {
         assert!(call(&client, &server.url).await.error.is_none());
         tokio::time::sleep(Duration::from_millis(pause)).await;
     }
