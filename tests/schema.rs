@@ -260,3 +260,13 @@ fn an_open_loop_sweep_report_matches_the_report_schema() {
     broken["runs"][0].as_object_mut().unwrap().remove("latency");
     assert!(!v.is_valid(&broken));
 }
+
+/// Panics unless the report.json at `path` matches docs/schema/report.schema.json: every
+/// test that makes a report checks it (NOTE: a test that writes one should call this).
+pub(crate) fn assert_report_valid(path: &Path) {
+    assert_valid(
+        &validator("report.schema.json"),
+        &read_json(path),
+        &path.display().to_string(),
+    );
+}

@@ -47,6 +47,7 @@ pub async fn run(args: SweepArgs) -> Result<()> {
     let ui = SweepScreen {
         progress: Progress::new(quiet, cfg.workload.chain.step_names()),
         calls: calls.as_ref(),
+        cfg: &cfg,
     };
     let outcome = sweep::run(&cfg, &ui, Some(super::stop_on_ctrl_c())).await?;
     drop(ui);
@@ -86,6 +87,8 @@ pub async fn run(args: SweepArgs) -> Result<()> {
 struct SweepScreen<'a> {
     progress: Progress,
     calls: Option<&'a CallsCsv>,
+    /// Numbers the rows of calls.csv as the whole run numbers them (`--segment`).
+    cfg: &'a SweepConfig,
 }
 
 impl SweepUi for SweepScreen<'_> {
@@ -94,11 +97,14 @@ impl SweepUi for SweepScreen<'_> {
         match self.calls {
             Some(calls) => Arc::new(Tee(vec![
                 bar,
-                calls.sink(RunKey {
-                    size,
-                    limit,
-                    pooling,
-                }),
+                calls.sink_numbered(
+                    RunKey {
+                        size,
+                        limit,
+                        pooling,
+                    },
+                    self.cfg.numbering(size),
+                ),
             ])),
             None => bar,
         }
