@@ -405,3 +405,88 @@ async fn merged_segments_match_the_whole_run_at_p50_and_p99() {
         assert!(within(x, y, 2.0), "{q}: whole {x} vs merged {y}");
     }
 }
+
+/// Starts `loadchain ARGS` in `cwd` without waiting.
+fn spawn_in(cwd: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_loadchain"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("OPENAI_API_KEY")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The folders under `cwd/reports`, sorted.
+fn report_folders(cwd: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(cwd.join("reports"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn sweeps_and_runs_started_together_without_out_each_get_a_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sweep = [
+        "sweep",
+        "-n",
+        "4",
+        "--limits",
+        "2",
+        "--steps",
+        "1",
+        "--pooling",
+        "on",
+        "-q",
+        "--mock-latency",
+        "fixed:1ms",
+    ];
+    // Started in the same instant, so at least two of the three share a UTC second.
+    let children: Vec<_> = (0..3).map(|_| spawn_in(tmp.path(), &sweep)).collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+    }
+    let folders = report_folders(tmp.path());
+    assert_eq!(folders.len(), 3, "{folders:?}");
+    for f in &folders {
+        assert!(f.contains("-sweep"), "{f}");
+        crate::schema::assert_report_valid(&tmp.path().join("reports").join(f).join("report.json"));
+    }
+    let manifest = tmp.path().join("rows.csv");
+    std::fs::write(&manifest, "id,topic\n1,a\n2,b\n").unwrap();
+    let run = [
+        "run",
+        "--manifest",
+        "rows.csv",
+        "--steps",
+        "1",
+        "-q",
+        "--mock-latency",
+        "fixed:1ms",
+    ];
+    let children: Vec<_> = (0..3).map(|_| spawn_in(tmp.path(), &run)).collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+    }
+    let runs: Vec<_> = report_folders(tmp.path())
+        .into_iter()
+        .filter(|f| f.contains("-run"))
+        .collect();
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    for f in &runs {
+        let results = tmp.path().join("reports").join(f).join("results.jsonl");
+        assert_eq!(
+            std::fs::read_to_string(results).unwrap().lines().count(),
+            2,
+            "{f}"
+        );
+    }
+}

@@ -28,11 +28,15 @@ pub async fn run(args: SweepArgs) -> Result<()> {
     let out = if args.output.no_report {
         None
     } else {
-        let dir = match &args.output.out {
-            Some(d) => d.clone(),
-            None => report::free_report_dir(Path::new("reports"), SystemTime::now(), "sweep"),
-        };
-        Some(report::ReportDir::create(&dir).with_context(|| format!("--out {}", dir.display()))?)
+        Some(match &args.output.out {
+            Some(dir) => report::ReportDir::create(dir)
+                .with_context(|| format!("--out {}", dir.display()))?,
+            // A default name is never refused: a taken one moves on to `-2`, `-3`, …
+            None => {
+                report::ReportDir::create_free(Path::new("reports"), SystemTime::now(), "sweep")
+                    .context("creating the report folder under reports/")?
+            }
+        })
     };
     super::warn_if_no_api_key(&args.common.target);
     let quiet = args.output.quiet;
