@@ -277,7 +277,14 @@ fn an_auto_limits_only_sweep_report_matches_the_report_schema() {
     let out = dir.path().join("auto");
     loadchain()
         .args(["sweep", "--limits", "auto", "--n", "12", "--steps", "1"])
-        .args(["--pooling", "on", "--mock-latency", "fixed:2ms", "-q", "--out"])
+        .args([
+            "--pooling",
+            "on",
+            "--mock-latency",
+            "fixed:2ms",
+            "-q",
+            "--out",
+        ])
         .arg(&out)
         .assert()
         .success();

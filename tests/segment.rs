@@ -490,3 +490,80 @@ fn sweeps_and_runs_started_together_without_out_each_get_a_folder() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merge_fail_on_gates_on_the_merged_histograms_and_records_a_runnable_command() {
+    let mock = spawn_mock(fixed(5)).await;
+    let url = format!("{}/v1", mock.url());
+    let tmp = tempfile::tempdir().unwrap();
+    let mut segs = Vec::new();
+    for i in 1..=2 {
+        let dir = tmp.path().join(format!("s{i}"));
+        let out = dir.display().to_string();
+        let seg = format!("{i}/2");
+        let args = [
+            "sweep",
+            "--target",
+            &url,
+            "-n",
+            "8",
+            "--limits",
+            "2",
+            "--steps",
+            "1",
+            "--pooling",
+            "on",
+            "-q",
+            "--segment",
+            &seg,
+            "--out",
+            &out,
+        ];
+        succeeds(args.map(String::from).to_vec()).await;
+        segs.push(dir);
+    }
+    let merge = |name: &str, checks: &str| {
+        let mut cmd = loadchain();
+        cmd.arg("merge")
+            .args(&segs)
+            .arg("--out")
+            .arg(tmp.path().join(name));
+        cmd.args(["--fail-on", checks]);
+        cmd.assert()
+    };
+    // Every call took ≥ 5 ms: p50 > 1ms breaks, naming the merged cell; p99 > 10s holds.
+    let broken = merge("broken", "p50>1ms,failed>0").code(1);
+    let err = String::from_utf8_lossy(&broken.get_output().stderr).to_string();
+    assert!(err.contains("p50") && err.contains("n=8"), "{err}");
+    assert!(
+        tmp.path().join("broken/report.json").is_file(),
+        "written before the verdict"
+    );
+    merge("held", "p99>10s,errors>1%").success();
+    // A check with nothing to measure is a usage error, and nothing is written.
+    let unpriced = merge("unpriced", "cost>1").code(2);
+    let err = String::from_utf8_lossy(&unpriced.get_output().stderr).to_string();
+    assert!(err.contains("--fail-on") && err.contains("price"), "{err}");
+    assert!(!tmp.path().join("unpriced").exists());
+    // The merged command is the whole run's, without --segment or a segment's --out: run
+    // as it stands (in a temp folder), it measures the same cells.
+    let held = tmp.path().join("held/report.json");
+    crate::schema::assert_report_valid(&held);
+    let merged = crate::common::read_json(&held);
+    let command = merged["settings"]["command"].as_str().unwrap().to_string();
+    assert!(
+        !command.contains("--segment") && !command.contains("--out"),
+        "{command}"
+    );
+    let words: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let again = tmp.path().join("again");
+    loadchain()
+        .args(&words)
+        .arg("--out")
+        .arg(&again)
+        .assert()
+        .success();
+    let whole = report(&again);
+    assert_eq!(whole["settings"]["sizes"], merged["settings"]["sizes"]);
+    assert_eq!(whole["settings"]["limits"], merged["settings"]["limits"]);
+}
