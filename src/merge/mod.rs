@@ -174,11 +174,14 @@ impl Coverage {
 
 /// Reads the folders and merges them into one report (nothing written).
 pub fn merge_dirs(dirs: &[PathBuf]) -> Result<SweepReport, MergeError> {
-    let reports = dirs
-        .iter()
+    merge_reports(&read_reports(dirs)?)
+}
+
+/// Each folder's report.json, named by its folder.
+fn read_reports(dirs: &[PathBuf]) -> Result<Vec<(String, SweepReport)>, MergeError> {
+    dirs.iter()
         .map(|d| Ok((d.display().to_string(), report::read_report(d)?)))
-        .collect::<Result<Vec<_>, MergeError>>()?;
-    merge_reports(&reports)
+        .collect()
 }
 
 /// Settings that differ between segments by design: split counts, the command, the machine.
@@ -344,12 +347,78 @@ pub fn merge_into(
         let (merged, verdict) = batch::merge_run_into(dirs, out, fail_on)?;
         return Ok((Merged::Run(Box::new(merged)), verdict));
     }
-    let merged = merge_dirs(dirs)?;
+    let reports = read_reports(dirs)?;
+    let merged = merge_reports(&reports)?;
     let verdict = sweep_verdict(&merged, fail_on)?;
     let dir = report::ReportDir::create(out)?;
     dir.write(&merged)?;
-    concat_files(dirs, out, "calls.csv", true)?;
+    let segments: Vec<&SweepReport> = reports.iter().map(|(_, r)| r).collect();
+    concat_calls(dirs, &segments, &merged, out)?;
     Ok((Merged::Sweep(Box::new(merged)), verdict))
+}
+
+/// The segments' calls.csv as one file whose `size` and `limit` columns name the merged
+/// cells (a segment wrote its shares: size 100 at limit 2 is the whole run's 400 at 8), so
+/// its rows pair with the merged report's runs; `row` is already the whole run's number.
+fn concat_calls(
+    dirs: &[PathBuf],
+    segments: &[&SweepReport],
+    merged: &SweepReport,
+    out: &Path,
+) -> Result<(), MergeError> {
+    let target = out.join("calls.csv");
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e: csv::Error| MergeError::Run(format!("{}: {e}", path.display()))
+    };
+    let mut writer: Option<csv::Writer<std::fs::File>> = None;
+    for (dir, seg) in dirs.iter().zip(segments) {
+        let path = dir.join("calls.csv");
+        if !path.is_file() {
+            continue;
+        }
+        let mut reader = csv::Reader::from_path(&path).map_err(io(&path))?;
+        let header = reader.headers().map_err(io(&path))?.clone();
+        let w = match &mut writer {
+            Some(w) => w,
+            None => {
+                let mut w = csv::Writer::from_path(&target).map_err(io(&target))?;
+                w.write_record(&header).map_err(io(&target))?;
+                writer.insert(w)
+            }
+        };
+        let col = |name: &str| header.iter().position(|h| h == name);
+        let maps = [
+            (col("size"), &seg.settings.sizes, &merged.settings.sizes),
+            (col("limit"), &seg.settings.limits, &merged.settings.limits),
+        ];
+        for record in reader.records() {
+            let record = record.map_err(io(&path))?;
+            let mut fields: Vec<String> = record.iter().map(str::to_string).collect();
+            for (at, shares, wholes) in &maps {
+                let Some(field) = at.and_then(|i| fields.get_mut(i)) else {
+                    continue;
+                };
+                let k = field
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|v| shares.iter().position(|&s| s == v));
+                if let Some(whole) = k.and_then(|k| wholes.get(k)) {
+                    *field = whole.to_string();
+                }
+            }
+            w.write_record(&fields).map_err(io(&target))?;
+        }
+    }
+    match writer {
+        Some(mut w) => w.flush().map_err(|source| {
+            MergeError::Report(ReportError::Io {
+                path: target,
+                source,
+            })
+        }),
+        None => Ok(()),
+    }
 }
 
 /// `sweep --fail-on` on a merged report: every run (cell) checked on its merged histograms.
