@@ -52,6 +52,7 @@ fn config(latency_ms: u64, n: usize, limit: usize, http2: bool, warmup: bool) ->
         repeat: 1,
         rates: None,
         soak: None,
+        segment: None,
     }
 }
 

@@ -7,6 +7,8 @@ mod batch;
 mod cli;
 mod common;
 mod cost;
+#[cfg(unix)]
+mod deploy;
 mod docs;
 #[cfg(unix)]
 mod exec;

@@ -23,8 +23,8 @@ pub fn unpaced() -> HttpClient {
 }
 
 /// 200 one-step chains at limit 20 against a bucket of 6,000 a minute holding only 20:
-/// the 429s seen and the wall time.
-async fn run(paced: bool) -> (usize, Duration, usize) {
+/// the 429s seen and the wall time; OpenAI's API, or Anthropic's `/v1/messages`.
+async fn run(paced: bool, anthropic: bool) -> (usize, Duration, usize) {
     let mock = spawn_mock(MockConfig {
         rpm: Some(6000),
         rpm_burst: Some(20),
@@ -39,6 +39,9 @@ async fn run(paced: bool) -> (usize, Duration, usize) {
     let mut runner = runner(&mock, 1, 20, retry);
     if !paced {
         runner.client = unpaced();
+    }
+    if anthropic {
+        runner.target = Arc::new(loadchain::endpoint::Target::anthropic(&mock.url(), "c").unwrap());
     }
     let seen = Arc::new(Collect::default());
     let t0 = Instant::now();
@@ -57,8 +60,8 @@ async fn run(paced: bool) -> (usize, Duration, usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pacing_by_the_headers_halves_the_429s_at_least_and_is_no_slower() {
-    let (off_429, off_wall, off_ok) = run(false).await;
-    let (on_429, on_wall, on_ok) = run(true).await;
+    let (off_429, off_wall, off_ok) = run(false, false).await;
+    let (on_429, on_wall, on_ok) = run(true, false).await;
     eprintln!("PACING | off: {off_429} 429s in {off_wall:?} | on: {on_429} 429s in {on_wall:?}");
     assert_eq!((off_ok, on_ok), (200, 200));
     assert!(
@@ -186,4 +189,63 @@ fn assert_schema(name: &str, doc: &Value) {
     let v = jsonschema::validator_for(&schema).unwrap();
     let errors: Vec<String> = v.iter_errors(doc).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{name}: {errors:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mocks_messages_route_announces_anthropic_quota_headers_and_pacing_reads_them() {
+    let mock = spawn_mock(MockConfig {
+        rpm: Some(600),
+        tpm: Some(90_000),
+        ..fixed(1)
+    })
+    .await;
+    let body = r#"{"model":"c","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#;
+    // Building loadchain's client installs the TLS crypto provider reqwest needs.
+    drop(unpaced());
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/messages", mock.url()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let h = resp.headers().clone();
+    assert!(
+        !h.keys().any(|k| k.as_str().starts_with("x-ratelimit")),
+        "OpenAI's headers on Anthropic's route: {h:?}"
+    );
+    assert_eq!(h["anthropic-ratelimit-requests-limit"], "600");
+    assert_eq!(h["anthropic-ratelimit-requests-remaining"], "599");
+    for kind in ["requests", "tokens", "input-tokens", "output-tokens"] {
+        let reset = h[format!("anthropic-ratelimit-{kind}-reset").as_str()]
+            .to_str()
+            .unwrap();
+        let at = humantime::parse_rfc3339(reset).unwrap_or_else(|e| panic!("{reset}: {e}"));
+        let ahead = at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        assert!(
+            ahead <= Duration::from_secs(61),
+            "{kind} resets in {ahead:?}"
+        );
+    }
+    assert_eq!(h["anthropic-ratelimit-tokens-limit"], "90000");
+    assert_eq!(h["anthropic-ratelimit-input-tokens-limit"], "90000");
+    // loadchain's quota parsing reads them as the quota they announce.
+    let q = loadchain::endpoint::quota::QuotaHeaders::parse(&h, std::time::SystemTime::now())
+        .expect("a quota is announced");
+    let requests = q.requests.unwrap();
+    assert_eq!((requests.limit, requests.remaining), (Some(600), 599));
+    assert!(requests.reset.is_some());
+    assert_eq!(q.tokens.unwrap().limit, Some(90_000));
+    // And the pacer acts on them: far fewer 429s than unpaced against the same bucket.
+    let (off_429, _, off_ok) = run(false, true).await;
+    let (on_429, _, on_ok) = run(true, true).await;
+    eprintln!("ANTHROPIC PACING | off: {off_429} 429s | on: {on_429} 429s");
+    assert_eq!((off_ok, on_ok), (200, 200));
+    assert!(
+        off_429 >= 20,
+        "the unpaced run must meet the limit: {off_429}"
+    );
+    assert!(on_429 * 2 <= off_429, "paced {on_429} vs unpaced {off_429}");
 }

@@ -146,4 +146,26 @@ fn from_a_real_sweep_folder_uses_its_measured_chain_time() {
     // One chain at a time demands 60 / 0.04 × 2 ≈ 2,800 RPM.
     assert!(json["demand_rpm"].as_f64().unwrap() > 1000.0, "{json}");
     assert_eq!(json["exceeds"], true, "{json}");
+    crate::schema::assert_report_valid(&out.join("report.json"));
+    // The TPM demand counts what a quota charges: input and output tokens per call.
+    let run = &crate::common::read_json(&out.join("report.json"))["runs"][0];
+    let f = |k: &str| run[k].as_f64().unwrap();
+    let input = f("input_tokens_per_s");
+    assert!(input > 0.0, "the mock reports prompt tokens");
+    let per_call = (input + f("output_tokens_per_s")) * f("wall_ms") / 1000.0 / f("calls");
+    let json: Value = serde_json::from_str(&plan(&[
+        "--tpm",
+        "100000",
+        "--n",
+        "4",
+        "--json",
+        "--from",
+        out.to_str().unwrap(),
+    ]))
+    .unwrap();
+    let ratio = json["demand_tpm"].as_f64().unwrap() / json["demand_rpm"].as_f64().unwrap();
+    assert!(
+        (ratio - per_call).abs() < 0.01 * per_call,
+        "{ratio} vs {per_call}: {json}"
+    );
 }

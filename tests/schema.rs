@@ -260,3 +260,36 @@ fn an_open_loop_sweep_report_matches_the_report_schema() {
     broken["runs"][0].as_object_mut().unwrap().remove("latency");
     assert!(!v.is_valid(&broken));
 }
+
+/// Panics unless the report.json at `path` matches docs/schema/report.schema.json: every
+/// test that makes a report checks it (NOTE: a test that writes one should call this).
+pub(crate) fn assert_report_valid(path: &Path) {
+    assert_valid(
+        &validator("report.schema.json"),
+        &read_json(path),
+        &path.display().to_string(),
+    );
+}
+
+#[test]
+fn an_auto_limits_only_sweep_report_matches_the_report_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("auto");
+    loadchain()
+        .args(["sweep", "--limits", "auto", "--n", "12", "--steps", "1"])
+        .args([
+            "--pooling",
+            "on",
+            "--mock-latency",
+            "fixed:2ms",
+            "-q",
+            "--out",
+        ])
+        .arg(&out)
+        .assert()
+        .success();
+    let report = read_json(&out.join("report.json"));
+    assert_eq!(report["settings"]["limits"], json!([]), "no fixed limit");
+    assert_eq!(report["runs"][0]["auto"], true);
+    assert_report_valid(&out.join("report.json"));
+}

@@ -22,7 +22,7 @@ pub(crate) fn too_large(limit: usize) -> Response<MockBody> {
     )
 }
 
-pub(crate) fn rate_limited(refused: &Refused) -> Response<MockBody> {
+pub(crate) fn rate_limited(refused: &Refused, anthropic: bool) -> Response<MockBody> {
     let (what, d) = match (refused.tokens, refused.quota.tokens, refused.quota.requests) {
         (true, Some(d), _) => ("tokens", d),
         (_, _, Some(d)) => ("requests", d),
@@ -43,12 +43,20 @@ pub(crate) fn rate_limited(refused: &Refused) -> Response<MockBody> {
     h.insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_secs));
     // OpenAI's SDKs read this first: the same wait, not rounded up to a whole second.
     h.insert("retry-after-ms", HeaderValue::from(d.retry_after_ms));
-    add_rate_headers(&mut resp, &refused.quota);
+    add_rate_headers(&mut resp, &refused.quota, anthropic);
     resp
 }
 
-/// OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` for each quota set.
-pub(crate) fn add_rate_headers(resp: &mut Response<MockBody>, quota: &Quota) {
+/// The quota headers of the API answered: OpenAI's
+/// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` (resets as Go durations), or
+/// Anthropic's `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,
+/// remaining,reset}` (resets as RFC 3339 times, whole seconds rounded up). The mock keeps one
+/// token quota (prompt and completion together), so on `/v1/messages` it announces that one
+/// quota as `tokens`, `input-tokens` and `output-tokens` alike.
+pub(crate) fn add_rate_headers(resp: &mut Response<MockBody>, quota: &Quota, anthropic: bool) {
+    if anthropic {
+        return add_anthropic_rate_headers(resp, quota, std::time::SystemTime::now());
+    }
     let h = resp.headers_mut();
     for (kind, d) in [("requests", quota.requests), ("tokens", quota.tokens)] {
         let Some(d) = d else { continue };
@@ -59,6 +67,45 @@ pub(crate) fn add_rate_headers(resp: &mut Response<MockBody>, quota: &Quota) {
         ] {
             if let (Ok(n), Ok(v)) = (
                 hyper::header::HeaderName::try_from(format!("x-ratelimit-{name}-{kind}")),
+                HeaderValue::from_str(&value),
+            ) {
+                h.insert(n, v);
+            }
+        }
+    }
+}
+
+/// Anthropic's form of [`add_rate_headers`], with resets counted from `now`.
+fn add_anthropic_rate_headers(
+    resp: &mut Response<MockBody>,
+    quota: &Quota,
+    now: std::time::SystemTime,
+) {
+    let h = resp.headers_mut();
+    let kinds = [
+        ("requests", quota.requests),
+        ("tokens", quota.tokens),
+        ("input-tokens", quota.tokens),
+        ("output-tokens", quota.tokens),
+    ];
+    for (kind, d) in kinds {
+        let Some(d) = d else { continue };
+        // Anthropic writes whole seconds; rounding up never announces a reset too early.
+        let since = (now + d.reset)
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let secs = since.as_secs() + u64::from(since.subsec_nanos() > 0);
+        let whole = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        for (name, value) in [
+            ("limit", d.limit.to_string()),
+            ("remaining", d.remaining.to_string()),
+            (
+                "reset",
+                humantime::format_rfc3339_seconds(whole).to_string(),
+            ),
+        ] {
+            if let (Ok(n), Ok(v)) = (
+                hyper::header::HeaderName::try_from(format!("anthropic-ratelimit-{kind}-{name}")),
                 HeaderValue::from_str(&value),
             ) {
                 h.insert(n, v);

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::batch::{self, BatchUi, RunConfig, RunPlan};
 use crate::chain::Row;
@@ -17,7 +17,13 @@ use crate::record::ChainRecord;
 
 /// Runs `loadchain run`.
 pub async fn run(args: RunArgs) -> Result<()> {
-    let cfg = run_config(&args)?;
+    let mut cfg = run_config(&args)?;
+    if args.out.is_none() {
+        // Claimed, not guessed: two runs started in the same second get two folders.
+        let base = cfg.out.parent().unwrap_or(std::path::Path::new("reports"));
+        cfg.out = crate::report::claim_free_dir(base, std::time::SystemTime::now(), "run")
+            .with_context(|| format!("creating a run folder under {}", base.display()))?;
+    }
     super::warn_if_no_api_key(&args.common.target);
     super::wait_for_start(&args.common.segment, args.quiet).await;
     let ui = Arc::new(RunUi {
@@ -31,6 +37,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
         bar.finish();
     }
     drop(ui);
+    if outcome.is_err() && args.out.is_none() {
+        // The claimed folder, if nothing was written into it (fails harmlessly otherwise).
+        let _ = std::fs::remove_dir(&cfg.out);
+    }
     let outcome = outcome?;
     // Not println!: a closed stdout (`| head -c0`) is an error to end on quietly, not a panic.
     let mut stdout = std::io::stdout().lock();

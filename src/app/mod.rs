@@ -81,13 +81,14 @@ pub async fn wait_for_start(args: &crate::cli::SegmentArgs, quiet: bool) {
 }
 
 fn merge_cmd(args: &crate::cli::MergeArgs) -> Result<()> {
-    let merged = crate::merge::merge_into(&args.dirs, &args.out).map_err(|e| {
-        if e.is_input() {
-            anyhow::Error::new(InputError(e.to_string()))
-        } else {
-            anyhow::Error::new(e)
-        }
-    })?;
+    let (merged, verdict) = crate::merge::merge_into(&args.dirs, &args.out, &args.fail_on)
+        .map_err(|e| {
+            if e.is_input() {
+                anyhow::Error::new(InputError(e.to_string()))
+            } else {
+                anyhow::Error::new(e)
+            }
+        })?;
     let mut stdout = std::io::stdout().lock();
     match &merged {
         crate::merge::Merged::Sweep(r) => write!(stdout, "{}", report::render_terminal(r))?,
@@ -99,7 +100,7 @@ fn merge_cmd(args: &crate::cli::MergeArgs) -> Result<()> {
         args.dirs.len(),
         args.out.display()
     )?;
-    Ok(())
+    Ok(verdict.into_result()?)
 }
 
 fn report_cmd(args: &ReportArgs) -> Result<()> {

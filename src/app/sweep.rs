@@ -28,11 +28,15 @@ pub async fn run(args: SweepArgs) -> Result<()> {
     let out = if args.output.no_report {
         None
     } else {
-        let dir = match &args.output.out {
-            Some(d) => d.clone(),
-            None => report::free_report_dir(Path::new("reports"), SystemTime::now(), "sweep"),
-        };
-        Some(report::ReportDir::create(&dir).with_context(|| format!("--out {}", dir.display()))?)
+        Some(match &args.output.out {
+            Some(dir) => report::ReportDir::create(dir)
+                .with_context(|| format!("--out {}", dir.display()))?,
+            // A default name is never refused: a taken one moves on to `-2`, `-3`, …
+            None => {
+                report::ReportDir::create_free(Path::new("reports"), SystemTime::now(), "sweep")
+                    .context("creating the report folder under reports/")?
+            }
+        })
     };
     super::warn_if_no_api_key(&args.common.target);
     let quiet = args.output.quiet;
@@ -47,6 +51,7 @@ pub async fn run(args: SweepArgs) -> Result<()> {
     let ui = SweepScreen {
         progress: Progress::new(quiet, cfg.workload.chain.step_names()),
         calls: calls.as_ref(),
+        cfg: &cfg,
     };
     let outcome = sweep::run(&cfg, &ui, Some(super::stop_on_ctrl_c())).await?;
     drop(ui);
@@ -86,6 +91,8 @@ pub async fn run(args: SweepArgs) -> Result<()> {
 struct SweepScreen<'a> {
     progress: Progress,
     calls: Option<&'a CallsCsv>,
+    /// Numbers the rows of calls.csv as the whole run numbers them (`--segment`).
+    cfg: &'a SweepConfig,
 }
 
 impl SweepUi for SweepScreen<'_> {
@@ -94,11 +101,14 @@ impl SweepUi for SweepScreen<'_> {
         match self.calls {
             Some(calls) => Arc::new(Tee(vec![
                 bar,
-                calls.sink(RunKey {
-                    size,
-                    limit,
-                    pooling,
-                }),
+                calls.sink_numbered(
+                    RunKey {
+                        size,
+                        limit,
+                        pooling,
+                    },
+                    self.cfg.numbering(size),
+                ),
             ])),
             None => bar,
         }

@@ -59,12 +59,37 @@ pub trait RowSource: Send + Sync + std::fmt::Debug {
     fn row(&self, index: usize) -> Row;
 }
 
+/// Where a batch's synthetic rows sit in the whole run's numbering: batch row `k` is row
+/// `first + k·stride` (0-based) of the whole run. A `--segment` uses it to send exactly the
+/// rows the whole run would have sent: a sized batch takes its contiguous share (stride 1), a
+/// soak of unknown length every n-th row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Numbering {
+    /// The whole run's index of the batch's first row.
+    pub first: usize,
+    /// The step between two of the batch's rows in the whole run (≥ 1).
+    pub stride: usize,
+}
+
+impl Numbering {
+    /// The whole run itself: batch row k is row k.
+    pub const WHOLE: Numbering = Numbering {
+        first: 0,
+        stride: 1,
+    };
+
+    /// The whole run's index of batch row `k`.
+    pub fn global(self, k: usize) -> usize {
+        self.first.saturating_add(k.saturating_mul(self.stride))
+    }
+}
+
 /// The rows of a batch: a sweep's synthetic rows, made when a chain needs one (a sweep of a
 /// million chains holds no million rows), rows in memory, or rows from a [`RowSource`].
 #[derive(Debug, Clone)]
 pub enum Rows {
-    /// `n` rows as [`Row::synthetic_at`] makes them.
-    Synthetic(usize),
+    /// `n` rows as [`Row::synthetic_at`] makes them, numbered as the whole run numbers them.
+    Synthetic(usize, Numbering),
     /// Rows held whole in memory.
     Listed(Arc<[Row]>),
     /// Rows made on demand by their source (a manifest).
@@ -75,7 +100,7 @@ impl Rows {
     /// Number of rows.
     pub fn len(&self) -> usize {
         match self {
-            Rows::Synthetic(n) => *n,
+            Rows::Synthetic(n, _) => *n,
             Rows::Listed(rows) => rows.len(),
             Rows::Source(source) => source.len(),
         }
@@ -89,7 +114,7 @@ impl Rows {
     /// Row `index` (0-based), borrowed when listed, made when synthetic.
     pub fn get(&self, index: usize) -> Cow<'_, Row> {
         match self {
-            Rows::Synthetic(_) => Cow::Owned(Row::synthetic_at(index)),
+            Rows::Synthetic(_, at) => Cow::Owned(Row::synthetic_at(at.global(index))),
             Rows::Listed(rows) => Cow::Borrowed(&rows[index]),
             Rows::Source(source) => Cow::Owned(source.row(index)),
         }

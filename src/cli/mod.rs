@@ -202,6 +202,10 @@ pub struct MergeArgs {
     /// The merged report folder to create.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Exit 1 if a merged run breaks one of these checks (the same as sweep's and run's
+    /// --fail-on), evaluated on the merged histograms, e.g. 'p99>2s,errors>1%,failed>0'.
+    #[arg(long = "fail-on", value_name = "CHECKS", value_delimiter = ',')]
+    pub fail_on: Vec<crate::threshold::Threshold>,
 }
 
 /// What `sweep` and `run` share: the chain, the target, retries and the embedded mock.

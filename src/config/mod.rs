@@ -120,6 +120,14 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
     }
     sizes.sort_unstable();
     sizes.dedup();
+    let segment = args
+        .common
+        .segment
+        .segment
+        .map(|segment| crate::sweep::SweepSegment {
+            segment,
+            whole_sizes: sizes.clone(),
+        });
     if let Some(seg) = args.common.segment.segment {
         sizes = segment::split_counts(seg, "batch size", &sizes)?;
         limits = segment::split_counts(seg, "limit", &limits)?;
@@ -178,6 +186,7 @@ pub fn sweep_config(args: &SweepArgs, command: String) -> Result<SweepConfig, Co
             .is_none()
             .then_some(args.open_loop.duration)
             .flatten(),
+        segment,
     })
 }
 

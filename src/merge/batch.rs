@@ -114,8 +114,23 @@ pub fn merge_run_dirs(dirs: &[PathBuf]) -> Result<RunSummaryFile, MergeError> {
 }
 
 /// Writes the merged run folder `out` (refused if it exists).
-pub fn merge_run_into(dirs: &[PathBuf], out: &Path) -> Result<RunSummaryFile, MergeError> {
+pub fn merge_run_into(
+    dirs: &[PathBuf],
+    out: &Path,
+    fail_on: &[crate::threshold::Threshold],
+) -> Result<(RunSummaryFile, crate::threshold::Verdict), MergeError> {
     let merged = merge_run_dirs(dirs)?;
+    super::measurable(
+        fail_on,
+        merged.cost.is_some(),
+        merged.llm.slo_attainment.is_some(),
+    )?;
+    let verdict = crate::batch::RunOutcome {
+        summary: merged.clone(),
+        out: out.to_path_buf(),
+        interrupted: false,
+    }
+    .verdict(fail_on);
     if std::fs::symlink_metadata(out).is_ok() {
         return Err(ReportError::Exists {
             path: out.to_path_buf(),
@@ -134,5 +149,5 @@ pub fn merge_run_into(dirs: &[PathBuf], out: &Path) -> Result<RunSummaryFile, Me
         .write(out)
         .map_err(|e| MergeError::Run(e.to_string()))?;
     report::write_run(out, &merged)?;
-    Ok(merged)
+    Ok((merged, verdict))
 }

@@ -15,6 +15,7 @@ use thiserror::Error;
 
 use crate::report::{self, ReportError};
 use crate::sweep::SweepReport;
+use crate::threshold::{Metric, Threshold, Verdict};
 
 mod batch;
 mod run;
@@ -82,6 +83,9 @@ pub enum MergeError {
     /// JSON re-shaping failed.
     #[error("{0}")]
     Json(#[from] serde_json::Error),
+    /// A `--fail-on` check the merged reports hold nothing to measure with.
+    #[error("--fail-on: {0}")]
+    FailOn(String),
 }
 
 impl MergeError {
@@ -133,15 +137,32 @@ impl Coverage {
         format!("{}/{}", list.join("+"), self.count)
     }
 
-    /// The command with its segment replaced by this coverage.
+    /// True when every segment of the split is covered: the whole load.
+    fn is_whole(&self) -> bool {
+        self.indices.iter().copied().eq(1..=self.count)
+    }
+
+    /// The command with its segment replaced by this coverage. Once every segment is in,
+    /// the command is the whole run's, one that can be run as it stands: `--segment`,
+    /// `--start-at` and `--out` (a segment's own folder) are dropped.
     fn rewrite(&self, command: &str) -> String {
+        let whole = self.is_whole();
         let mut out = Vec::new();
         let mut words = command.split_whitespace().peekable();
         while let Some(w) = words.next() {
-            if w == "--segment" {
-                words.next();
-                out.push(format!("--segment {}", self.label()));
-            } else if w.starts_with("--segment=") {
+            let (flag, inline) = match w.split_once('=') {
+                Some((f, _)) => (f, true),
+                None => (w, false),
+            };
+            let dropped = whole && ["--segment", "--start-at", "--out"].contains(&flag);
+            if dropped {
+                if !inline {
+                    words.next();
+                }
+            } else if flag == "--segment" {
+                if !inline {
+                    words.next();
+                }
                 out.push(format!("--segment={}", self.label()));
             } else {
                 out.push(w.to_string());
@@ -153,11 +174,14 @@ impl Coverage {
 
 /// Reads the folders and merges them into one report (nothing written).
 pub fn merge_dirs(dirs: &[PathBuf]) -> Result<SweepReport, MergeError> {
-    let reports = dirs
-        .iter()
+    merge_reports(&read_reports(dirs)?)
+}
+
+/// Each folder's report.json, named by its folder.
+fn read_reports(dirs: &[PathBuf]) -> Result<Vec<(String, SweepReport)>, MergeError> {
+    dirs.iter()
         .map(|d| Ok((d.display().to_string(), report::read_report(d)?)))
-        .collect::<Result<Vec<_>, MergeError>>()?;
-    merge_reports(&reports)
+        .collect()
 }
 
 /// Settings that differ between segments by design: split counts, the command, the machine.
@@ -308,18 +332,123 @@ pub enum Merged {
 /// Merges `dirs` (all sweep report folders, or all `run` folders: the first decides) into a
 /// new folder `out` (refused if it exists), written by the report writers; the segments'
 /// calls.csv (and, for runs, results.jsonl and failed.csv) are concatenated into it.
-pub fn merge_into(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
+/// `fail_on` is checked on the merged figures, as `sweep --fail-on` (or `run --fail-on`)
+/// checks one process's: a check with nothing to measure is refused before anything is
+/// written; the verdict (exit 1 when broken) is returned beside what was written.
+pub fn merge_into(
+    dirs: &[PathBuf],
+    out: &Path,
+    fail_on: &[Threshold],
+) -> Result<(Merged, Verdict), MergeError> {
     let first = dirs.first().ok_or(MergeError::NoInput)?;
     let is_run =
         first.join(crate::manifest::SUMMARY_FILE).is_file() && !first.join("report.json").is_file();
     if is_run {
-        return Ok(Merged::Run(Box::new(batch::merge_run_into(dirs, out)?)));
+        let (merged, verdict) = batch::merge_run_into(dirs, out, fail_on)?;
+        return Ok((Merged::Run(Box::new(merged)), verdict));
     }
-    let merged = merge_dirs(dirs)?;
+    let reports = read_reports(dirs)?;
+    let merged = merge_reports(&reports)?;
+    let verdict = sweep_verdict(&merged, fail_on)?;
     let dir = report::ReportDir::create(out)?;
     dir.write(&merged)?;
-    concat_files(dirs, out, "calls.csv", true)?;
-    Ok(Merged::Sweep(Box::new(merged)))
+    let segments: Vec<&SweepReport> = reports.iter().map(|(_, r)| r).collect();
+    concat_calls(dirs, &segments, &merged, out)?;
+    Ok((Merged::Sweep(Box::new(merged)), verdict))
+}
+
+/// The segments' calls.csv as one file whose `size` and `limit` columns name the merged
+/// cells (a segment wrote its shares: size 100 at limit 2 is the whole run's 400 at 8), so
+/// its rows pair with the merged report's runs; `row` is already the whole run's number.
+fn concat_calls(
+    dirs: &[PathBuf],
+    segments: &[&SweepReport],
+    merged: &SweepReport,
+    out: &Path,
+) -> Result<(), MergeError> {
+    let target = out.join("calls.csv");
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e: csv::Error| MergeError::Run(format!("{}: {e}", path.display()))
+    };
+    let mut writer: Option<csv::Writer<std::fs::File>> = None;
+    for (dir, seg) in dirs.iter().zip(segments) {
+        let path = dir.join("calls.csv");
+        if !path.is_file() {
+            continue;
+        }
+        let mut reader = csv::Reader::from_path(&path).map_err(io(&path))?;
+        let header = reader.headers().map_err(io(&path))?.clone();
+        let w = match &mut writer {
+            Some(w) => w,
+            None => {
+                let mut w = csv::Writer::from_path(&target).map_err(io(&target))?;
+                w.write_record(&header).map_err(io(&target))?;
+                writer.insert(w)
+            }
+        };
+        let col = |name: &str| header.iter().position(|h| h == name);
+        let maps = [
+            (col("size"), &seg.settings.sizes, &merged.settings.sizes),
+            (col("limit"), &seg.settings.limits, &merged.settings.limits),
+        ];
+        for record in reader.records() {
+            let record = record.map_err(io(&path))?;
+            let mut fields: Vec<String> = record.iter().map(str::to_string).collect();
+            for (at, shares, wholes) in &maps {
+                let Some(field) = at.and_then(|i| fields.get_mut(i)) else {
+                    continue;
+                };
+                let k = field
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|v| shares.iter().position(|&s| s == v));
+                if let Some(whole) = k.and_then(|k| wholes.get(k)) {
+                    *field = whole.to_string();
+                }
+            }
+            w.write_record(&fields).map_err(io(&target))?;
+        }
+    }
+    match writer {
+        Some(mut w) => w.flush().map_err(|source| {
+            MergeError::Report(ReportError::Io {
+                path: target,
+                source,
+            })
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `sweep --fail-on` on a merged report: every run (cell) checked on its merged histograms.
+fn sweep_verdict(merged: &SweepReport, fail_on: &[Threshold]) -> Result<Verdict, MergeError> {
+    let has = |f: &dyn Fn(&crate::metrics::RunSummary) -> bool| merged.runs.iter().any(f);
+    measurable(
+        fail_on,
+        has(&|r| r.cost.is_some()),
+        has(&|r| r.llm.slo_attainment.is_some()),
+    )?;
+    let outcome = crate::sweep::SweepOutcome {
+        report: merged.clone(),
+    };
+    Ok(outcome.verdict(fail_on))
+}
+
+/// Refuses a cost check without a priced report and an SLO check without `--slo` figures:
+/// they would pass without checking anything (sweep refuses the same when it starts).
+pub(crate) fn measurable(fail_on: &[Threshold], priced: bool, slo: bool) -> Result<(), MergeError> {
+    if let Some(t) = fail_on.iter().find(|t| t.metric == Metric::Cost && !priced) {
+        return Err(MergeError::FailOn(format!(
+            "{t} needs a cost, but the reports were not priced (--price)"
+        )));
+    }
+    if let Some(t) = fail_on.iter().find(|t| t.metric.needs_slo() && !slo) {
+        return Err(MergeError::FailOn(format!(
+            "{t} needs SLO figures, but the reports were not run with --slo"
+        )));
+    }
+    Ok(())
 }
 
 /// Concatenates `name` from every folder that has one into `out/name` (nothing if none has);

@@ -97,6 +97,11 @@ pub fn merge_runs(runs: &[&RunSummary]) -> Result<RunSummary, MergeError> {
         .map(|r| r.output_tokens_per_s.map(|t| t * r.wall_ms / 1000.0))
         .sum::<Option<f64>>()
         .map(per_s);
+    out.input_tokens_per_s = runs
+        .iter()
+        .map(|r| r.input_tokens_per_s.map(|t| t * r.wall_ms / 1000.0))
+        .sum::<Option<f64>>()
+        .map(per_s);
     out.timeline = add_timelines(runs.iter().map(|r| r.timeline.as_slice()));
     out.speedup = None;
     out.efficiency = None;

@@ -39,6 +39,7 @@ struct Figures {
     llm: LlmFigures,
     errors: ErrorCounts,
     tokens: Option<u64>,
+    input_tokens: Option<u64>,
     chain_latency: LatencyRecorder,
     chains_ok: usize,
     chains_failed: usize,
@@ -66,6 +67,7 @@ impl RunRecorder {
                 llm: LlmFigures::new(None),
                 errors: ErrorCounts::default(),
                 tokens: None,
+                input_tokens: None,
                 chain_latency: LatencyRecorder::new(),
                 chains_ok: 0,
                 chains_failed: 0,
@@ -147,6 +149,7 @@ impl RunRecorder {
                 .collect(),
             ttft: (!f.ttft.is_empty()).then(|| f.ttft.summary()),
             output_tokens_per_s: f.tokens.map(|t| t as f64 / wall_s),
+            input_tokens_per_s: f.input_tokens.map(|t| t as f64 / wall_s),
             partial: batch.interrupted,
             chains_not_run: batch.not_run.len(),
             call_distribution: f.call_latency.distribution(),
@@ -183,6 +186,9 @@ impl Observer for RunRecorder {
                 }
                 if let Some(n) = call.tokens {
                     *f.tokens.get_or_insert(0) += u64::from(n);
+                }
+                if let Some(n) = call.input_tokens {
+                    *f.input_tokens.get_or_insert(0) += u64::from(n);
                 }
             }
             Some(kind) => f.errors.add(kind),

@@ -65,6 +65,10 @@ pub struct RunSummary {
     /// tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_tokens_per_s: Option<f64>,
+    /// Prompt (input) tokens of successful calls per second of wall time, when the API
+    /// reports them: with `output_tokens_per_s`, what a tokens-per-minute quota is charged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens_per_s: Option<f64>,
     /// Percentile distribution of successful call latency (HdrHistogram rows).
     pub call_distribution: Vec<DistributionRow>,
     /// Cut short by Ctrl-C: the chains that finished are counted (and their calls kept), the

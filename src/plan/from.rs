@@ -4,8 +4,10 @@
 //! From a sweep, the run at the smallest limit is taken (pooled when measured both ways): it
 //! is the least queued, so its chain time is closest to the service time Little's law wants.
 //! Calls per chain count the retries the run needed, which a quota pays for too. Tokens per
-//! call are the completion tokens the API reported (`output_tokens_per_s`), a floor when the
-//! prompt is large; `--tokens-per-call` overrides them.
+//! call are what a tokens-per-minute quota charges: input plus output tokens as the API
+//! reported them (`input_tokens_per_s` + `output_tokens_per_s`, or the cost block's totals
+//! when the report has no rates, as a run's summary.json); `--tokens-per-call` overrides
+//! them.
 
 use std::path::Path;
 use std::time::Duration;
@@ -21,7 +23,7 @@ pub struct Measured {
     pub chain_time: Duration,
     /// Calls sent per chain, retries included.
     pub calls_per_chain: f64,
-    /// Completion tokens per call, when the API reported tokens.
+    /// Input + output tokens per call, when the API reported tokens.
     pub tokens_per_call: Option<f64>,
     /// Which run the figures come from, for the text output.
     pub source: String,
@@ -103,17 +105,25 @@ fn measure(run: &Value, chains: f64, source: String) -> Result<Measured, String>
         .and_then(Value::as_f64)
         .filter(|c| *c > 0.0)
         .ok_or("it has no call count")?;
-    let tokens_per_call = match (
-        run.get("output_tokens_per_s").and_then(Value::as_f64),
-        run.get("wall_ms").and_then(Value::as_f64),
-    ) {
-        (Some(per_s), Some(wall_ms)) if per_s > 0.0 => Some(per_s * wall_ms / 1000.0 / calls),
-        _ => None,
-    };
+    let tokens_per_call = tokens(run).map(|t| t / calls);
     Ok(Measured {
         chain_time: Duration::from_secs_f64(mean_us / 1e6),
         calls_per_chain: calls / chains,
         tokens_per_call,
         source,
     })
+}
+
+/// Input + output tokens the run was charged: from the per-second rates and the wall time,
+/// else from the cost block (present when the run had a price). None when neither is there.
+fn tokens(run: &Value) -> Option<f64> {
+    let num = |k: &str| run.get(k).and_then(Value::as_f64);
+    let rates = [num("input_tokens_per_s"), num("output_tokens_per_s")];
+    if let (true, Some(wall_ms)) = (rates.iter().any(Option::is_some), num("wall_ms")) {
+        let per_s: f64 = rates.iter().flatten().sum();
+        return (per_s > 0.0).then(|| per_s * wall_ms / 1000.0);
+    }
+    let cost = |k: &str| run.pointer(&format!("/cost/{k}")).and_then(Value::as_f64);
+    let total = cost("input_tokens").unwrap_or(0.0) + cost("output_tokens").unwrap_or(0.0);
+    (total > 0.0).then_some(total)
 }

@@ -132,13 +132,15 @@ fn from_reads_the_smallest_limit_of_a_sweep_and_the_chains_of_a_run() {
         {"limit": 1, "pooling": "off", "chains_ok": 10, "chains_failed": 0, "calls": 30,
          "wall_ms": 1000.0, "chain_latency": {"mean_us": 800_000.0}},
         {"limit": 1, "pooling": "on", "chains_ok": 9, "chains_failed": 1, "calls": 33,
-         "wall_ms": 5000.0, "output_tokens_per_s": 66.0, "chain_latency": {"mean_us": 500_000.0}}
+         "wall_ms": 5000.0, "output_tokens_per_s": 66.0, "input_tokens_per_s": 132.0,
+         "chain_latency": {"mean_us": 500_000.0}}
     ]});
     std::fs::write(dir.path().join("report.json"), sweep.to_string()).unwrap();
     let m = read_measured(dir.path()).unwrap();
     assert_eq!(m.chain_time, Duration::from_millis(500));
     assert!((m.calls_per_chain - 3.3).abs() < 1e-9);
-    assert_eq!(m.tokens_per_call, Some(10.0));
+    // 10 output + 20 input tokens a call: a TPM quota charges both.
+    assert_eq!(m.tokens_per_call, Some(30.0));
 
     let run = tempfile::tempdir().unwrap();
     let summary = serde_json::json!({"succeeded": 4, "failed": 0, "calls": 12,
@@ -148,6 +150,15 @@ fn from_reads_the_smallest_limit_of_a_sweep_and_the_chains_of_a_run() {
     assert_eq!(m.chain_time, Duration::from_secs(2));
     assert_eq!(m.calls_per_chain, 3.0);
     assert_eq!(m.tokens_per_call, None);
+    // A priced run's cost block counts both kinds of token.
+    let priced = serde_json::json!({"succeeded": 4, "failed": 0, "calls": 12,
+        "chain_latency": {"mean_us": 2_000_000.0},
+        "cost": {"input_tokens": 1200, "output_tokens": 240}});
+    std::fs::write(run.path().join("summary.json"), priced.to_string()).unwrap();
+    assert_eq!(
+        read_measured(run.path()).unwrap().tokens_per_call,
+        Some(120.0)
+    );
 
     let empty = tempfile::tempdir().unwrap();
     let e = read_measured(empty.path()).unwrap_err().to_string();

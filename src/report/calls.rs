@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use super::ReportError;
 use super::csv::CallRow;
+use crate::chain::Numbering;
 use crate::record::{CallRecord, RunKey, ms};
 use crate::runner::Observer;
 
@@ -101,9 +102,17 @@ impl CallsCsv {
 
     /// An observer that appends every call it sees, as a call of run `key`.
     pub fn sink(&self, key: RunKey) -> Arc<dyn Observer> {
+        self.sink_numbered(key, Numbering::WHOLE)
+    }
+
+    /// [`CallsCsv::sink`] for a batch of synthetic rows numbered by `rows`: the `row` column
+    /// carries the whole run's row number, so a `--segment`'s calls pair with the whole run's
+    /// (and with the other segments' in a merged calls.csv).
+    pub fn sink_numbered(&self, key: RunKey, rows: Numbering) -> Arc<dyn Observer> {
         Arc::new(CallSink {
             tx: self.tx.clone(),
             key,
+            rows,
         })
     }
 
@@ -137,13 +146,17 @@ impl Drop for CallsCsv {
 struct CallSink {
     tx: Option<SyncSender<(RunKey, CallRecord)>>,
     key: RunKey,
+    rows: Numbering,
 }
 
 impl Observer for CallSink {
     fn call_done(&self, call: &CallRecord) {
         if let Some(tx) = &self.tx {
+            let mut call = *call;
+            let global = self.rows.global(call.row as usize);
+            call.row = u32::try_from(global).unwrap_or(u32::MAX);
             // Fails only once the writer stopped on an error, which finish() reports.
-            let _ = tx.send((self.key, *call));
+            let _ = tx.send((self.key, call));
         }
     }
 }

@@ -132,6 +132,26 @@ impl ReportDir {
         Ok(dir)
     }
 
+    /// [`ReportDir::create`] of the first free default name (`base/<stamp>-<kind>`, then
+    /// `-2`, `-3`, …): a name another run took or is writing, even one that took it an
+    /// instant ago, moves on to the next instead of refusing.
+    pub fn create_free(base: &Path, now: SystemTime, kind: &str) -> Result<ReportDir, ReportError> {
+        let first = default_report_dir(base, now, kind);
+        let mut last = None;
+        for n in 1..=MAX_SUFFIX {
+            let dir = numbered(&first, n);
+            if taken(&dir) {
+                continue;
+            }
+            match ReportDir::create(&dir) {
+                Ok(made) => return Ok(made),
+                Err(e @ (ReportError::InUse { .. } | ReportError::Exists { .. })) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or(ReportError::Exists { path: first }))
+    }
+
     /// The folder the report will have once written.
     pub fn out(&self) -> &Path {
         &self.out
@@ -292,21 +312,59 @@ pub fn default_report_dir(base: &Path, now: SystemTime, kind: &str) -> PathBuf {
 }
 
 /// [`default_report_dir`], or with `-2`, `-3`, … appended when a run in the same second
-/// already took that name, so two runs started back to back never collide.
+/// already took that name, so two runs started back to back never collide. Only a guess:
+/// a name is taken for good by [`ReportDir::create_free`] or [`claim_free_dir`].
 pub fn free_report_dir(base: &Path, now: SystemTime, kind: &str) -> PathBuf {
     let first = default_report_dir(base, now, kind);
-    let mut dir = first.clone();
-    let mut n = 2;
-    while dir.exists() {
-        dir = first.with_file_name(format!(
-            "{}-{n}",
-            first
-                .file_name()
-                .map_or_else(Default::default, |f| f.to_string_lossy())
-        ));
-        n += 1;
+    (1..)
+        .map(|n| numbered(&first, n))
+        .find(|dir| !taken(dir))
+        .expect("an unbounded range yields a free name")
+}
+
+/// Names tried before giving up (a folder of that many same-second runs is a bug elsewhere).
+const MAX_SUFFIX: u32 = 10_000;
+
+/// `first` for n = 1, else `first-n`.
+fn numbered(first: &Path, n: u32) -> PathBuf {
+    if n == 1 {
+        return first.to_path_buf();
     }
-    dir
+    let name = first
+        .file_name()
+        .map_or_else(Default::default, |f| f.to_string_lossy());
+    first.with_file_name(format!("{name}-{n}"))
+}
+
+/// True if `dir` exists, or a sweep is writing it (its `.NAME.tmp` folder exists).
+fn taken(dir: &Path) -> bool {
+    let tmp = dir
+        .file_name()
+        .map(|name| dir.with_file_name(format!(".{}.tmp", name.to_string_lossy())));
+    fs::symlink_metadata(dir).is_ok() || tmp.is_some_and(|t| t.exists())
+}
+
+/// Creates the first free `base/<stamp>-<kind>[-n]` as `run`'s folder, atomically
+/// (`create_dir` fails on a name another process took between our look and our claim), so
+/// two runs started in the same second get two folders instead of one refusing.
+pub fn claim_free_dir(base: &Path, now: SystemTime, kind: &str) -> io::Result<PathBuf> {
+    fs::create_dir_all(base)?;
+    let first = default_report_dir(base, now, kind);
+    for n in 1..=MAX_SUFFIX {
+        let dir = numbered(&first, n);
+        if taken(&dir) {
+            continue;
+        }
+        match fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other(format!(
+        "{} and {MAX_SUFFIX} numbered names after it are all taken",
+        first.display()
+    )))
 }
 
 /// What [`rerender`] found in the folder and rebuilt its files from.

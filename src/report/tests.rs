@@ -194,6 +194,7 @@ fn simulate(size: usize, limit: usize, pooling: Pooling) -> SimRun {
         step_latency: Vec::new(),
         ttft: None,
         output_tokens_per_s: None,
+        input_tokens_per_s: None,
         partial: false,
         chains_not_run: 0,
         auto: false,

@@ -84,7 +84,10 @@ async fn a_rows_pass_count_is_the_passes_its_calls_ran_in() {
     };
     let seen = Arc::new(Passes::default());
     let batch = runner
-        .run_batch(crate::chain::Rows::Synthetic(60), seen.clone())
+        .run_batch(
+            crate::chain::Rows::Synthetic(60, crate::chain::Numbering::WHOLE),
+            seen.clone(),
+        )
         .await;
     let calls = seen.calls.lock().unwrap().clone();
     let finals = seen.finals.lock().unwrap().clone();

@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use thiserror::Error;
 
-use crate::chain::Rows;
+use crate::chain::{Numbering, Rows};
 use crate::endpoint::{Endpoint, Session, SessionError, Target};
 use crate::metrics::quality::{self, Sample};
 use crate::metrics::{RunRecorder, count_differences};
@@ -54,6 +54,44 @@ pub struct SweepConfig {
     /// Closed-loop soak (`--duration` with `--limits`): each run keeps `limit` chains in
     /// flight for this long instead of running a batch of `--n`.
     pub soak: Option<Duration>,
+    /// `--segment i/n`: the segment and the whole run's sizes, so each batch sends the rows
+    /// the whole run would have sent (None: this is the whole run).
+    pub segment: Option<SweepSegment>,
+}
+
+/// A sweep that is one segment of a larger one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepSegment {
+    /// Which share this process runs.
+    pub segment: crate::segment::Segment,
+    /// The whole run's batch sizes, ascending; `SweepConfig::sizes` holds this segment's
+    /// shares of them, in the same order.
+    pub whole_sizes: Vec<usize>,
+}
+
+impl SweepConfig {
+    /// Where the synthetic rows of a batch of `size` (this process's size) sit in the whole
+    /// run: a sized batch is the contiguous share [`crate::segment::Segment::range`] of the
+    /// whole size; a soak, whose length nobody knows in advance, takes every n-th row.
+    pub fn numbering(&self, size: usize) -> Numbering {
+        let Some(s) = &self.segment else {
+            return Numbering::WHOLE;
+        };
+        let seg = s.segment;
+        if self.soak.is_some() {
+            return Numbering {
+                first: (seg.index - 1) as usize,
+                stride: seg.count as usize,
+            };
+        }
+        let first = self
+            .sizes
+            .iter()
+            .position(|&n| n == size)
+            .and_then(|k| s.whole_sizes.get(k))
+            .map_or(0, |&whole| seg.range(whole as u64).start as usize);
+        Numbering { first, stride: 1 }
+    }
 }
 
 /// Why a sweep could not run at all (individual call failures are data, not errors).
@@ -228,7 +266,7 @@ async fn run_grid(
             Some(_) => (SOAK_ROWS, 0),
             None => (size, size),
         };
-        let rows = Rows::Synthetic(rows_n);
+        let rows = Rows::Synthetic(rows_n, cfg.numbering(size));
         let hash_rows = if compared.contains(&size) { known } else { 0 };
         // Figures are gathered as calls finish; nothing per call is kept.
         let recorder = Arc::new(

@@ -98,6 +98,7 @@ impl CellRuns {
         cell.chains_per_s *= scale;
         cell.calls_per_s *= scale;
         cell.output_tokens_per_s = cell.output_tokens_per_s.map(|x| x * scale);
+        cell.input_tokens_per_s = cell.input_tokens_per_s.map(|x| x * scale);
         cell.wall_ms = stats::mean(&walls);
         cell.retry_wall_ms = stats::mean(&retry);
         cell.chains_retried = self.runs.iter().map(|r| r.chains_retried).sum();

@@ -66,6 +66,7 @@ pub fn sweep_config(
         repeat: 1,
         rates: None,
         soak: None,
+        segment: None,
     }
 }
 

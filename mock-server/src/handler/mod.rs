@@ -154,7 +154,7 @@ async fn answer(
     };
     let decision = match admit(shared, &request) {
         Ok(quota) => quota,
-        Err(refused) => return Ok(counted(shared, response::rate_limited(&refused))),
+        Err(refused) => return Ok(counted(shared, response::rate_limited(&refused, anthropic))),
     };
     let (start, permit) = take_turn(shared, conn, arrived).await;
     let outcome = Outcome::draw(config, seq, &request.messages);
@@ -165,7 +165,7 @@ async fn answer(
     if let Some(status) = outcome.failure {
         shared.timer.sleep_until(start + outcome.latency).await;
         let mut resp = response::server_error(status);
-        response::add_rate_headers(&mut resp, &decision);
+        response::add_rate_headers(&mut resp, &decision, anthropic);
         return Ok(counted(shared, resp));
     }
 
@@ -197,7 +197,7 @@ async fn answer(
         drop(guard);
         resp
     };
-    response::add_rate_headers(&mut resp, &decision);
+    response::add_rate_headers(&mut resp, &decision, anthropic);
     Ok(counted(shared, resp))
 }
 
