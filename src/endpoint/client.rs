@@ -366,16 +366,25 @@ impl HttpClient {
         url: &reqwest::Url,
         body: &bytes::Bytes,
     ) -> Result<reqwest::Request, reqwest::Error> {
+        let mut headers = if url.origin() == target.url.origin() {
+            target.headers.clone()
+        } else {
+            reqwest::header::HeaderMap::new()
+        };
         let mut request = client.request(method.clone(), url.clone());
-        if url.origin() == target.url.origin() {
-            request = request.headers(target.headers.clone());
-        }
         if *method != reqwest::Method::GET || !body.is_empty() {
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.clone());
+            // The body's type goes with the body, to any origin: a user's `-H Content-Type`
+            // replaces the default instead of going out beside it.
+            let kind = target.headers.get(reqwest::header::CONTENT_TYPE).cloned();
+            headers.insert(
+                reqwest::header::CONTENT_TYPE,
+                kind.unwrap_or(reqwest::header::HeaderValue::from_static(
+                    "application/json",
+                )),
+            );
+            request = request.body(body.clone());
         }
-        request.build()
+        request.headers(headers).build()
     }
 
     /// Sends `first` (built before the clock started), follows redirects by hand when asked,

@@ -42,6 +42,9 @@ pub enum TargetError {
     /// A `-H` value is not `Name: value`.
     #[error("-H {header:?}: {reason}")]
     BadHeader { header: String, reason: String },
+    /// A `-H` header loadchain sets itself: framing, connection management or Host.
+    #[error("-H {name:?}: {reason}; drop this -H")]
+    ReservedHeader { name: String, reason: &'static str },
     /// The API key variable holds bytes that cannot be sent in a header.
     #[error("the API key in ${var} cannot be sent in an HTTP header")]
     BadKey { var: String },
@@ -143,7 +146,7 @@ impl Target {
     /// Adds `-H 'Name: value'` headers; their values are kept out of every message.
     pub fn with_headers(mut self, headers: &[String]) -> Result<Target, TargetError> {
         for h in headers {
-            let (name, value) = parse_header(h)?;
+            let (name, value) = super::header::parse(h)?;
             if let Ok(v) = value.to_str() {
                 self.secrets.add(v);
             }
@@ -386,29 +389,6 @@ fn parse_url(url: &str) -> Result<reqwest::Url, TargetError> {
         return Err(bad("no host".into()));
     }
     Ok(parsed)
-}
-
-fn parse_header(h: &str) -> Result<(HeaderName, HeaderValue), TargetError> {
-    let bad = |reason: &str| TargetError::BadHeader {
-        header: redact_header(h),
-        reason: reason.to_string(),
-    };
-    let (name, value) = h
-        .split_once(':')
-        .ok_or_else(|| bad("expected 'Name: value'"))?;
-    let name =
-        HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| bad("invalid header name"))?;
-    let mut value = HeaderValue::from_str(value.trim()).map_err(|_| bad("invalid header value"))?;
-    value.set_sensitive(true);
-    Ok((name, value))
-}
-
-/// A header as it may appear in an error: the name only, since values often carry keys.
-fn redact_header(h: &str) -> String {
-    match h.split_once(':') {
-        Some((name, _)) => format!("{}: <redacted>", name.trim()),
-        None => "<redacted>".to_string(),
-    }
 }
 
 #[cfg(test)]
