@@ -13,6 +13,7 @@ mod direct;
 mod exchange;
 mod fault;
 mod h1;
+mod h2c;
 mod header;
 mod options;
 mod pacer;

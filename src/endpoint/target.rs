@@ -74,6 +74,9 @@ pub struct Target {
     /// The request parts of the direct HTTP/1.1 path, made on the first call (None: https
     /// or otherwise not for that path); reset when headers change.
     pub(super) direct: std::sync::OnceLock<Option<std::sync::Arc<super::direct::Prepared>>>,
+    /// Under `--http2`: whether the server answered the HTTP/2 preface, probed after the
+    /// first protocol failure (see [`h2c`](super::h2c)).
+    pub(super) speaks_h2c: std::sync::OnceLock<bool>,
 }
 
 impl Target {
@@ -140,6 +143,7 @@ impl Target {
             secrets,
             exec: None,
             direct: std::sync::OnceLock::new(),
+            speaks_h2c: std::sync::OnceLock::new(),
         }
     }
 
@@ -280,6 +284,21 @@ impl Target {
                 None if matches!(self.method, Method::GET | Method::HEAD) => Vec::new(),
                 None => step.prompt.render(&row.vars, previous).into_bytes(),
             },
+        }
+    }
+
+    /// [`Target::decode`] of a body handed over: a stream's output and a raw body take the
+    /// body's own memory instead of a copy (one 40 MB SSE line is then held once). Err gives
+    /// the body back, unchanged, when it is not the shape the format promises.
+    pub(super) fn decode_owned(&self, body: Vec<u8>) -> Result<Decoded, Vec<u8>> {
+        match (self.format, self.stream) {
+            (ApiFormat::OpenAi, true) => sse::decode_in_place(body),
+            (ApiFormat::Raw, _) => Ok(Decoded {
+                text: String::from_utf8(body)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                ..Decoded::default()
+            }),
+            _ => self.decode(&body).ok_or(body),
         }
     }
 
