@@ -8,6 +8,7 @@
 
 mod concurrent;
 pub mod harness;
+mod response;
 mod server;
 
 use std::sync::{Arc, OnceLock};

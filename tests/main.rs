@@ -15,6 +15,7 @@ mod exec;
 #[cfg(unix)]
 mod exec_sweep;
 mod guard;
+mod headers;
 #[cfg(unix)]
 mod hostile;
 mod hotpath;

@@ -95,10 +95,11 @@ fn a_self_signed_certificate_is_rejected_without_insecure() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let addr = start_https(&rt);
     let url = format!("https://127.0.0.1:{}/v1", addr.port());
-    sweep_to(&url)
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("preflight").and(predicate::str::contains("certificate")));
+    sweep_to(&url).assert().code(1).stderr(
+        predicate::str::contains("preflight")
+            .and(predicate::str::contains("certificate"))
+            .and(predicate::str::contains("--insecure skips the check")),
+    );
 }
 
 #[test]

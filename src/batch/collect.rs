@@ -63,9 +63,10 @@ pub(super) async fn collect(
     let mut tally = Tally::new();
     let mut write_error = None;
     let mut held = Vec::new();
-    while let Some(record) = rx.recv().await {
+    while let Some(mut record) = rx.recv().await {
         let row = &rows.get(record.row as usize);
-        let line = ResultLine::from_chain(&row.id, &names, &record);
+        // The outputs move into the line; nothing after needs them in the record.
+        let line = ResultLine::take_chain(&row.id, &names, &mut record);
         if write_error.is_none() {
             match log.append(&line) {
                 Ok(()) => {

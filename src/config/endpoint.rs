@@ -4,10 +4,11 @@
 use super::{ConfigError, flag};
 use crate::chain::Template;
 use crate::cli::{ApiArg, MockFlags, TargetArgs};
-use crate::endpoint::{ApiFormat, Endpoint, Target};
+use crate::endpoint::{ApiFormat, Endpoint, Target, check_headers};
 
 /// The endpoint: a real target from --target, or the embedded mock.
 pub fn endpoint_from_args(t: &TargetArgs, mock: &MockFlags) -> Result<Endpoint, ConfigError> {
+    check_headers(&t.headers)?;
     if t.stream && t.api == ApiArg::Raw {
         return Err(flag(
             "--stream",

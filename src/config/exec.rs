@@ -17,6 +17,8 @@ pub(super) fn exec_endpoint(
     columns: &[String],
     common: &CommonArgs,
 ) -> Result<(Endpoint, Chain), ConfigError> {
+    // -H sends nothing here, but a forged framing header is refused as everywhere else.
+    crate::endpoint::check_headers(&common.target.headers)?;
     let exec = ExecCommand::parse(
         source,
         shell,

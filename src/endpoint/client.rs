@@ -277,7 +277,7 @@ impl HttpClient {
             }
             Ok(Err(Failed { kind, message })) => {
                 out.error = Some(kind);
-                out.message = self.explain(kind, message);
+                out.message = self.explain(target, kind, message).await;
             }
             Ok(Ok(ex)) => self.settle(target, ex, &mut out),
         }
@@ -333,32 +333,20 @@ impl HttpClient {
                     "HTTP {status}: redirect to {to} (not followed; --follow-redirects follows it)"
                 )
             };
+        } else if let Some(coding) = ex.encoding {
+            // A compressed body is neither an output nor a readable error message.
+            out.error = Some(match status {
+                200..=299 => ErrorKind::Decode,
+                _ => ErrorKind::from_status(status),
+            });
+            out.message = format!(
+                "HTTP {status}: the body is {coding}-encoded (Content-Encoding: {coding}), which loadchain does not decode (it sends no Accept-Encoding)"
+            );
         } else if !(200..300).contains(&status) {
             out.error = Some(ErrorKind::from_status(status));
             out.message = error_message(status, &bytes);
-        } else if let Some(decoded) = target.decode(&bytes) {
-            let text = decoded.text;
-            // A server that echoes the request back must not get a secret into results.
-            out.output = Some(match target.secrets.redact_secrets(&text) {
-                std::borrow::Cow::Borrowed(_) => text,
-                std::borrow::Cow::Owned(clean) => clean,
-            });
-            out.tokens = decoded.tokens;
-            out.input_tokens = decoded.input_tokens;
-            out.finish = super::Finish::of(decoded.stop_reason.as_deref());
-        } else if let Some(detail) = (target.format == super::ApiFormat::Anthropic)
-            .then(|| super::anthropic::stream_error(&bytes))
-            .flatten()
-        {
-            // An `error` event after a 200 (an overload mid-generation): the server's fault.
-            out.error = Some(ErrorKind::ServerError);
-            out.message = format!("HTTP {status}: stream error {detail}");
         } else {
-            out.error = Some(ErrorKind::Decode);
-            out.message = format!(
-                "HTTP {status}: body is not a {} response",
-                target.format.as_str()
-            );
+            decode_into(target, status, bytes, out);
         }
     }
 
@@ -372,16 +360,25 @@ impl HttpClient {
         url: &reqwest::Url,
         body: &bytes::Bytes,
     ) -> Result<reqwest::Request, reqwest::Error> {
+        let mut headers = if url.origin() == target.url.origin() {
+            target.headers.clone()
+        } else {
+            reqwest::header::HeaderMap::new()
+        };
         let mut request = client.request(method.clone(), url.clone());
-        if url.origin() == target.url.origin() {
-            request = request.headers(target.headers.clone());
-        }
         if *method != reqwest::Method::GET || !body.is_empty() {
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.clone());
+            // The body's type goes with the body, to any origin: a user's `-H Content-Type`
+            // replaces the default instead of going out beside it.
+            let kind = target.headers.get(reqwest::header::CONTENT_TYPE).cloned();
+            headers.insert(
+                reqwest::header::CONTENT_TYPE,
+                kind.unwrap_or(reqwest::header::HeaderValue::from_static(
+                    "application/json",
+                )),
+            );
+            request = request.body(body.clone());
         }
-        request.build()
+        request.headers(headers).build()
     }
 
     /// Sends `first` (built before the clock started), follows redirects by hand when asked,
@@ -506,16 +503,57 @@ impl HttpClient {
         ex
     }
 
-    /// Adds what a user can do about an error, where loadchain knows.
-    fn explain(&self, kind: ErrorKind, message: String) -> String {
+    /// Adds what a user can do about an error, where loadchain knows. Under `--http2`, a
+    /// protocol failure says the server does not speak HTTP/2 only when it does not answer
+    /// the preface (probed once per target, after the clock stopped).
+    async fn explain(&self, target: &Target, kind: ErrorKind, message: String) -> String {
         match kind {
-            ErrorKind::Protocol if self.opts.http2_prior_knowledge => format!(
-                "the server does not speak HTTP/2 without negotiation; drop --http2 ({message})"
-            ),
+            ErrorKind::Protocol if self.opts.http2_prior_knowledge => {
+                // Bounded: the worker waits for it before the chain's next call.
+                let within = self.opts.connect_timeout.min(Duration::from_secs(2));
+                super::h2c::explain(target, within, message).await
+            }
             ErrorKind::Local => format!(
                 "{message} (a fault on this machine: raise the open-file limit with `ulimit -n`, or lower the limit)"
             ),
             _ => message,
+        }
+    }
+}
+
+/// Fills `out` from a 2xx body: its output, tokens and stop reason, or why it is not one.
+/// The body is handed over, so a stream's output can take its place instead of a copy.
+fn decode_into(target: &Target, status: u16, bytes: Vec<u8>, out: &mut CallOutcome) {
+    match target.decode_owned(bytes) {
+        Ok(decoded) => {
+            let text = decoded.text;
+            // A server that echoes the request back must not get a secret into results.
+            out.output = Some(match target.secrets.redact_secrets(&text) {
+                std::borrow::Cow::Borrowed(_) => text,
+                std::borrow::Cow::Owned(clean) => clean,
+            });
+            out.tokens = decoded.tokens;
+            out.input_tokens = decoded.input_tokens;
+            out.finish = super::Finish::of(decoded.stop_reason.as_deref());
+        }
+        Err(bytes) => {
+            if let Some(detail) = (target.format == super::ApiFormat::Anthropic)
+                .then(|| super::anthropic::stream_error(&bytes))
+                .flatten()
+            {
+                // An `error` event after a 200 (an overload mid-generation): the server's fault.
+                out.error = Some(ErrorKind::ServerError);
+                out.message = format!("HTTP {status}: stream error {detail}");
+                return;
+            }
+            out.error = Some(ErrorKind::Decode);
+            let format = target.format.as_str();
+            let article = if format.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
+            out.message = format!("HTTP {status}: body is not {article} {format} response");
         }
     }
 }

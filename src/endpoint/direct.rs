@@ -81,11 +81,10 @@ impl Prepared {
             .or_insert(HeaderValue::from_static(super::client::USER_AGENT));
         bare.entry(header::ACCEPT)
             .or_insert(HeaderValue::from_static("*/*"));
+        // A user's `-H Content-Type` replaces the default, as `Accept` does above.
         let mut json = bare.clone();
-        json.append(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        json.entry(header::CONTENT_TYPE)
+            .or_insert(HeaderValue::from_static("application/json"));
         Some(Prepared {
             addr,
             bare: RequestHead::new(&target.method, &target_uri, &bare, false),

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use super::fault::{classify, describe, retry_after};
+use super::fault::{classify, describe, retry_after, untrusted_certificate};
 use super::quota::QuotaHeaders;
 use super::{Target, sse};
 use crate::record::ErrorKind;
@@ -21,6 +21,9 @@ pub(super) struct Exchange {
     pub(super) body: Result<Vec<u8>, BodyFault>,
     /// Where a 3xx that was not followed pointed.
     pub(super) location: Option<String>,
+    /// The response's `Content-Encoding` when it is not `identity`: loadchain sends no
+    /// `Accept-Encoding` and decodes none, so such a body is never an output.
+    pub(super) encoding: Option<String>,
 }
 
 /// Why a body was not read to its end.
@@ -39,9 +42,15 @@ pub(super) struct Failed {
 
 impl From<reqwest::Error> for Failed {
     fn from(e: reqwest::Error) -> Failed {
+        let mut message = describe(&e);
+        if untrusted_certificate(&e) {
+            message.push_str(
+                " (the server's certificate is not trusted; for a self-signed test server, --insecure skips the check)",
+            );
+        }
         Failed {
             kind: classify(&e),
-            message: describe(&e),
+            message,
         }
     }
 }
@@ -55,11 +64,12 @@ impl Exchange {
     ) -> Exchange {
         // One pass over the names: most responses carry neither, and parsing the quota looks
         // up (and formats) eight header names.
-        let (mut wait, mut quota) = (false, false);
+        let (mut wait, mut quota, mut encoded) = (false, false, false);
         for name in headers.keys() {
             let read = HeaderRead::of(name.as_str());
             wait |= read == HeaderRead::Wait;
             quota |= read == HeaderRead::Quota;
+            encoded |= read == HeaderRead::Encoding;
         }
         Exchange {
             status,
@@ -73,8 +83,22 @@ impl Exchange {
             stream: None,
             body: Ok(Vec::new()),
             location,
+            encoding: encoded.then(|| content_encoding(headers)).flatten(),
         }
     }
+}
+
+/// The `Content-Encoding` of a response (its codings joined by `, `), None when absent or
+/// `identity`.
+fn content_encoding(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let codings: Vec<&str> = headers
+        .get_all(reqwest::header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
+        .collect();
+    (!codings.is_empty()).then(|| codings.join(", "))
 }
 
 /// What a call reads from a response header, by its name: one list for both HTTP paths
@@ -85,6 +109,8 @@ pub(super) enum HeaderRead {
     Wait,
     /// A rate-limit quota (`x-ratelimit-*`, `anthropic-ratelimit-*`).
     Quota,
+    /// `Content-Encoding`: a compressed body is named as such, never taken as an output.
+    Encoding,
     /// Nothing.
     Ignored,
 }
@@ -100,6 +126,8 @@ impl HeaderRead {
             HeaderRead::Wait
         } else if starts("x-ratelimit-") || starts("anthropic-ratelimit-") {
             HeaderRead::Quota
+        } else if name.eq_ignore_ascii_case("content-encoding") {
+            HeaderRead::Encoding
         } else {
             HeaderRead::Ignored
         }
@@ -112,6 +140,10 @@ pub(super) struct BodyReader {
     bytes: Vec<u8>,
     scan: Option<sse::StreamScan>,
     max: u64,
+    /// The body's announced length (within `max`): reserved when the body starts.
+    declared: Option<usize>,
+    /// `max` as a length: the buffer never grows past it.
+    ceiling: usize,
     start: Instant,
 }
 
@@ -138,10 +170,13 @@ impl BodyReader {
             super::ApiFormat::Anthropic => sse::StreamScan::anthropic(),
             _ => sse::StreamScan::default(),
         });
+        let len = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         Some(BodyReader {
             bytes: Vec::new(),
             scan,
             max,
+            declared: declared.map(len),
+            ceiling: len(max),
             start,
         })
     }
@@ -156,6 +191,19 @@ impl BodyReader {
                 declared: false,
             });
             return false;
+        }
+        let needed = self.bytes.len() + chunk.len();
+        if needed > self.bytes.capacity() {
+            let grown = match self.declared {
+                // The announced length at once, when the body starts to arrive: growing to it
+                // by doubling leaves the freed halves resident in the allocator a while, and
+                // a 40 MB body then held 100 MB.
+                Some(len) if self.bytes.is_empty() => needed.max(len),
+                // Doubling, as `Vec` grows, but never past the limit (a body longer than it
+                // announced grows exactly).
+                _ => (self.bytes.capacity() * 2).clamp(needed, self.ceiling.max(needed)),
+            };
+            self.bytes.reserve_exact(grown - self.bytes.len());
         }
         self.bytes.extend_from_slice(chunk);
         if let Some(scan) = self.scan.as_mut() {

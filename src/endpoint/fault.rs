@@ -67,6 +67,31 @@ pub(super) fn caused_locally(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// Whether `e` failed because the server's certificate did not verify (self-signed, expired,
+/// another name): rustls's error among the causes, or inside the I/O errors that carry it
+/// (an I/O error shows its inner error but does not list it as a source, and reqwest's
+/// connector nests two).
+pub(super) fn untrusted_certificate(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        let mut inner = Some(c);
+        while let Some(i) = inner {
+            if matches!(
+                i.downcast_ref::<rustls::Error>(),
+                Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+            ) {
+                return true;
+            }
+            inner = i
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .map(|i| i as &(dyn std::error::Error + 'static));
+        }
+        cause = c.source();
+    }
+    false
+}
+
 /// The error with its causes on one line (reqwest's or hyper's); reqwest errors carry the
 /// URL, never headers.
 pub(super) fn describe(e: &(dyn std::error::Error + 'static)) -> String {

@@ -13,6 +13,8 @@ mod direct;
 mod exchange;
 mod fault;
 mod h1;
+mod h2c;
+mod header;
 mod options;
 mod pacer;
 mod preflight;
@@ -25,6 +27,7 @@ mod target;
 
 pub use client::{CallOutcome, ClientError, HttpClient};
 pub use decoded::{Decoded, Finish};
+pub use header::check_headers;
 pub use options::{ClientOptions, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES};
 pub use pacer::{Announced, AnnouncedLog, Pacer, Ticket};
 pub use preflight::{PreflightError, preflight};

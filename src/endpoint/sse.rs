@@ -2,6 +2,8 @@
 //! ending with `data: [DONE]`. Used to time the first token (TTFT) and the gaps between
 //! content chunks (ITL) while the body arrives, and to rebuild the full output afterwards.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use super::Decoded;
@@ -126,8 +128,13 @@ struct ChoiceHead<'a> {
 #[derive(serde::Deserialize)]
 struct DeltaHead<'a> {
     #[serde(default, borrow)]
-    content: Option<std::borrow::Cow<'a, str>>,
+    content: Option<Text<'a>>,
 }
+
+/// A string borrowed from the body when it has no escapes: serde borrows a `Cow<str>` only
+/// as a field of its own, never inside an `Option`.
+#[derive(serde::Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 
 #[derive(serde::Deserialize)]
 struct UsageHead {
@@ -135,18 +142,14 @@ struct UsageHead {
 }
 
 fn scan_line(line: &[u8]) -> Option<Line> {
-    let text = std::str::from_utf8(line).ok()?.trim();
-    let data = text.strip_prefix("data:")?.trim();
-    if data == "[DONE]" {
-        return None;
-    }
+    let data = data(line)?;
     let head: ChunkHead<'_> = serde_json::from_str(data).ok()?;
     let content = head
         .choices
         .first()
         .and_then(|c| c.delta.as_ref())
         .and_then(|d| d.content.as_ref())
-        .is_some_and(|c| !c.is_empty());
+        .is_some_and(|c| !c.0.is_empty());
     if content {
         Some(Line::Content)
     } else if head.usage.and_then(|u| u.completion_tokens).is_some() {
@@ -156,18 +159,74 @@ fn scan_line(line: &[u8]) -> Option<Line> {
     }
 }
 
-/// The JSON of one `data:` line, if it is one.
-fn chunk(line: &[u8]) -> Option<Value> {
+/// The payload of one `data:` line, `[DONE]` excepted.
+fn data(line: &[u8]) -> Option<&str> {
     let text = std::str::from_utf8(line).ok()?.trim();
     let data = text.strip_prefix("data:")?.trim();
-    if data == "[DONE]" {
-        return None;
-    }
-    serde_json::from_str(data).ok()
+    (data != "[DONE]").then_some(data)
 }
 
-fn content(v: &Value) -> Option<&str> {
-    v.pointer("/choices/0/delta/content")?.as_str()
+/// What [`decode`] takes from one chunk. Borrowed from the body where the JSON has no
+/// escapes: a 40 MB content line is then copied once, into the output, not first into a
+/// JSON tree.
+struct Piece<'a> {
+    content: Option<Cow<'a, str>>,
+    completion_tokens: Option<u64>,
+    prompt_tokens: Option<u64>,
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChunkBody<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<ChoiceBody<'a>>,
+    #[serde(default)]
+    usage: Option<UsageBody>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChoiceBody<'a> {
+    #[serde(default, borrow)]
+    delta: Option<DeltaHead<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct UsageBody {
+    completion_tokens: Option<u64>,
+    prompt_tokens: Option<u64>,
+}
+
+/// One chunk's parts: typed first; a chunk of another shape (a number where text was
+/// expected, say) is read leniently through a JSON tree, as any valid JSON counts as a chunk.
+fn piece(line: &[u8]) -> Option<Piece<'_>> {
+    let data = data(line)?;
+    if let Ok(c) = serde_json::from_str::<ChunkBody<'_>>(data) {
+        let (content, finish_reason) = match c.choices.into_iter().next() {
+            Some(choice) => (
+                choice.delta.and_then(|d| d.content).map(|t| t.0),
+                choice.finish_reason,
+            ),
+            None => (None, None),
+        };
+        return Some(Piece {
+            content,
+            completion_tokens: c.usage.as_ref().and_then(|u| u.completion_tokens),
+            prompt_tokens: c.usage.as_ref().and_then(|u| u.prompt_tokens),
+            finish_reason,
+        });
+    }
+    let v: Value = serde_json::from_str(data).ok()?;
+    let text = |path: &str| v.pointer(path)?.as_str().map(|s| Cow::Owned(s.to_string()));
+    Some(Piece {
+        content: text("/choices/0/delta/content"),
+        completion_tokens: v
+            .pointer("/usage/completion_tokens")
+            .and_then(Value::as_u64),
+        prompt_tokens: v.pointer("/usage/prompt_tokens").and_then(Value::as_u64),
+        finish_reason: text("/choices/0/finish_reason"),
+    })
 }
 
 /// The whole output and the completion tokens of a finished stream (usage when the server
@@ -178,29 +237,84 @@ pub fn decode(body: &[u8]) -> Option<Decoded> {
     let (mut chunks, mut content_chunks, mut usage, mut prompt) = (0u32, 0u32, None, None);
     let mut stop_reason = None;
     for line in body.split(|&b| b == b'\n') {
-        let Some(v) = chunk(line) else { continue };
+        let Some(p) = piece(line) else { continue };
         chunks += 1;
-        if let Some(c) = content(&v).filter(|c| !c.is_empty()) {
-            text.push_str(c);
+        if let Some(c) = p.content.filter(|c| !c.is_empty()) {
+            text.push_str(&c);
             content_chunks += 1;
         }
-        if let Some(t) = v
-            .pointer("/usage/completion_tokens")
-            .and_then(Value::as_u64)
-        {
+        if let Some(t) = p.completion_tokens {
             usage = Some(t as u32);
         }
-        if let Some(t) = v.pointer("/usage/prompt_tokens").and_then(Value::as_u64) {
+        if let Some(t) = p.prompt_tokens {
             prompt = Some(t as u32);
         }
-        if let Some(r) = v
-            .pointer("/choices/0/finish_reason")
-            .and_then(Value::as_str)
-        {
-            stop_reason = Some(r.to_string());
+        if let Some(r) = p.finish_reason {
+            stop_reason = Some(r.into_owned());
         }
     }
     (chunks > 0).then(|| Decoded {
+        text,
+        tokens: usage.or(Some(content_chunks)),
+        input_tokens: prompt,
+        stop_reason,
+    })
+}
+
+/// [`decode`] of a body handed over, the output written over the body's own bytes: each
+/// chunk's content lies inside its line, and decoded text is never longer than the JSON it
+/// came from, so the output's end never passes the start of a line not parsed yet. A 40 MB
+/// content line is then held once, not once in the body and again in the output. Err gives
+/// the body back unchanged when no chunk parsed (nothing was written over).
+pub fn decode_in_place(mut body: Vec<u8>) -> Result<Decoded, Vec<u8>> {
+    let (mut written, mut at) = (0usize, 0usize);
+    let (mut chunks, mut content_chunks, mut usage, mut prompt) = (0u32, 0u32, None, None);
+    let mut stop_reason = None;
+    while at < body.len() {
+        let end = body[at..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(body.len(), |i| at + i);
+        let base = body.as_ptr() as usize;
+        // Where this line's content is: inside the body (borrowed), or decoded from escapes.
+        let (place, owned) = match piece(&body[at..end]) {
+            None => (None, None),
+            Some(p) => {
+                chunks += 1;
+                usage = p.completion_tokens.map(|t| t as u32).or(usage);
+                prompt = p.prompt_tokens.map(|t| t as u32).or(prompt);
+                if let Some(r) = p.finish_reason {
+                    stop_reason = Some(r.into_owned());
+                }
+                match p.content.filter(|c| !c.is_empty()) {
+                    Some(Cow::Borrowed(c)) => (Some((c.as_ptr() as usize - base, c.len())), None),
+                    Some(Cow::Owned(c)) => (None, Some(c)),
+                    None => (None, None),
+                }
+            }
+        };
+        let len = match (place, owned) {
+            (Some((from, len)), _) => {
+                body.copy_within(from..from + len, written);
+                len
+            }
+            (None, Some(text)) if written + text.len() <= end => {
+                body[written..written + text.len()].copy_from_slice(text.as_bytes());
+                text.len()
+            }
+            _ => 0,
+        };
+        content_chunks += u32::from(len > 0);
+        written += len;
+        at = end + 1;
+    }
+    if chunks == 0 {
+        return Err(body);
+    }
+    body.truncate(written);
+    // Only whole `str` contents were written: the bytes are UTF-8.
+    let text = String::from_utf8(body).unwrap_or_default();
+    Ok(Decoded {
         text,
         tokens: usage.or(Some(content_chunks)),
         input_tokens: prompt,
@@ -220,6 +334,23 @@ data: {\"choices\":[{\"delta\":{\"content\":\" world\"},\"finish_reason\":null}]
 data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"length\"}]}\n\n\
 data: {\"choices\":[],\"usage\":{\"completion_tokens\":2}}\n\n\
 data: [DONE]\n\n";
+
+    #[test]
+    fn decoding_in_place_gives_what_decode_gives() {
+        let escaped = b"data: {\"choices\":[{\"delta\":{\"content\":\"a\\nb \\u00e9\\ud83d\\ude00\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"z\"}}]}\n";
+        for body in [STREAM, escaped.as_slice(), b"data: {\"choices\":[]}"] {
+            assert_eq!(
+                decode_in_place(body.to_vec()).ok(),
+                decode(body),
+                "{body:?}"
+            );
+        }
+        assert_eq!(decode(escaped).unwrap().text, "a\nb \u{e9}\u{1f600}z");
+        assert_eq!(
+            decode_in_place(b"not a stream".to_vec()),
+            Err(b"not a stream".to_vec())
+        );
+    }
 
     #[test]
     fn decodes_content_and_usage() {

@@ -42,6 +42,9 @@ pub enum TargetError {
     /// A `-H` value is not `Name: value`.
     #[error("-H {header:?}: {reason}")]
     BadHeader { header: String, reason: String },
+    /// A `-H` header loadchain sets itself: framing, connection management or Host.
+    #[error("-H {name:?}: {reason}; drop this -H")]
+    ReservedHeader { name: String, reason: &'static str },
     /// The API key variable holds bytes that cannot be sent in a header.
     #[error("the API key in ${var} cannot be sent in an HTTP header")]
     BadKey { var: String },
@@ -71,6 +74,9 @@ pub struct Target {
     /// The request parts of the direct HTTP/1.1 path, made on the first call (None: https
     /// or otherwise not for that path); reset when headers change.
     pub(super) direct: std::sync::OnceLock<Option<std::sync::Arc<super::direct::Prepared>>>,
+    /// Under `--http2`: whether the server answered the HTTP/2 preface, probed after the
+    /// first protocol failure (see [`h2c`](super::h2c)).
+    pub(super) speaks_h2c: std::sync::OnceLock<bool>,
 }
 
 impl Target {
@@ -137,13 +143,14 @@ impl Target {
             secrets,
             exec: None,
             direct: std::sync::OnceLock::new(),
+            speaks_h2c: std::sync::OnceLock::new(),
         }
     }
 
     /// Adds `-H 'Name: value'` headers; their values are kept out of every message.
     pub fn with_headers(mut self, headers: &[String]) -> Result<Target, TargetError> {
         for h in headers {
-            let (name, value) = parse_header(h)?;
+            let (name, value) = super::header::parse(h)?;
             if let Ok(v) = value.to_str() {
                 self.secrets.add(v);
             }
@@ -280,6 +287,21 @@ impl Target {
         }
     }
 
+    /// [`Target::decode`] of a body handed over: a stream's output and a raw body take the
+    /// body's own memory instead of a copy (one 40 MB SSE line is then held once). Err gives
+    /// the body back, unchanged, when it is not the shape the format promises.
+    pub(super) fn decode_owned(&self, body: Vec<u8>) -> Result<Decoded, Vec<u8>> {
+        match (self.format, self.stream) {
+            (ApiFormat::OpenAi, true) => sse::decode_in_place(body),
+            (ApiFormat::Raw, _) => Ok(Decoded {
+                text: String::from_utf8(body)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                ..Decoded::default()
+            }),
+            _ => self.decode(&body).ok_or(body),
+        }
+    }
+
     /// Extracts the step output and the token counts from a successful response body.
     /// None means the body is not the shape the format promises.
     pub fn decode(&self, body: &[u8]) -> Option<Decoded> {
@@ -386,29 +408,6 @@ fn parse_url(url: &str) -> Result<reqwest::Url, TargetError> {
         return Err(bad("no host".into()));
     }
     Ok(parsed)
-}
-
-fn parse_header(h: &str) -> Result<(HeaderName, HeaderValue), TargetError> {
-    let bad = |reason: &str| TargetError::BadHeader {
-        header: redact_header(h),
-        reason: reason.to_string(),
-    };
-    let (name, value) = h
-        .split_once(':')
-        .ok_or_else(|| bad("expected 'Name: value'"))?;
-    let name =
-        HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| bad("invalid header name"))?;
-    let mut value = HeaderValue::from_str(value.trim()).map_err(|_| bad("invalid header value"))?;
-    value.set_sensitive(true);
-    Ok((name, value))
-}
-
-/// A header as it may appear in an error: the name only, since values often carry keys.
-fn redact_header(h: &str) -> String {
-    match h.split_once(':') {
-        Some((name, _)) => format!("{}: <redacted>", name.trim()),
-        None => "<redacted>".to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,28 @@ use crate::files::sync_parent;
 use crate::lock::DirLock;
 use crate::record::{ChainRecord, ErrorKind, ms};
 
+/// Outputs longer than this (summed over a line's steps) are streamed to the log, not
+/// serialized into one buffer first.
+const LONG_LINE: usize = 1 << 20;
+
+/// A writer that counts the bytes it took.
+struct Counted<W> {
+    inner: W,
+    n: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(bytes)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// File name of the results log inside the output folder.
 pub const RESULTS_FILE: &str = "results.jsonl";
 
@@ -76,20 +98,35 @@ pub struct ResultError {
 impl ResultLine {
     /// The line for a row's final [`ChainRecord`]; `step_names` are the chain's, in order.
     pub fn from_chain(id: &str, step_names: &[String], rec: &ChainRecord) -> ResultLine {
+        ResultLine::with_outputs(id, step_names, rec, rec.outputs.clone())
+    }
+
+    /// [`ResultLine::from_chain`], moving the outputs out of `rec` instead of copying them:
+    /// a 40 MB output is then held once while its line is written, not twice.
+    pub fn take_chain(id: &str, step_names: &[String], rec: &mut ChainRecord) -> ResultLine {
+        let outputs = std::mem::take(&mut rec.outputs);
+        ResultLine::with_outputs(id, step_names, rec, outputs)
+    }
+
+    fn with_outputs(
+        id: &str,
+        step_names: &[String],
+        rec: &ChainRecord,
+        outputs: Vec<String>,
+    ) -> ResultLine {
         let name = |i: usize| {
             step_names
                 .get(i)
                 .cloned()
                 .unwrap_or_else(|| format!("step-{}", i + 1))
         };
-        let steps = rec
-            .outputs
-            .iter()
+        let steps = outputs
+            .into_iter()
             .zip(&rec.step_latencies)
             .enumerate()
             .map(|(i, (output, latency))| StepResult {
                 name: name(i),
-                output: output.clone(),
+                output,
                 latency_ms: ms(*latency),
             })
             .collect();
@@ -239,20 +276,25 @@ impl ResultsLog {
     }
 
     /// Appends one line and hands it to the OS before returning: one `write_all` of the whole
-    /// line, so a crash leaves at most a torn last line. Not fsynced; see [`ResultsLog::sync`].
+    /// line (a long one in pieces), so a crash leaves at most a torn last line. Not fsynced; see [`ResultsLog::sync`].
     /// A failed write (disk full) is cut back off, so the log stays whole lines and a later
     /// append or `--resume` finds no fragment in the middle.
     pub fn append(&mut self, line: &ResultLine) -> io::Result<()> {
-        self.buf.clear();
-        serde_json::to_writer(&mut self.buf, line)?;
-        self.buf.push(b'\n');
-        match self
-            .file
-            .write_all(&self.buf)
-            .and_then(|()| self.file.flush())
-        {
-            Ok(()) => {
-                self.len += self.buf.len() as u64;
+        let text: usize = line.steps.iter().map(|s| s.output.len()).sum();
+        let written = if text > LONG_LINE {
+            self.stream(line)
+        } else {
+            self.buf.clear();
+            serde_json::to_writer(&mut self.buf, line)?;
+            self.buf.push(b'\n');
+            self.file
+                .write_all(&self.buf)
+                .and_then(|()| self.file.flush())
+                .map(|()| self.buf.len() as u64)
+        };
+        match written {
+            Ok(n) => {
+                self.len += n;
                 Ok(())
             }
             Err(e) => {
@@ -261,6 +303,21 @@ impl ResultsLog {
                 Err(e)
             }
         }
+    }
+
+    /// A line with outputs over [`LONG_LINE`], written in pieces as it is serialized instead
+    /// of copied whole into a buffer first (a 40 MB output would be held twice). A crash
+    /// mid-line still leaves one torn last line, which `--resume` cuts off. Returns the
+    /// bytes written.
+    fn stream(&mut self, line: &ResultLine) -> io::Result<u64> {
+        let mut w = Counted {
+            inner: io::BufWriter::with_capacity(64 * 1024, &mut self.file),
+            n: 0,
+        };
+        serde_json::to_writer(&mut w, line)?;
+        w.write_all(b"\n")?;
+        w.flush()?;
+        Ok(w.n)
     }
 
     /// Forces appended lines to disk, surviving a power cut and not only a process crash.

@@ -115,6 +115,25 @@ fn appended_lines_round_trip_through_resume() {
 }
 
 #[test]
+fn a_long_line_streamed_in_pieces_reads_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = ResultsLog::open(dir.path(), false).unwrap();
+    let mut long = ok_line("long");
+    long.steps[0].output = "x\"y\n".repeat(LONG_LINE / 2);
+    let lines = [ok_line("a"), long, ok_line("b")];
+    for l in &lines {
+        log.append(l).unwrap();
+    }
+    let on_disk = fs::metadata(log.path()).unwrap().len();
+    assert_eq!(
+        log.len, on_disk,
+        "the whole-line length follows the streamed line"
+    );
+    drop(log);
+    assert_eq!(parsed_lines(dir.path()), lines);
+}
+
+#[test]
 fn torn_last_line_is_reported_cut_off_and_not_counted() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = ResultsLog::open(dir.path(), false).unwrap();

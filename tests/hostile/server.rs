@@ -36,6 +36,11 @@ pub enum Reply {
     HugeBody(usize),
     /// A 200 whose body arrives one byte per 100 ms, until the client hangs up.
     Trickle,
+    /// A 200 with `Content-Encoding` set to this coding and a body that starts as gzip does
+    /// (loadchain sends no Accept-Encoding, so the server should not have compressed it).
+    Encoded(String),
+    /// [`Reply::SseLine`] without a Content-Length: the body runs until the server closes.
+    SseLineUnsized(usize),
     /// This status with these extra headers and a short JSON error body.
     Status(u16, Vec<(String, String)>),
     /// A 302 to this Location.
@@ -297,12 +302,21 @@ fn answer(
         Reply::Redirect(location) => {
             respond(conn, 302, &format!("Location: {location}\r\n"), "text/plain", b"moved")
         }
-        Reply::SseLine(size) => {
+        Reply::Encoded(coding) => {
+            let body = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xab\xae\x05\x00\x43\xbf\xa6\xa3\x02\x00\x00\x00";
+            let extra = format!("Content-Encoding: {coding}\r\n");
+            respond(conn, 200, &extra, "application/json", body)
+        }
+        Reply::SseLine(size) | Reply::SseLineUnsized(size) => {
+            let sized = matches!(reply, Reply::SseLine(_));
             let line = sse_event(&"x".repeat(size));
             let tail = "data: [DONE]\n\n";
+            let length = match sized {
+                true => format!("Content-Length: {}\r\n", line.len() + tail.len()),
+                false => String::new(),
+            };
             let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                line.len() + tail.len()
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n{length}Connection: close\r\n\r\n"
             );
             conn.write_all(head.as_bytes())?;
             for piece in line.as_bytes().chunks(8 * 1024) {
