@@ -5,15 +5,11 @@
 //! shows.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use predicates::prelude::*;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 use crate::common::loadchain;
 
@@ -110,7 +106,7 @@ fn start_capture(rt: &tokio::runtime::Runtime, tls: bool) -> (SocketAddr, Heads)
     let addr = listener.local_addr().unwrap();
     let heads = Heads::default();
     let seen = Arc::clone(&heads);
-    let acceptor = tls.then(acceptor);
+    let acceptor = tls.then(crate::tls::acceptor);
     rt.spawn(async move {
         for _ in 0..32 {
             let Ok((tcp, _)) = listener.accept().await else {
@@ -130,29 +126,6 @@ fn start_capture(rt: &tokio::runtime::Runtime, tls: bool) -> (SocketAddr, Heads)
         }
     });
     (addr, heads)
-}
-
-fn acceptor() -> TlsAcceptor {
-    let fixture = |name: &str| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name)
-    };
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_file_iter(fixture("selfsigned.crt"))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-    let key = PrivateKeyDer::from_pem_file(fixture("selfsigned.key")).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .unwrap();
-    TlsAcceptor::from(Arc::new(config))
 }
 
 /// Reads one request head (bounded), records it, answers, closes.

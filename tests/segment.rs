@@ -437,6 +437,16 @@ fn spawn_in(cwd: &Path, args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
+/// Starts three copies of `args` in `cwd` at once and asserts that each succeeds.
+fn three_at_once(cwd: &Path, args: &[&str]) {
+    let children: Vec<_> = (0..3).map(|_| spawn_in(cwd, args)).collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+    }
+}
+
 /// The folders under `cwd/reports`, sorted.
 fn report_folders(cwd: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(cwd.join("reports"))
@@ -465,12 +475,7 @@ fn sweeps_and_runs_started_together_without_out_each_get_a_folder() {
         "fixed:1ms",
     ];
     // Started in the same instant, so at least two of the three share a UTC second.
-    let children: Vec<_> = (0..3).map(|_| spawn_in(tmp.path(), &sweep)).collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{err}");
-    }
+    three_at_once(tmp.path(), &sweep);
     let folders = report_folders(tmp.path());
     assert_eq!(folders.len(), 3, "{folders:?}");
     for f in &folders {
@@ -489,12 +494,7 @@ fn sweeps_and_runs_started_together_without_out_each_get_a_folder() {
         "--mock-latency",
         "fixed:1ms",
     ];
-    let children: Vec<_> = (0..3).map(|_| spawn_in(tmp.path(), &run)).collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{err}");
-    }
+    three_at_once(tmp.path(), &run);
     let runs: Vec<_> = report_folders(tmp.path())
         .into_iter()
         .filter(|f| f.contains("-run"))

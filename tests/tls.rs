@@ -23,8 +23,8 @@ fn fixture(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
-/// Starts the HTTPS server on 127.0.0.1:0 on `rt`; it serves until the runtime drops.
-fn start_https(rt: &tokio::runtime::Runtime) -> SocketAddr {
+/// A TLS acceptor with the self-signed fixture certificate (for localhost and 127.0.0.1).
+pub(crate) fn acceptor() -> TlsAcceptor {
     let certs: Vec<CertificateDer<'static>> =
         CertificateDer::pem_file_iter(fixture("selfsigned.crt"))
             .unwrap()
@@ -39,7 +39,12 @@ fn start_https(rt: &tokio::runtime::Runtime) -> SocketAddr {
     .with_no_client_auth()
     .with_single_cert(certs, key)
     .unwrap();
-    let acceptor = TlsAcceptor::from(Arc::new(config));
+    TlsAcceptor::from(Arc::new(config))
+}
+
+/// Starts the HTTPS server on 127.0.0.1:0 on `rt`; it serves until the runtime drops.
+fn start_https(rt: &tokio::runtime::Runtime) -> SocketAddr {
+    let acceptor = acceptor();
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
     rt.spawn(async move {
