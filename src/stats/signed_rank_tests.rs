@@ -9,9 +9,9 @@ const SMALL: [i64; 10] = [15, -7, 5, 20, 0, -9, 17, -12, 5, -10];
 
 /// 40 differences with a shift of about +270 and a tie in |d| (642, −642).
 const SHIFTED: [i64; 40] = [
-    861, 350, 444, 785, 275, 591, 683, -290, -562, -170, -194, 747, 810, -642, 149, 663, -440,
-    625, -460, 98, 656, -166, -104, -205, 501, -243, 934, 62, 115, 157, 282, 235, 165, 942, 642,
-    618, 470, 345, -105, 932,
+    861, 350, 444, 785, 275, 591, 683, -290, -562, -170, -194, 747, 810, -642, 149, 663, -440, 625,
+    -460, 98, 656, -166, -104, -205, 501, -243, 934, 62, 115, 157, 282, 235, 165, 942, 642, 618,
+    470, 345, -105, 932,
 ];
 
 #[test]
@@ -34,7 +34,10 @@ fn signed_rank_has_nothing_to_test_without_a_non_zero_difference() {
     assert_eq!(wilcoxon_signed_rank(&[0, 0, 0]), None);
     assert_eq!(wilcoxon_signed_rank(&[]), None);
     let d = paired_difference(&[0, 0, 0]).unwrap();
-    assert_eq!((d.diff.mean, d.diff.lo, d.diff.hi, d.p), (0.0, 0.0, 0.0, 1.0));
+    assert_eq!(
+        (d.diff.mean, d.diff.lo, d.diff.hi, d.p),
+        (0.0, 0.0, 0.0, 1.0)
+    );
 }
 
 #[test]
