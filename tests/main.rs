@@ -25,6 +25,7 @@ mod mock_binary;
 mod openloop;
 mod pacing;
 mod plan;
+mod pooling;
 mod quality;
 mod repeat;
 mod resume;

@@ -277,6 +277,8 @@ pub fn merge_reports(reports: &[(String, SweepReport)]) -> Result<SweepReport, M
         .unwrap_or_default();
     out.interrupted = all.iter().any(|r| r.interrupted);
     crate::sweep::apply_speedups(&mut out.runs, out.settings.baseline_limit);
+    // The segments' pairs are not kept, so the merged cells compare unpaired.
+    out.pooling = crate::sweep::pooling_tests(&out.runs, &[]);
     Ok(out)
 }
 

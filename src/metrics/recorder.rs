@@ -2,7 +2,8 @@
 //! time to first token), errors by kind, tokens, the in-flight timeline, a 32-bit hash of
 //! each row's final output, and the quality figures ([`super::quality`]). Nothing per call
 //! is kept, so a run's memory does not grow with its calls (the hashes are 4 bytes a row,
-//! and only when asked for; token sets of the first 4,096 rows at most).
+//! and only when asked for; token sets of the first 4,096 rows at most; latencies for the
+//! paired pooling test of the first [`PAIR_SLOTS`] (row, step) calls at most, when asked for).
 //!
 //! It is an [`Observer`]: worker tasks report into it through one mutex, held for a few
 //! histogram increments per call.
@@ -19,6 +20,11 @@ use crate::runner::{BatchResult, Observer};
 
 /// Points kept in each run's in-flight timeline in the report.
 const TIMELINE_POINTS: usize = 400;
+
+/// Most (row, step) latencies a run keeps for pairing its calls with another run's: 4 bytes
+/// each, so 256 KB at most whatever the batch size. 65,536 pairs pin a median difference far
+/// tighter than any report prints; more would only cost memory.
+pub const PAIR_SLOTS: usize = 1 << 16;
 
 /// Collects one run's figures while it runs; see the module docs.
 #[derive(Debug)]
@@ -52,6 +58,13 @@ struct Figures {
     /// Finish reasons, empty outputs, output tokens, and (when comparing outputs) the first
     /// rows' token sets.
     quality: QualityRecorder,
+    /// Latency in µs + 1 (0: none) of each (row, step) slot `row · steps + step` whose first
+    /// send on the first pass succeeded, for pairing with another run; see [`RunRecorder::with_pairing`].
+    paired: Option<Vec<u32>>,
+    /// Rows of the batch the pairing slots cover (row numbers taken modulo this, so a
+    /// segment's contiguous global rows map one to one).
+    pair_rows: usize,
+    steps: usize,
 }
 
 impl RunRecorder {
@@ -75,6 +88,9 @@ impl RunRecorder {
                 usage: TokenTally::new(steps),
                 hashes: (hash_rows > 0).then(|| vec![0; hash_rows]),
                 quality: QualityRecorder::new(hash_rows),
+                paired: None,
+                pair_rows: 1,
+                steps: steps.max(1),
             }),
             price: None,
             sample_rows: hash_rows.min(SAMPLE_ROWS),
@@ -91,6 +107,25 @@ impl RunRecorder {
     pub fn with_slo(self, slo: Option<crate::slo::Slo>) -> RunRecorder {
         self.figures().llm = LlmFigures::new(slo);
         self
+    }
+
+    /// Keeps the latency of each of the first `rows` rows' steps (at most [`PAIR_SLOTS`] calls)
+    /// when its first send on the first pass succeeded: the calls another run of the same rows
+    /// can be paired with. A retried call is left out, as its latency includes a different
+    /// server state (a 429's wait, a second connection) than its partner's.
+    pub fn with_pairing(self, rows: usize) -> RunRecorder {
+        {
+            let mut f = self.figures();
+            let slots = rows.saturating_mul(f.steps).min(PAIR_SLOTS);
+            f.paired = (slots > 0).then(|| vec![0; slots]);
+            f.pair_rows = rows.max(1);
+        }
+        self
+    }
+
+    /// The pairing latencies (µs + 1 per (row, step) slot, 0: none), taken out.
+    pub fn paired_latencies(&self) -> Option<Vec<u32>> {
+        self.figures().paired.take()
     }
 
     fn figures(&self) -> std::sync::MutexGuard<'_, Figures> {
@@ -189,6 +224,14 @@ impl Observer for RunRecorder {
                 }
                 if let Some(n) = call.input_tokens {
                     *f.input_tokens.get_or_insert(0) += u64::from(n);
+                }
+                if call.pass == 0 && call.try_no == 0 {
+                    let row = call.row as usize % f.pair_rows;
+                    let slot = row * f.steps + usize::from(call.step);
+                    let us = call.latency.as_micros().min(u128::from(u32::MAX - 1)) as u32;
+                    if let Some(p) = f.paired.as_mut().and_then(|p| p.get_mut(slot)) {
+                        *p = us + 1;
+                    }
                 }
             }
             Some(kind) => f.errors.add(kind),

@@ -9,7 +9,7 @@ use super::format;
 use crate::metrics::RunSummary;
 use crate::record::Pooling;
 use crate::stats::{self, Buckets, Difference, Verdict};
-use crate::sweep::SweepReport;
+use crate::sweep::{PoolingTest, SweepReport};
 
 /// Fewer calls than this in a cell make its percentiles and tests shaky.
 pub const FEW_CALLS: u64 = 30;
@@ -214,35 +214,46 @@ pub fn change_cell(change: f64, interval: [f64; 2]) -> String {
     )
 }
 
-/// Per limit of the pooling table's size: "unpooled costs +1.5 ms ± 0.2 per call" when
-/// Mann–Whitney finds the two call latency distributions differ, else "no difference
-/// detected".
+/// Per limit of the pooling table's size: "unpooled costs +1.5 ms [+1.2, +1.8] per call" when
+/// the test finds the two call latency distributions differ, else "no difference detected",
+/// each naming its test: paired by (row, step) where the calls paired up (the sweep's
+/// `pooling` tests), else unpaired on the histograms (a report from before pairing, a merge).
 pub fn pooling_statements(report: &SweepReport, size: usize) -> Vec<String> {
-    let mut limits: Vec<usize> = report.runs.iter().map(|r| r.key.limit).collect();
-    limits.sort_unstable();
-    limits.dedup();
-    limits
+    let tests = if report.pooling.is_empty() {
+        crate::sweep::pooling_tests(&report.runs, &[])
+    } else {
+        report.pooling.clone()
+    };
+    let mut tests: Vec<PoolingTest> = tests.into_iter().filter(|t| t.size == size).collect();
+    tests.sort_by_key(|t| t.limit);
+    tests.dedup_by_key(|t| t.limit);
+    tests
         .into_iter()
-        .filter_map(|limit| {
-            let on = report.run(size, limit, Pooling::On)?;
-            let off = report.run(size, limit, Pooling::Off)?;
-            let d = stats::median_difference(
-                &Buckets::from_distribution(&on.call_distribution),
-                &Buckets::from_distribution(&off.call_distribution),
-            )?;
-            let what = if d.p >= stats::ALPHA {
-                format!("no difference detected (p = {:.2})", d.p)
-            } else {
-                format!(
-                    "unpooled costs {} ± {:.1} per call (median, p = {:.3})",
-                    format::delta_ms(d.diff.mean / 1000.0),
-                    d.diff.half_width() / 1000.0,
-                    d.p
-                )
-            };
-            Some(format!("{}: {what}", format::limit_header(limit)))
-        })
+        .map(|t| format!("{}: {}", format::limit_header(t.limit), pooling_line(&t)))
         .collect()
+}
+
+/// One pooling test in words, with its test named.
+fn pooling_line(t: &PoolingTest) -> String {
+    let method = t.test.describe(t.pairs);
+    if t.p_value >= stats::ALPHA {
+        return format!("no difference detected (p = {:.2}; {method})", t.p_value);
+    }
+    let p = if t.p_value < 0.001 {
+        "p < 0.001".to_string()
+    } else {
+        format!("p = {:.3}", t.p_value)
+    };
+    let bound = |ms: f64| {
+        let d = format::delta_ms(ms);
+        d.strip_suffix(" ms").unwrap_or(&d).to_string()
+    };
+    format!(
+        "unpooled costs {} [{}, {}] per call ({p}; {method})",
+        format::delta_ms(t.unpooled_cost_ms),
+        bound(t.interval_ms[0]),
+        bound(t.interval_ms[1]),
+    )
 }
 
 /// Why a cell may be noisy: fewer than [`FEW_CALLS`] calls, or a repeat whose wall time is

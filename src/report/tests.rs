@@ -289,6 +289,7 @@ pub(crate) fn fixture_with(sizes: &[usize], limits: &[usize]) -> (SweepReport, V
         runs: sims.iter().map(|s| s.summary.clone()).collect(),
         adaptive: None,
         max_sustainable_rate: None,
+        pooling: Vec::new(),
     };
     (report, sims)
 }

@@ -7,8 +7,20 @@
 //! call latency inflates past 1.5 × the long-run minimum it cuts by the gradient
 //! `min / short` (multiplicative decrease, as Netflix's concurrency-limits gradient
 //! algorithm does). The last limit that held a whole window cleanly before each cut is a
-//! "ceiling"; after three ceilings it settles at their median and only steps down from there
-//! (by one per 429), so a long batch stops probing the quota once it has found it.
+//! "ceiling"; after three ceilings it settles and only steps down from there (by one per
+//! 429), so a long batch stops probing the quota once it has found it.
+//!
+//! Where it settles, and what it recommends, comes from goodput rather than from the
+//! ceilings: a window whose latency is 20 % over the minimum, or that met a 429, is
+//! *saturated*: the quota (or the server) was what held it back, so its goodput measures the
+//! ceiling R. The ceilings alone overshoot: latency has to inflate by 1.5× before a cut, and
+//! a bucket's burst lets windows run above R until it is spent. Saturated windows see
+//! neither: a burst is spent before sends queue. The recommendation is the smallest limit
+//! that carries 95 % of R at the uncongested latency ℓ (Little's law, one call in flight a
+//! chain): ⌈0.95 · R · ℓ⌉, R the median goodput of the saturated windows. With no saturated
+//! window the quota never bound: the highest limit reached is a lower bound. With fewer than
+//! [`MIN_SATURATED`] the run was too short to tell: the lower of the highest unsaturated
+//! limit and the few windows' estimate is given, and said to be a lower bound.
 //!
 //! The controller is pure (it is fed completions with their times and returns decisions);
 //! [`AdaptiveLimit`] wires it to a tokio semaphore whose permits it adds or forgets, so the
@@ -30,6 +42,29 @@ const TOLERANCE: f64 = 1.5;
 const SETTLE_AFTER: usize = 3;
 /// Shortest decision window; a window also lasts at least two minimum latencies.
 const MIN_WINDOW: Duration = Duration::from_millis(250);
+/// Window latency over the minimum from which sends were queuing: the window is saturated
+/// (well above the jitter of an unloaded server, well below the 1.5× that cuts).
+const SATURATED: f64 = 1.2;
+/// Saturated windows needed to call the ceiling measured.
+pub const MIN_SATURATED: usize = 3;
+/// Share of the ceiling the recommended limit carries.
+const CARRY: f64 = 0.95;
+/// Saturated windows' goodputs kept (the latest): a long run's memory stays bounded.
+const KEEP_SATURATED: usize = 64;
+
+/// What a recommendation rests on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// Saturated windows measured the ceiling: the smallest limit that carries 95 % of it.
+    #[default]
+    Measured,
+    /// Nothing held the run back (no 429, no queuing): a lower bound.
+    LowerBound,
+    /// Too few saturated windows to measure the ceiling: the highest limit that ran
+    /// unsaturated, a lower bound.
+    TooShort,
+}
 
 /// One point of the limit's history, as `limit_trace` in report.json holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -51,6 +86,9 @@ pub struct AdaptiveOutcome {
     pub limit_trace: Vec<TracePoint>,
     /// Time the limit settled, ms since the start (None: the run ended first).
     pub limit_settled_ms: Option<f64>,
+    /// What the recommendation rests on.
+    #[serde(default)]
+    pub recommendation_basis: Basis,
 }
 
 /// One finished call, as the controller sees it. Times are offsets from the run's start.
@@ -83,6 +121,12 @@ pub struct Controller {
     settled: Option<usize>,
     settled_at: Option<Duration>,
     trace: Vec<TracePoint>,
+    /// A 429 arrived in the current window.
+    refused: bool,
+    /// Goodput of the latest saturated windows, calls/s.
+    saturated: std::collections::VecDeque<f64>,
+    /// The highest limit of a clean, unsaturated window.
+    unsaturated_max: usize,
 }
 
 impl Controller {
@@ -106,6 +150,9 @@ impl Controller {
                 limit: 1,
                 throughput: 0.0,
             }],
+            refused: false,
+            saturated: std::collections::VecDeque::new(),
+            unsaturated_max: 0,
         }
     }
 
@@ -117,8 +164,13 @@ impl Controller {
     /// Takes in one completion; returns the new limit when it changed.
     pub fn observe(&mut self, c: Completion) -> Option<usize> {
         if c.rate_limited {
+            self.refused = true;
             // A 429 of a call sent before the last cut says nothing about the new limit.
-            return (c.sent >= self.last_cut).then(|| self.cut(c.done, None));
+            if c.sent < self.last_cut {
+                return None;
+            }
+            self.classify(c.done, 1.0);
+            return Some(self.cut(c.done, None));
         }
         if c.ok {
             self.ok += 1;
@@ -135,6 +187,7 @@ impl Controller {
         let min = *self.min_latency.get_or_insert(short);
         self.min_latency = Some(min.min(short));
         let gradient = min.as_secs_f64() / short.as_secs_f64().max(1e-9);
+        self.classify(c.done, gradient);
         if gradient * TOLERANCE < 1.0 {
             return Some(self.cut(c.done, Some(gradient)));
         }
@@ -146,6 +199,42 @@ impl Controller {
         let old = self.limit;
         self.decide(c.done, next);
         (next != old).then_some(next)
+    }
+
+    /// Files the ending window's goodput as saturated (queued sends or a 429), or its limit as
+    /// one that ran unsaturated.
+    fn classify(&mut self, now: Duration, gradient: f64) {
+        let secs = now.saturating_sub(self.window_start).as_secs_f64();
+        if gradient * SATURATED < 1.0 || self.refused {
+            if secs >= MIN_WINDOW.as_secs_f64() {
+                if self.saturated.len() == KEEP_SATURATED {
+                    self.saturated.pop_front();
+                }
+                self.saturated.push_back(f64::from(self.ok) / secs);
+            }
+        } else {
+            self.unsaturated_max = self.unsaturated_max.max(self.limit);
+        }
+    }
+
+    /// ⌈0.95 · R · ℓ⌉ from the saturated windows, once there are [`MIN_SATURATED`].
+    fn measured(&self) -> Option<usize> {
+        (self.saturated.len() >= MIN_SATURATED)
+            .then(|| self.estimate())
+            .flatten()
+    }
+
+    /// ⌈0.95 · R · ℓ⌉ from however many saturated windows there are (None: none).
+    fn estimate(&self) -> Option<usize> {
+        if self.saturated.is_empty() {
+            return None;
+        }
+        let mut r: Vec<f64> = self.saturated.iter().copied().collect();
+        r.sort_by(f64::total_cmp);
+        let ceiling = r[r.len() / 2];
+        let latency = self.min_latency?.as_secs_f64();
+        let limit = (CARRY * ceiling * latency).ceil() as usize;
+        Some(limit.clamp(1, self.max))
     }
 
     /// Multiplicative decrease: 30 % on a 429, the latency gradient on inflation; once
@@ -160,7 +249,9 @@ impl Controller {
                     self.ceilings[self.ceilings.len() - SETTLE_AFTER..].to_vec();
                 last.sort_unstable();
                 self.settled_at = Some(now);
-                last[SETTLE_AFTER / 2]
+                // The goodput rule when it can tell, never above the ceilings' median.
+                let median = last[SETTLE_AFTER / 2];
+                self.measured().map_or(median, |m| m.min(median))
             }
             None => {
                 let factor = gradient.map_or(BACKOFF, |g| g.max(0.5));
@@ -194,20 +285,31 @@ impl Controller {
         self.window_start = now;
         self.ok = 0;
         self.latency_sum = Duration::ZERO;
+        self.refused = false;
     }
 
-    /// The recommendation so far: the settled limit; before settling, the median ceiling;
-    /// with no cut at all, the highest limit reached (a lower bound: nothing pushed back).
+    /// The recommendation so far and what it rests on (see the module docs): measured from
+    /// the saturated windows; with none, the highest limit reached (a lower bound: nothing
+    /// pushed back); with too few, the lower of the highest limit that ran unsaturated and the
+    /// few windows' estimate.
     pub fn outcome(&self) -> AdaptiveOutcome {
-        let recommended = self.settled.unwrap_or_else(|| {
-            let mut c = self.ceilings.clone();
-            c.sort_unstable();
-            c.get(c.len() / 2).copied().unwrap_or(self.limit)
-        });
+        let (recommended, basis) = match self.measured() {
+            Some(m) => (m, Basis::Measured),
+            None if self.saturated.is_empty() && self.ceilings.is_empty() => {
+                (self.limit.max(self.unsaturated_max), Basis::LowerBound)
+            }
+            // Either figure alone may overshoot: the last unsaturated window can sit just
+            // under the threshold, one or two saturated ones may hold a burst.
+            None => {
+                let few = self.estimate().unwrap_or(usize::MAX);
+                (self.unsaturated_max.min(few).max(1), Basis::TooShort)
+            }
+        };
         AdaptiveOutcome {
             recommended_limit: recommended.max(1),
             limit_trace: self.trace.clone(),
             limit_settled_ms: self.settled_at.map(crate::record::ms),
+            recommendation_basis: basis,
         }
     }
 }

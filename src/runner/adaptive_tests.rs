@@ -126,7 +126,11 @@ fn the_limit_settles_after_three_cuts_at_the_median_ceiling_and_only_steps_down(
     assert_eq!(c.limit(), 10, "settled: no more probing");
     refused(&mut c, now, now + MS);
     assert_eq!(c.limit(), 9);
-    assert_eq!(c.outcome().recommended_limit, 9);
+    // Each 429 came the moment a window ended, so no window measured the ceiling: the
+    // recommendation is the highest limit that ran clean, and says it is a lower bound.
+    let out = c.outcome();
+    assert_eq!(out.recommendation_basis, super::Basis::TooShort);
+    assert_eq!(out.recommended_limit, 10);
 }
 
 /// A server that allows `per_s` calls a second (bucket of `burst`) and answers in `latency`;
@@ -214,4 +218,88 @@ async fn a_cut_below_the_permits_in_use_is_paid_back_as_permits_return() {
     assert_eq!(limit.semaphore().available_permits(), 2);
     limit.resize(2, 4);
     assert_eq!(limit.semaphore().available_permits(), 4);
+}
+
+/// A closed loop against a token bucket of `rate` per second holding `burst`, with a client
+/// that waits for a token before each send (the pacer) and calls of `latency`: the controller
+/// sees each call from its ask, so the wait counts. Runs `calls` calls; returns the outcome.
+fn paced_bucket(rate: f64, burst: f64, latency: Duration, calls: usize) -> super::AdaptiveOutcome {
+    let mut c = Controller::new(1000);
+    let (mut tokens, mut t_tokens) = (burst, 0.0f64);
+    // Each slot frees at its time; a freed slot asks at once.
+    let mut slots: Vec<f64> = vec![0.0];
+    for _ in 0..calls {
+        let (i, &ask) = slots
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap();
+        tokens = (tokens + (ask.max(t_tokens) - t_tokens) * rate).min(burst);
+        t_tokens = t_tokens.max(ask);
+        let send = if tokens >= 1.0 {
+            ask
+        } else {
+            t_tokens + (1.0 - tokens) / rate
+        };
+        tokens = (tokens + (send - t_tokens) * rate).min(burst) - 1.0;
+        t_tokens = send;
+        let done = send + latency.as_secs_f64();
+        let before = c.limit();
+        c.observe(Completion {
+            sent: Duration::from_secs_f64(ask),
+            done: Duration::from_secs_f64(done),
+            rate_limited: false,
+            ok: true,
+        });
+        slots[i] = done;
+        let after = c.limit();
+        if after > before {
+            slots.extend(std::iter::repeat_n(done, after - before));
+        } else {
+            for _ in after..before {
+                // A cut retires the slots that free first after this call.
+                let (j, _) = slots
+                    .iter()
+                    .enumerate()
+                    .min_by(|a, b| a.1.total_cmp(b.1))
+                    .unwrap();
+                slots.swap_remove(j);
+            }
+        }
+    }
+    c.outcome()
+}
+
+#[test]
+fn the_recommendation_is_the_quota_times_the_latency_at_small_and_large_bursts() {
+    // 200 calls/s × 50 ms = 10.
+    for burst in [1.0, 20.0, 100.0] {
+        let out = paced_bucket(200.0, burst, 50 * MS, 4000);
+        assert_eq!(
+            out.recommendation_basis,
+            super::Basis::Measured,
+            "burst {burst}"
+        );
+        assert!(
+            (9..=11).contains(&out.recommended_limit),
+            "burst {burst}: {} {:?}",
+            out.recommended_limit,
+            out.limit_trace
+        );
+    }
+}
+
+#[test]
+fn a_burst_larger_than_the_run_never_binds_and_gives_a_lower_bound() {
+    let out = paced_bucket(200.0, 100_000.0, 50 * MS, 1500);
+    assert_eq!(out.recommendation_basis, super::Basis::LowerBound);
+    assert!(out.recommended_limit > 11, "{}", out.recommended_limit);
+}
+
+#[test]
+fn a_run_that_barely_reaches_the_quota_says_it_is_too_short_and_does_not_overshoot() {
+    // The limit reaches 10 after ~9 windows; a few calls later the run ends.
+    let out = paced_bucket(200.0, 1.0, 50 * MS, 420);
+    assert_eq!(out.recommendation_basis, super::Basis::TooShort, "{out:?}");
+    assert!(out.recommended_limit <= 11, "{}", out.recommended_limit);
 }

@@ -19,7 +19,9 @@ mod rate;
 mod resume;
 mod workers;
 
-pub use adaptive::{AdaptiveLimit, AdaptiveOutcome, Completion, Controller, TracePoint};
+pub use adaptive::{
+    AdaptiveLimit, AdaptiveOutcome, Basis, Completion, Controller, MIN_SATURATED, TracePoint,
+};
 pub use arrivals::{Arrivals, ArrivalsError, Schedule};
 pub use openloop::{OpenLoop, OpenLoopStats, Outcome, drive, max_sustainable_rate};
 pub use rate::{RateLimiter, estimate_tokens};

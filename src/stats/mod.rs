@@ -10,6 +10,9 @@
 //! - Two latency distributions are compared with Mann–Whitney U (normal approximation, tie
 //!   and continuity corrected) computed from histogram buckets; the change is the change of
 //!   the median, its interval combines each median's order-statistic interval.
+//! - Where two runs send the same rows (pooled and unpooled), their calls pair up by
+//!   (row, step): the Wilcoxon signed-rank test on the paired differences, and the
+//!   Hodges–Lehmann median difference with its order-statistic interval ([`paired_difference`]).
 //! - Two sets of wall times (repeats) are compared with Welch's t-test.
 //! - p-values of the cells of one comparison are Holm–Bonferroni adjusted ([`holm`]).
 //! - A verdict is `slower` / `faster` only when p < 0.05 *and* the change exceeds the noise
@@ -18,9 +21,11 @@
 
 mod dist;
 mod rank;
+mod signed_rank;
 
 pub use dist::{normal_cdf, t_cdf, t_quantile};
 pub use rank::{Buckets, mann_whitney, median_difference, median_interval};
+pub use signed_rank::{hodges_lehmann, paired_difference, wilcoxon_signed_rank};
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};

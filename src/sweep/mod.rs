@@ -5,11 +5,13 @@
 //! to each other in time and share whatever drift the machine has. Each run gets a fresh
 //! client, so every run starts with a cold pool.
 
+mod pooling;
 mod rates;
 mod repeat;
 mod result;
 
 pub use crate::metrics::RunSummary;
+pub use pooling::{PoolingMethod, PoolingTest, tests as pooling_tests};
 pub use rates::{RateSweep, sweep_max_sustainable_rate};
 pub use repeat::{Repeats, schedule};
 pub use result::{SCHEMA_VERSION, Settings, SweepReport};
@@ -176,11 +178,21 @@ pub async fn run(
     let grid = match &cfg.rates {
         Some(plan) => rates::run_rates(cfg, plan, &session, &factory, ui, stop.as_ref())
             .await
-            .map(|(runs, interrupted)| (runs, interrupted, None)),
+            .map(|(runs, interrupted)| Grid {
+                runs,
+                interrupted,
+                adaptive: None,
+                paired: Vec::new(),
+            }),
         None => run_grid(cfg, &session, &factory, ui, stop.as_ref()).await,
     };
     session.close().await;
-    let (mut runs, interrupted, adaptive) = grid?;
+    let Grid {
+        mut runs,
+        interrupted,
+        adaptive,
+        paired,
+    } = grid?;
     let baseline_limit = cfg.limits.first().copied().unwrap_or(1);
     apply_speedups(&mut runs, baseline_limit);
     repeat::apply_speedup_intervals(&mut runs, baseline_limit);
@@ -191,6 +203,7 @@ pub async fn run(
             started_utc,
             settings: settings(cfg, &factory.target, baseline_limit),
             max_sustainable_rate: sweep_max_sustainable_rate(&runs),
+            pooling: pooling::tests(&runs, &paired),
             runs,
             interrupted,
             adaptive,
@@ -198,18 +211,28 @@ pub async fn run(
     })
 }
 
+/// What the grid measured.
+struct Grid {
+    /// One summary per cell.
+    runs: Vec<RunSummary>,
+    /// `stop` cut the grid short.
+    interrupted: bool,
+    /// The last adaptive run's outcome.
+    adaptive: Option<AdaptiveOutcome>,
+    /// The paired pooling tests of the cells whose calls paired up.
+    paired: Vec<PoolingTest>,
+}
+
 /// Every cell in order size → limit → pooling, so a pooled and an unpooled run of the same
 /// cell sit next to each other in time; with `--repeat K`, K rounds of that order, each
 /// rotated ([`schedule`]); then, with `--limits auto`, one adaptive run per size and pooling.
-/// Returns one summary per cell, whether `stop` cut the grid short, and the last adaptive
-/// run's outcome.
 async fn run_grid(
     cfg: &SweepConfig,
     session: &Session,
     factory: &RunnerFactory,
     ui: &dyn SweepUi,
     stop: Option<&StopSignal>,
-) -> Result<(Vec<RunSummary>, bool, Option<AdaptiveOutcome>), SweepError> {
+) -> Result<Grid, SweepError> {
     let stop_requested = || stop.is_some_and(|s| *s.borrow());
     let steps = factory.chain.step_names();
     let cells = repeat::cells(&cfg.sizes, &cfg.limits, &cfg.pooling);
@@ -234,7 +257,13 @@ async fn run_grid(
     let mut interrupted = false;
     let grid = repeat::schedule(cells.len(), cfg.repeat)
         .into_iter()
-        .map(|(cell, _)| (cell, cells[cell], false));
+        .map(|(cell, r)| (cell, cells[cell], r));
+    // The first repeat's pooled and unpooled runs of a cell pair their calls by (row, step):
+    // a run's latencies wait here until its partner ran (the next run: pooling is the inner
+    // loop of the first repeat, which is not rotated), so at most one run's are held.
+    let pairs_both = cfg.pooling.contains(&Pooling::On) && cfg.pooling.contains(&Pooling::Off);
+    let mut waiting: Vec<(RunKey, Vec<u32>)> = Vec::new();
+    let mut paired = Vec::new();
     // The adaptive runs come after the grid, once each (they are not repeated).
     let autos: Vec<RunKey> = match cfg.auto_ceiling {
         Some(ceiling) => cfg
@@ -251,10 +280,11 @@ async fn run_grid(
         None => Vec::new(),
     };
     let compared = repeat::compared_sizes(&cells, cfg.repeat, &autos);
-    let autos = autos.into_iter().map(|key| (usize::MAX, key, true));
+    let autos = autos.into_iter().map(|key| (usize::MAX, key, usize::MAX));
     let mut auto_runs = Vec::new();
     let mut adaptive = None;
-    for (seq, (cell, mut key, auto)) in grid.chain(autos).enumerate() {
+    for (seq, (cell, mut key, round)) in grid.chain(autos).enumerate() {
+        let auto = round == usize::MAX;
         if stop_requested() {
             interrupted = true;
             break;
@@ -268,11 +298,14 @@ async fn run_grid(
         };
         let rows = Rows::Synthetic(rows_n, cfg.numbering(size));
         let hash_rows = if compared.contains(&size) { known } else { 0 };
-        // Figures are gathered as calls finish; nothing per call is kept.
+        // Figures are gathered as calls finish; nothing per call is kept but the pairing
+        // latencies (4 bytes a call, capped at `PAIR_SLOTS`).
+        let pairs = pairs_both && round == 0 && cfg.soak.is_none();
         let recorder = Arc::new(
             RunRecorder::new(steps.len(), hash_rows)
                 .with_price(cfg.workload.price)
-                .with_slo(cfg.workload.slo),
+                .with_slo(cfg.workload.slo)
+                .with_pairing(if pairs { known } else { 0 }),
         );
         let mut observers: Vec<Arc<dyn Observer>> =
             vec![ui.run_started(known, limit, pooling), recorder.clone()];
@@ -298,6 +331,9 @@ async fn run_grid(
             .connections_accepted()
             .zip(before)
             .map(|(after, before)| after - before);
+        if let Some(lat) = recorder.paired_latencies().filter(|_| !batch.interrupted) {
+            pair_up(&mut waiting, &mut paired, key, lat);
+        }
         let hashes = recorder.output_hashes().unwrap_or_default();
         let sample = recorder.quality_sample();
         let (differ, compared) = match reference.iter().find(|(s, ..)| *s == size) {
@@ -360,7 +396,37 @@ async fn run_grid(
         })
         .collect();
     runs.extend(auto_runs);
-    Ok((runs, interrupted, adaptive))
+    Ok(Grid {
+        runs,
+        interrupted,
+        adaptive,
+        paired,
+    })
+}
+
+/// Pairs a run's latencies with its partner's (the other pooling mode of the same cell) when
+/// that one already ran, else keeps them until it does.
+fn pair_up(
+    waiting: &mut Vec<(RunKey, Vec<u32>)>,
+    paired: &mut Vec<PoolingTest>,
+    key: RunKey,
+    lat: Vec<u32>,
+) {
+    let partner = waiting
+        .iter()
+        .position(|(k, _)| (k.size, k.limit) == (key.size, key.limit) && k.pooling != key.pooling);
+    let Some(i) = partner else {
+        waiting.push((key, lat));
+        return;
+    };
+    let (_, other_lat) = waiting.swap_remove(i);
+    let (on, off) = match key.pooling {
+        Pooling::On => (&lat, &other_lat),
+        Pooling::Off => (&other_lat, &lat),
+    };
+    if let Some(t) = PoolingTest::paired(key.size, key.limit, on, off) {
+        paired.push(t);
+    }
 }
 
 /// Rows a soak may draw from: more than any duration gets through; made only as started.

@@ -37,6 +37,10 @@ pub struct SweepReport {
     /// from the intended start ≤ 2 × the lowest rate's p99 (first pooling mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_sustainable_rate: Option<f64>,
+    /// Unpooled against pooled call latency per size and limit measured both ways, with the
+    /// test used (paired by (row, step) where calls pair up); see [`super::PoolingTest`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pooling: Vec<super::PoolingTest>,
 }
 
 /// The effective settings of a sweep, printed in every report header.
