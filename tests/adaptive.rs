@@ -118,8 +118,11 @@ fn recommended_at_burst(burst: &str, n: &str) -> (u64, String, String) {
         .args(["--mock-latency", "fixed:50ms", "--mock-failure-rate", "0"])
         .assert()
         .success();
-    // Not checked against the schema here: `--limits auto` alone writes `settings.limits: []`
-    // (issue 26 item 8, another change), and a fixed limit beside it would double the time.
+    assert_valid(
+        &validator("report.schema.json"),
+        &crate::common::read_json(&out.join("report.json")),
+        "report.json",
+    );
     let stdout: Value = serde_json::from_slice(&run.get_output().stdout).unwrap();
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     (
@@ -131,8 +134,9 @@ fn recommended_at_burst(burst: &str, n: &str) -> (u64, String, String) {
 
 #[test]
 fn the_recommendation_stays_within_10_percent_of_the_quota_times_the_latency() {
-    // TODO(#26): burst 1 still collapses to limit 1: the pacer takes "0 left, full in 10 ms"
-    // for a bucket that is endless past its reset, so sends that go together meet 429s.
+    // Burst 1 is left out: the pacer now keeps a bucket of one one refill apart (no 429s after
+    // the first answers), but tokio's 1 ms timer turns 5 ms refills into ~6 ms sends, so the
+    // client reaches ~160 of the 200 calls/s and recommends 6–8, not 9–11 (future work).
     for burst in ["20", "100"] {
         let (limit, basis, _) = recommended_at_burst(burst, "1200");
         assert_eq!(basis, "measured", "burst {burst}");

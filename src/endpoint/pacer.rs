@@ -4,7 +4,10 @@
 //!
 //! The picture of a quota is the latest response's `remaining` (fresher sends win over
 //! older ones answering late), minus what this run sent after that call, plus what the quota
-//! has refilled since. How it refills depends on the provider: OpenAI and Anthropic refill a
+//! has refilled since. A bucket's picture is a running level, charged at every send and
+//! capped at what the bucket holds when full (`remaining` plus its refill until the reset):
+//! a bucket of one stays one refill apart past its reset instead of seeming endless. How it
+//! refills depends on the provider: OpenAI and Anthropic refill a
 //! bucket continuously (whole again at the announced reset), others reset a fixed window at
 //! once. The pacer starts by assuming a bucket and switches to a window when two responses
 //! name the same reset instant while `remaining` fell, which a bucket never does.
@@ -32,6 +35,11 @@ const LOW_WATER: f64 = 0.05;
 /// Longest a `retry-after` holds every send: the quota picture covers longer waits, and a
 /// server asking for hours must not stall the calls the runner already gave up on.
 const MAX_HOLD: Duration = Duration::from_secs(1);
+/// A bucket that holds fewer units than this absorbs no jitter: two sends that reach the
+/// server closer than one refill apart meet a 429. Its sends go at [`SMALL_BUCKET_PACE`] of
+/// the refill rate, so an arrival up to 5 % of a refill early still finds a unit.
+const SMALL_BUCKET: f64 = 4.0;
+const SMALL_BUCKET_PACE: f64 = 0.95;
 
 /// The largest quotas a server announced, for the report's settings (`announced_quota`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +93,9 @@ impl AnnouncedLog {
 #[derive(Debug, Clone, Copy)]
 pub struct Ticket {
     seq: u64,
+    /// When the send was booked: servers count a request's quota as it arrives, so the
+    /// `remaining` its answer carries is the bucket's level then, not at the answer.
+    at: Instant,
     requests_before: f64,
     tokens_before: f64,
     tokens: f64,
@@ -95,7 +106,6 @@ pub struct Ticket {
 struct Track {
     limit: f64,
     remaining: f64,
-    observed: Instant,
     reset_at: Instant,
     /// This run's sends (in the quota's units) up to and including the observed call.
     sent_mark: f64,
@@ -106,6 +116,15 @@ struct Track {
     /// The first observation of the current reset period, to tell a bucket from a window
     /// over many sends (two answers in a row differ by too little to tell).
     anchor: Anchor,
+    /// A bucket's level at `level_at`: the observed `remaining` less this run's sends the
+    /// server had not counted yet, and then less each send booked since.
+    level: f64,
+    level_at: Instant,
+    /// What a bucket holds when full: what it held plus its refill until the announced
+    /// reset (the instant it is whole again), at most the per-minute limit. A small burst
+    /// (OpenAI-style `limit` 12,000 with `remaining` 0 and a reset of 5 ms) is a bucket of 1,
+    /// not of 12,000: past its reset it refills one unit per refill time, no faster.
+    capacity: f64,
 }
 
 /// `remaining` and the reset instant as first seen in a reset period.
@@ -119,16 +138,22 @@ struct Anchor {
 impl Track {
     /// What the quota holds for this run at `now`, given `sent` units sent so far.
     fn available(&self, now: Instant, sent: f64) -> f64 {
+        if self.continuous {
+            let passed = now.saturating_duration_since(self.level_at).as_secs_f64();
+            return (self.level + self.refill_rate() * passed).min(self.capacity);
+        }
         if now >= self.reset_at {
             return f64::INFINITY;
         }
-        let mut left = self.remaining - (sent - self.sent_mark);
+        self.remaining - (sent - self.sent_mark)
+    }
+
+    /// Takes `cost` units out of a bucket at `now` (a window counts sends instead).
+    fn book(&mut self, now: Instant, cost: f64) {
         if self.continuous {
-            // Never more than the reset says is missing.
-            let passed = now.duration_since(self.observed).as_secs_f64();
-            left += (self.refill_rate() * passed).min((self.limit - self.remaining).max(0.0));
+            self.level = self.available(now, 0.0) - cost;
+            self.level_at = now;
         }
-        left
     }
 
     /// Units per second a bucket refills: a per-minute quota's limit over a minute. (Not
@@ -148,12 +173,23 @@ impl Track {
         if left.is_infinite() {
             return (Duration::ZERO, Duration::ZERO);
         }
-        let to_reset = self.reset_at.duration_since(now);
+        let to_reset = self.reset_at.saturating_duration_since(now);
         let rate = self.refill_rate();
-        let wait = if left >= cost {
+        // A send dearer than the full bucket waits for it to be full, then goes into debt.
+        let need = if rate > 0.0 {
+            cost.min(self.capacity)
+        } else {
+            cost
+        };
+        let wait = if left >= need {
             Duration::ZERO
         } else if rate > 0.0 {
-            Duration::from_secs_f64(((cost - left) / rate).min(to_reset.as_secs_f64()))
+            let pace = if self.capacity < SMALL_BUCKET {
+                rate * SMALL_BUCKET_PACE
+            } else {
+                rate
+            };
+            Duration::from_secs_f64((need - left) / pace)
         } else {
             to_reset
         };
@@ -241,6 +277,7 @@ impl Pacer {
                 if wait.is_zero() {
                     let ticket = Ticket {
                         seq: s.seq,
+                        at: now,
                         requests_before: s.requests_sent,
                         tokens_before: s.tokens_sent,
                         tokens: cost,
@@ -248,6 +285,12 @@ impl Pacer {
                     s.seq += 1;
                     s.requests_sent += 1.0;
                     s.tokens_sent += cost;
+                    if let Some(t) = s.requests.as_mut() {
+                        t.book(now, 1.0);
+                    }
+                    if let Some(t) = s.tokens.as_mut() {
+                        t.book(now, cost);
+                    }
                     s.next_slot = (!gap.is_zero()).then_some(now + gap);
                     return ticket;
                 }
@@ -275,11 +318,13 @@ impl Pacer {
         s.announced.record(q);
         if let Some(r) = q.requests {
             let mark = ticket.requests_before + 1.0;
-            s.requests = update(s.requests, r, now, mark, ticket.seq);
+            let unseen = s.requests_sent - mark;
+            s.requests = update(s.requests, r, now, (mark, unseen), ticket);
         }
         if let Some(t) = q.tokens {
             let mark = ticket.tokens_before + ticket.tokens;
-            s.tokens = update(s.tokens, t, now, mark, ticket.seq);
+            let unseen = s.tokens_sent - mark;
+            s.tokens = update(s.tokens, t, now, (mark, unseen), ticket);
         }
     }
 
@@ -290,14 +335,16 @@ impl Pacer {
 }
 
 /// The new picture of a quota after a response: kept as it was when the response is older
-/// than the one the picture comes from.
+/// than the one the picture comes from. The pair is this run's sends up to the observed call,
+/// and those after it that the server had not counted yet.
 fn update(
     old: Option<Track>,
     q: QuotaState,
     now: Instant,
-    sent_mark: f64,
-    seq: u64,
+    (sent_mark, unseen): (f64, f64),
+    ticket: &Ticket,
 ) -> Option<Track> {
+    let seq = ticket.seq;
     if old.is_some_and(|o| o.seq > seq) {
         return old;
     }
@@ -338,15 +385,27 @@ fn update(
     if expected >= tolerance * 10 && drift < expected / 2 {
         continuous = false;
     }
+    let refill = reset_at.duration_since(now).as_secs_f64() * limit / 60.0;
+    let capacity = (remaining + refill).min(limit).max(1.0);
+    // The level when the server counted this call, less what was sent after it, refilled
+    // since, as of now. The refill between those sends is what a full bucket wastes, which
+    // this sum cannot see; the running level, capped at every send, can: the lower wins.
+    let since = now.saturating_duration_since(ticket.at).as_secs_f64();
+    let mut level = (remaining - unseen + since * limit / 60.0).min(capacity);
+    if let Some(o) = old.filter(|o| o.continuous) {
+        level = level.min(o.available(now, 0.0));
+    }
     Some(Track {
         anchor,
         limit,
         remaining,
-        observed: now,
         reset_at,
         sent_mark,
         seq,
         continuous,
+        level,
+        level_at: now,
+        capacity,
     })
 }
 

@@ -181,3 +181,45 @@ async fn a_draining_bucket_is_not_taken_for_a_window() {
     pacer.wait(1).await;
     assert!(t0.elapsed() <= secs(0.25), "{:?}", t0.elapsed());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_bucket_without_burst_stays_one_refill_apart_past_its_reset() {
+    let pacer = Pacer::default();
+    let first = pacer.wait(1).await;
+    // 12,000 a minute with none left and whole again in 5 ms: a bucket of one, not of
+    // 12,000. Past the reset it must not let every waiting send out at once.
+    pacer.observe(&first, Some(&quota(12_000, 0, secs(0.005))), None);
+    tokio::time::advance(secs(0.010)).await;
+    let t0 = Instant::now();
+    for _ in 0..21 {
+        pacer.wait(1).await;
+    }
+    // One goes at once (the bucket is full), then 20 refills of 5 ms at 95 % pace, each
+    // rounded up to tokio's 1 ms timer tick (before: all 21 at once).
+    let spread = t0.elapsed();
+    assert!(spread >= secs(0.100) && spread <= secs(0.13), "{spread:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn sends_the_server_has_not_counted_yet_are_charged_against_a_bucket() {
+    let pacer = Pacer::default();
+    let first = pacer.wait(1).await;
+    // Nine more go before the first call's answer arrives, 50 ms later, with 10 left of a
+    // bucket of 10 (rate 10/s): its 10 did not count them.
+    for _ in 0..9 {
+        pacer.wait(1).await;
+    }
+    tokio::time::advance(secs(0.050)).await;
+    pacer.observe(&first, Some(&quota(600, 9, secs(0.1))), None);
+    // 9 left less the 9 uncounted, refilled for 50 ms: half a unit, so 50 ms to the next.
+    let t0 = Instant::now();
+    pacer.wait(1).await;
+    let first_wait = t0.elapsed();
+    assert!(
+        first_wait >= secs(0.045) && first_wait <= secs(0.06),
+        "{first_wait:?}"
+    );
+    pacer.wait(1).await;
+    let second = t0.elapsed();
+    assert!(second >= secs(0.14) && second <= secs(0.17), "{second:?}");
+}
