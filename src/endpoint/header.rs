@@ -5,7 +5,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 
 use super::TargetError;
 
-/// Checks `-H` values as [`Target::with_headers`] would take them, without a target: a
+/// Checks `-H` values as [`Target::with_headers`](super::Target::with_headers) would take them, without a target: a
 /// malformed header or one loadchain sets itself is refused even where no request is sent
 /// (the embedded mock, `run --exec`), so a command line that works there works everywhere.
 pub fn check_headers(headers: &[String]) -> Result<(), TargetError> {

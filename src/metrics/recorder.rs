@@ -109,7 +109,7 @@ impl RunRecorder {
         self
     }
 
-    /// Keeps the latency of each of the first `rows` rows' steps (at most [`PAIR_SLOTS`] calls)
+    /// Keeps the latency of each of the first `rows` rows' steps (at most `PAIR_SLOTS` calls)
     /// when its first send on the first pass succeeded: the calls another run of the same rows
     /// can be paired with. A retried call is left out, as its latency includes a different
     /// server state (a 429's wait, a second connection) than its partner's.
