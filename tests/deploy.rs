@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{fixed, loadchain, spawn_mock};
+use crate::common::{fixed, spawn_mock};
 
 fn shipped(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -168,13 +168,7 @@ async fn the_shipped_jobs_run_as_shipped_against_the_mock_and_merge() {
             assert!(seg.join(check).is_file(), "{}", seg.display());
         }
         let merged = root.join("merged");
-        loadchain()
-            .arg("merge")
-            .args(&segs)
-            .arg("--out")
-            .arg(&merged)
-            .assert()
-            .success();
+        crate::common::merge_ok(&segs, &merged);
         let doc = crate::common::read_json(&merged.join(check));
         if check == "report.json" {
             crate::schema::assert_report_valid(&merged.join(check));

@@ -78,6 +78,17 @@ pub fn loadchain() -> assert_cmd::Command {
     cmd
 }
 
+/// `loadchain merge SEGS --out OUT`, which must succeed.
+pub fn merge_ok<P: AsRef<std::ffi::OsStr>>(segs: &[P], out: &std::path::Path) {
+    loadchain()
+        .arg("merge")
+        .args(segs)
+        .arg("--out")
+        .arg(out)
+        .assert()
+        .success();
+}
+
 /// A pooled runner against `mock` at `limit`: the default chain of `steps` steps, no rate
 /// limit, no stop signal (set `stop` or `target` with struct update syntax where a test
 /// needs them).
